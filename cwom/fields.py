@@ -1,0 +1,70 @@
+"""JSON list columns with membership lookups that work on PostgreSQL and SQLite alike.
+
+``tags__has_any=["a", "b"]`` — the list holds at least one of the strings. On PostgreSQL this is
+the jsonb ``?|`` operator, served by a GIN index; on SQLite it is an ``EXISTS`` over ``json_each``.
+
+``assignees__has_actor=["maria"]`` — a list of Actor objects holds one with one of these ``actor_id``s.
+On PostgreSQL, ``@>`` containment per id (GIN-served), on SQLite ``json_each`` + ``json_extract``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.db import models
+from django.db.models import Lookup
+
+
+class JSONListField(models.JSONField):
+    """A JSON column holding a list (tags, string lists, Actor lists)."""
+
+
+class _ListLookup(Lookup):
+    def get_db_prep_lookup(self, value: Any, connection: Any) -> tuple[str, list[Any]]:
+        # The values are bound as plain parameters below, not as JSON documents.
+        return "%s", list(value)
+
+    def _values(self) -> list[str]:
+        values = self.rhs if isinstance(self.rhs, list | tuple) else [self.rhs]
+        return [str(v) for v in values]
+
+
+@JSONListField.register_lookup
+class HasAny(_ListLookup):
+    lookup_name = "has_any"
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"({lhs} ?| %s::text[])", [*lhs_params, self._values()]
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self._values()
+        marks = ", ".join(["%s"] * len(values))
+        sql = f"EXISTS (SELECT 1 FROM json_each({lhs}) WHERE json_each.value IN ({marks}))"  # noqa: S608 - placeholders only
+        return sql, [*lhs_params, *values]
+
+
+@JSONListField.register_lookup
+class HasActor(_ListLookup):
+    lookup_name = "has_actor"
+
+    def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self._values()
+        clauses = " OR ".join([f"{lhs} @> %s::jsonb"] * len(values))
+        params: list[Any] = []
+        for value in values:
+            params += [*lhs_params, json.dumps([{"actor_id": value}])]
+        return f"({clauses})", params
+
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        values = self._values()
+        marks = ", ".join(["%s"] * len(values))
+        return (
+            f"EXISTS (SELECT 1 FROM json_each({lhs}) "  # noqa: S608 - placeholders only
+            f"WHERE json_extract(json_each.value, '$.actor_id') IN ({marks}))",
+            [*lhs_params, *values],
+        )

@@ -1,0 +1,218 @@
+"""What every CWOM object shares: a global id registry, the common fields, and the event log."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+from django.utils import timezone
+
+from .. import audit
+from ..enums import EventAction, Kind
+from ..fields import JSONListField
+from ..ids import new_ulid, validate_ulid
+from ..validation import ShapeValidator, validate_meta, validate_tags
+
+
+class ObjectIndex(models.Model):
+    """One row per object of any kind: makes ids unique across kinds and resolves an id alone."""
+
+    id = models.CharField(primary_key=True, max_length=26, validators=[validate_ulid])
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+
+    class Meta:
+        verbose_name = "object index entry"
+        verbose_name_plural = "object index"
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"
+
+
+def jsonable(value: Any) -> Any:
+    """A column value as it is written into an event's ``changes``."""
+    if isinstance(value, dt.datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+class Event(models.Model):
+    """One recorded change: create, update, seal or transition of one object. Append-only."""
+
+    id = models.BigAutoField(primary_key=True)
+    object_id = models.CharField(max_length=26)
+    object_kind = models.CharField(max_length=32, choices=Kind.choices)
+    action = models.CharField(max_length=16, choices=EventAction.choices)
+    changes = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    principal = models.CharField(max_length=255)
+    actor = models.JSONField(null=True, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["object_id", "id"], name="event_object_idx"),
+            models.Index(fields=["object_kind", "action", "id"], name="event_kind_action_idx"),
+            models.Index(fields=["at"], name="event_at_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(action__in=EventAction.values),
+                name="event_action_valid",
+                violation_error_message="Unknown event action.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.object_kind} {self.object_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValidationError("Events are never edited.", code="immutable")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValidationError("Events are never deleted.", code="immutable")
+
+
+def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
+    """Write the event for a change of ``obj``; call inside the transaction that made the change."""
+    actor = audit.current_actor()
+    if actor is None and action == EventAction.CREATE:
+        actor = obj.created_by
+    return Event.objects.create(
+        object_id=obj.pk,
+        object_kind=obj.KIND,
+        action=action,
+        changes={name: [jsonable(before), jsonable(after)] for name, (before, after) in changes.items()},
+        principal=audit.current_principal(),
+        actor=actor,
+    )
+
+
+class CwomObject(models.Model):
+    """The fields and the write discipline shared by the seven kinds.
+
+    ``save()`` registers a new id in :class:`ObjectIndex`, refuses changes to frozen fields and,
+    unless told otherwise, records the create/update event in the same transaction.
+    """
+
+    KIND: ClassVar[str]
+    # Fields that never change after creation (checked in clean() and save(), and by triggers).
+    FROZEN_FIELDS: ClassVar[frozenset[str]] = frozenset()
+    # Columns that move by themselves and are not worth an event diff.
+    UNTRACKED_FIELDS: ClassVar[frozenset[str]] = frozenset({"updated_at"})
+
+    id = models.CharField(primary_key=True, max_length=26, default=new_ulid, validators=[validate_ulid])
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
+    tags = JSONListField(default=list, blank=True, validators=[validate_tags])
+    meta = models.JSONField(default=dict, blank=True, validators=[validate_meta])
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.KIND} {self.pk}"
+
+    # --- writes -----------------------------------------------------------------------------------
+    def save(self, *args: Any, record: bool = True, action: str | None = None, **kwargs: Any) -> None:
+        """Save the row; with ``record`` also write the create/update event (``action`` overrides)."""
+        with transaction.atomic(using=kwargs.get("using")):
+            adding = self._state.adding
+            self.check_frozen()
+            changes = self.changed_fields()
+            if adding:
+                ObjectIndex.objects.create(pk=self.pk, kind=self.KIND)
+            if hasattr(self, "updated_at") and not adding:
+                self.updated_at = timezone.now()
+            super().save(*args, **kwargs)
+            if record and (adding or changes):
+                record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
+            self._loaded = self._column_values()
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        raise ValidationError("CWOM objects are never deleted.", code="immutable")
+
+    @property
+    def kind(self) -> str:
+        return self.KIND
+
+    # --- change tracking ----------------------------------------------------------------------
+    @classmethod
+    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:
+        instance = super().from_db(db, field_names, values)
+        instance._loaded = dict(zip(field_names, values, strict=True))
+        return instance
+
+    def _column_values(self) -> dict[str, Any]:
+        return {f.attname: getattr(self, f.attname) for f in self._meta.concrete_fields}
+
+    def loaded_values(self) -> dict[str, Any]:
+        """Column values as last read from or written to the database ({} for a new object)."""
+        if self._state.adding:
+            return {}
+        loaded = getattr(self, "_loaded", None)
+        if loaded is None:
+            row = type(self)._base_manager.filter(pk=self.pk).values(*self._column_values()).first()
+            loaded = self._loaded = row or {}
+        return loaded
+
+    def changed_fields(self) -> dict[str, tuple[Any, Any]]:
+        """{attname: (before, after)} for every column whose value differs from the stored one."""
+        loaded = self.loaded_values()
+        current = self._column_values()
+        return {
+            name: (loaded.get(name), value)
+            for name, value in current.items()
+            if name not in self.UNTRACKED_FIELDS and (not loaded or name not in loaded or loaded[name] != value)
+        }
+
+    def frozen_fields(self) -> frozenset[str]:
+        """Fields that may not change now; subclasses widen it (a sealed packet freezes all)."""
+        return self.FROZEN_FIELDS
+
+    def check_frozen(self) -> None:
+        if self._state.adding:
+            return
+        frozen = self.frozen_fields()
+        illegal = sorted(name for name in self.changed_fields() if name in frozen or "*" in frozen)
+        if illegal:
+            raise ValidationError(
+                {
+                    name: ValidationError(
+                        "%(kind)s.%(field)s cannot change.", code="immutable", params={"kind": self.KIND, "field": name}
+                    )
+                    for name in illegal
+                }
+            )
+
+    # --- validation ----------------------------------------------------------------------------
+    def clean(self) -> None:
+        super().clean()
+        if self._state.adding and ObjectIndex.objects.filter(pk=self.pk).exists():
+            raise ValidationError({"id": ValidationError("An object with this id already exists.", code="duplicate")})
+        self.check_frozen()
+
+
+class MutableCwomObject(CwomObject):
+    """A kind that changes after creation and so carries ``updated_at``."""
+
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+
+
+class Link(models.Model):
+    """Base of the link tables: an ordered pair with an optional role."""
+
+    id = models.BigAutoField(primary_key=True)
+    role = models.CharField(max_length=64, null=True, blank=True)
+
+    class Meta:
+        abstract = True

@@ -1,0 +1,385 @@
+"""Run (one execution attempt) with its state machine, and Artifact (what came out)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from ..enums import (
+    RUN_TRANSITIONS,
+    TERMINAL_STATUSES,
+    ArtifactType,
+    EventAction,
+    FailureCategory,
+    Kind,
+    RunMode,
+    Status,
+    VerificationStatus,
+)
+from ..fields import JSONListField
+from ..validation import ShapeValidator
+from .base import Link, MutableCwomObject, record_event
+from .briefing import ConstraintSnapshot, ContextPacket
+from .work import Issue, Repo, choices_check
+
+# Statuses in which a run's inputs may still change (before the start).
+OPEN_INPUT_STATUSES = frozenset({Status.PLANNED, Status.READY})
+# Statuses that need at least one sealed packet, all for the run's issue.
+NEEDS_PACKETS_STATUSES = frozenset({Status.READY, Status.RUNNING})
+
+
+class RunTransitionError(Exception):
+    """An illegal move of the run state machine (answered 409 by the API, naming the legal moves)."""
+
+    code = "illegal_transition"
+
+    def __init__(self, current: str, requested: str, legal: frozenset[str] | set[str]) -> None:
+        self.current = current
+        self.requested = requested
+        self.legal = sorted(legal)
+        moves = ", ".join(self.legal) or "none (terminal)"
+        super().__init__(f"A run cannot move from {current} to {requested}. Legal moves from {current}: {moves}.")
+
+
+class RunConflictError(Exception):
+    """A compare-and-set transition lost: the run was no longer in the status it was read in."""
+
+    code = "transition_conflict"
+
+    def __init__(self, run_id: str, expected: str, actual: str | None) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"Run {run_id} is no longer {expected} (now {actual}); someone else moved it first.")
+
+
+class Run(MutableCwomObject):
+    """One execution attempt against an issue, moved only through :meth:`transition_to`."""
+
+    KIND = Kind.RUN
+    FROZEN_FIELDS: ClassVar[frozenset[str]] = frozenset({"for_issue_id", "repo_id", "created_at"})
+
+    for_issue = models.ForeignKey(Issue, on_delete=models.PROTECT, related_name="runs")
+    repo = models.ForeignKey(Repo, on_delete=models.PROTECT, related_name="runs")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
+    mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.AGENT)
+    executor_actor = models.JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
+    executor_runtime = models.CharField(max_length=64, default="local")
+    executor_toolchain = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
+    context_packets = models.ManyToManyField(ContextPacket, through="RunContextPacket", related_name="runs")
+    doctrine_refs = models.ManyToManyField("DoctrineRef", through="RunDoctrineRef", related_name="runs")
+    constraint_snapshot = models.ForeignKey(
+        ConstraintSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    plan_steps = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
+    plan_risk_notes = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
+    started_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration_s = models.FloatField(null=True, blank=True)
+    cost_usd = models.FloatField(null=True, blank=True)
+    cost_tokens = models.BigIntegerField(null=True, blank=True)
+    cost_compute_s = models.FloatField(null=True, blank=True)
+    result_summary = models.TextField(null=True, blank=True)
+    decision_log = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
+    failure_category = models.CharField(max_length=16, choices=FailureCategory.choices, null=True, blank=True)
+    failure_message = models.TextField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["for_issue", "status", "created_at"], name="run_issue_status_idx"),
+            models.Index(fields=["repo", "status", "created_at"], name="run_repo_status_idx"),
+            models.Index(fields=["status", "created_at"], name="run_status_idx"),
+            models.Index(fields=["created_at", "id"], name="run_created_idx"),
+            models.Index(fields=["started_at"], name="run_started_idx"),
+            models.Index(fields=["ended_at"], name="run_ended_idx"),
+            models.Index(fields=["constraint_snapshot"], name="run_snapshot_idx"),
+        ]
+        constraints = [
+            choices_check("status", Status, "run_status_valid"),
+            choices_check("mode", RunMode, "run_mode_valid"),
+            choices_check("failure_category", FailureCategory, "run_failure_category_valid", null=True),
+            models.CheckConstraint(
+                condition=models.Q(status=Status.FAILED, failure_category__isnull=False)
+                | (~models.Q(status=Status.FAILED) & models.Q(failure_category__isnull=True)),
+                name="run_failure_iff_failed",
+                violation_error_message="A failure is required with status failed and refused on any other status.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(ended_at__isnull=True)
+                | models.Q(started_at__isnull=True)
+                | models.Q(ended_at__gte=models.F("started_at")),
+                name="run_ended_after_started",
+                violation_error_message="telemetry.ended_at cannot be before started_at.",
+            ),
+        ]
+
+    # --- validation ------------------------------------------------------------------------------
+    def clean(self) -> None:
+        if self.repo_id is None and self.for_issue_id is not None:
+            self.repo_id = Issue.objects.filter(pk=self.for_issue_id).values_list("repo_id", flat=True).first()
+        super().clean()
+        errors: dict[str, list[ValidationError]] = {}
+        if self.for_issue_id is not None:
+            issue_repo = Issue.objects.filter(pk=self.for_issue_id).values_list("repo_id", flat=True).first()
+            if issue_repo is not None and self.repo_id != issue_repo:
+                errors.setdefault("repo", []).append(
+                    ValidationError(
+                        "A run's repo must be its issue's repo (%(repo)s).",
+                        code="repo_mismatch",
+                        params={"repo": issue_repo},
+                    )
+                )
+        has_failure = self.failure_category is not None or self.failure_message is not None
+        if self.status == Status.FAILED and self.failure_category is None:
+            errors.setdefault("failure", []).append(
+                ValidationError("A failed run needs a failure (category and message).", code="failure_required")
+            )
+        if self.status != Status.FAILED and has_failure:
+            errors.setdefault("failure", []).append(
+                ValidationError("A failure is only recorded on a failed run.", code="failure_not_allowed")
+            )
+        if self._state.adding and self.status not in OPEN_INPUT_STATUSES:
+            errors.setdefault("status", []).append(
+                ValidationError(
+                    "A run is created planned or ready, then moved through its states.", code="invalid_initial_status"
+                )
+            )
+        loaded = self.loaded_values()
+        if loaded:
+            self._check_append_only(loaded, errors)
+            if loaded.get("status") != self.status:
+                errors.setdefault("status", []).append(
+                    ValidationError("Change a run's status with transition_to().", code="use_transition")
+                )
+            if loaded.get("status") not in OPEN_INPUT_STATUSES and (
+                loaded.get("constraint_snapshot_id") != self.constraint_snapshot_id
+            ):
+                errors.setdefault("inputs", []).append(
+                    ValidationError("A run's inputs never change after it starts.", code="inputs_frozen")
+                )
+        if errors:
+            raise ValidationError(errors)
+
+    def _check_append_only(self, loaded: dict[str, Any], errors: dict[str, list[ValidationError]]) -> None:
+        before = loaded.get("decision_log") or []
+        after = self.decision_log or []
+        if after[: len(before)] != before:
+            errors.setdefault("decision_log", []).append(
+                ValidationError("decision_log only grows: existing entries cannot change or go.", code="append_only")
+            )
+
+    def validate_inputs(self, status: str | None = None, packets: list[ContextPacket] | None = None) -> None:
+        """The packet rules for ``status``: ready/running need one sealed packet or more, all for this issue."""
+        status = status or self.status
+        if packets is None:
+            packets = list(self.context_packets.all())
+        errors = [
+            ValidationError(
+                "Context packet %(id)s is for another issue.", code="packet_issue_mismatch", params={"id": packet.pk}
+            )
+            for packet in packets
+            if packet.for_issue_id != self.for_issue_id
+        ]
+        if status in NEEDS_PACKETS_STATUSES:
+            if not packets:
+                errors.append(
+                    ValidationError(
+                        "A run needs at least one sealed context packet to be %(status)s.",
+                        code="packet_required",
+                        params={"status": status},
+                    )
+                )
+            errors += [
+                ValidationError(
+                    "Context packet %(id)s is a draft: seal it before the run uses it.",
+                    code="packet_not_sealed",
+                    params={"id": packet.pk},
+                )
+                for packet in packets
+                if not packet.sealed
+            ]
+        if errors:
+            raise ValidationError({"inputs": errors})
+
+    # --- the state machine ------------------------------------------------------------------------
+    def legal_moves(self) -> frozenset[str]:
+        return RUN_TRANSITIONS[self.status]
+
+    def transition_to(
+        self,
+        status: str,
+        *,
+        failure_category: str | None = None,
+        failure_message: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        """Move the run to ``status`` if the table allows it, compare-and-set against the current status.
+
+        ``extra`` carries other columns written in the same update (result summary, cost, ...).
+        Raises RunTransitionError for an illegal move, RunConflictError when another writer moved the
+        run first, ValidationError when the target status's rules are not met.
+        """
+        current = self.status
+        legal = RUN_TRANSITIONS[current]
+        if status not in legal:
+            raise RunTransitionError(current, status, legal)
+        if status != Status.FAILED and (failure_category or failure_message):
+            raise ValidationError(
+                {"failure": ValidationError("A failure is only recorded on a failed run.", code="failure_not_allowed")}
+            )
+        if status == Status.FAILED and not failure_category:
+            raise ValidationError(
+                {
+                    "failure": ValidationError(
+                        "A failed run needs a failure (category and message).", code="failure_required"
+                    )
+                }
+            )
+        now = timezone.now()
+        values: dict[str, Any] = dict(extra or {})
+        values.update(status=status, updated_at=now)
+        if status == Status.FAILED:
+            values.update(failure_category=failure_category, failure_message=failure_message or "")
+        if status in NEEDS_PACKETS_STATUSES and current in OPEN_INPUT_STATUSES:
+            self.validate_inputs(status)
+        if status == Status.RUNNING and self.started_at is None:
+            values["started_at"] = now
+            if self.constraint_snapshot_id is None:
+                values["constraint_snapshot_id"] = self.latest_issue_snapshot_id()
+        if status in TERMINAL_STATUSES:
+            started = values.get("started_at", self.started_at)
+            values["ended_at"] = now
+            values["duration_s"] = round((now - started).total_seconds(), 6) if started else 0.0
+        loaded_before = {name: getattr(self, name) for name in values}
+        for name, value in values.items():
+            setattr(self, name, value)
+        try:
+            self.clean_fields()
+            errors: dict[str, list[ValidationError]] = {}
+            self._check_append_only(self.loaded_values(), errors)
+            if errors:
+                raise ValidationError(errors)
+        except ValidationError:
+            for name, value in loaded_before.items():
+                setattr(self, name, value)
+            raise
+        with transaction.atomic():
+            won = Run.objects.filter(pk=self.pk, status=current).update(**values)
+            if won != 1:
+                actual = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+                for name, value in loaded_before.items():
+                    setattr(self, name, value)
+                raise RunConflictError(self.pk, current, actual)
+            changes = {name: (loaded_before[name], value) for name, value in values.items() if name != "updated_at"}
+            record_event(self, EventAction.TRANSITION, changes)
+        self._loaded = self._column_values()
+
+    def latest_issue_snapshot_id(self) -> str | None:
+        """The issue's most recently captured constraint snapshot, pinned at the start when none is named."""
+        return (
+            ConstraintSnapshot.objects.filter(issues=self.for_issue_id)
+            .order_by("-captured_at", "-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+
+
+class RunContextPacket(Link):
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="context_packet_links")
+    packet = models.ForeignKey(ContextPacket, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "packet"], name="run_packet_unique")]
+        indexes = [models.Index(fields=["packet"], name="run_packet_packet_idx")]
+
+
+class RunDoctrineRef(Link):
+    run = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="doctrine_ref_links")
+    doctrine_ref = models.ForeignKey("DoctrineRef", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "doctrine_ref"], name="run_doctrine_unique")]
+        indexes = [models.Index(fields=["doctrine_ref"], name="run_doctrine_doctrine_idx")]
+
+
+class Artifact(MutableCwomObject):
+    """An output of a started run. Everything but ``verification`` is fixed at creation.
+
+    When the service keeps the bytes (``stored_name``), ``digest`` and ``size_bytes`` come from them;
+    bytes may be attached once to an artifact that has none.
+    """
+
+    KIND = Kind.ARTIFACT
+    MUTABLE_FIELDS: ClassVar[frozenset[str]] = frozenset({"verification_status", "verification_checks", "updated_at"})
+    CONTENT_FIELDS: ClassVar[frozenset[str]] = frozenset({"stored_name", "digest", "size_bytes", "media_type"})
+
+    produced_by = models.ForeignKey(Run, on_delete=models.PROTECT, related_name="artifacts")
+    for_issue = models.ForeignKey(Issue, on_delete=models.PROTECT, related_name="artifacts")
+    type = models.CharField(max_length=32, choices=ArtifactType.choices)
+    title = models.CharField(max_length=500, blank=True, default="")
+    uri = models.CharField(max_length=2048, null=True, blank=True)
+    digest = models.CharField(max_length=200, null=True, blank=True)
+    media_type = models.CharField(max_length=255, null=True, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    preview = models.TextField(null=True, blank=True)
+    verification_status = models.CharField(
+        max_length=16, choices=VerificationStatus.choices, default=VerificationStatus.UNVERIFIED
+    )
+    verification_checks = JSONListField(default=list, blank=True, validators=[ShapeValidator("checks")])
+    stored_name = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["produced_by", "type", "created_at"], name="artifact_run_type_idx"),
+            models.Index(fields=["for_issue", "created_at"], name="artifact_issue_idx"),
+            models.Index(fields=["created_at", "id"], name="artifact_created_idx"),
+            models.Index(fields=["type", "created_at"], name="artifact_type_idx"),
+            models.Index(fields=["verification_status"], name="artifact_verification_idx"),
+            models.Index(fields=["digest"], name="artifact_digest_idx"),
+        ]
+        constraints = [
+            choices_check("type", ArtifactType, "artifact_type_valid"),
+            choices_check("verification_status", VerificationStatus, "artifact_verification_valid"),
+            models.CheckConstraint(
+                condition=models.Q(size_bytes__isnull=True) | models.Q(size_bytes__gte=0),
+                name="artifact_size_nonnegative",
+                violation_error_message="size_bytes cannot be negative.",
+            ),
+        ]
+
+    def frozen_fields(self) -> frozenset[str]:
+        allowed = set(self.MUTABLE_FIELDS)
+        if not self.loaded_values().get("stored_name"):
+            allowed |= self.CONTENT_FIELDS
+        return frozenset(f.attname for f in self._meta.concrete_fields) - allowed
+
+    def clean(self) -> None:
+        if self.for_issue_id is None and self.produced_by_id is not None:
+            self.for_issue_id = (
+                Run.objects.filter(pk=self.produced_by_id).values_list("for_issue_id", flat=True).first()
+            )
+        super().clean()
+        if self.produced_by_id is None:
+            return
+        run = Run.objects.filter(pk=self.produced_by_id).values("for_issue_id", "status").first()
+        if run is None:
+            return
+        errors: dict[str, ValidationError] = {}
+        if self.for_issue_id != run["for_issue_id"]:
+            errors["for_issue"] = ValidationError(
+                "An artifact's issue must be its run's issue (%(issue)s).",
+                code="issue_mismatch",
+                params={"issue": run["for_issue_id"]},
+            )
+        if self._state.adding and run["status"] in OPEN_INPUT_STATUSES:
+            errors["produced_by"] = ValidationError(
+                "Artifacts are recorded only for a run that has started (this one is %(status)s).",
+                code="run_not_started",
+                params={"status": run["status"]},
+            )
+        if errors:
+            raise ValidationError(errors)

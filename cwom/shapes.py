@@ -1,0 +1,821 @@
+"""The contract shape of each kind, written once.
+
+A kind's shape is a tree of nodes that maps the contract's JSON (nested groups, Refs) onto the
+model's columns and link tables. From that one description come:
+
+- ``dump(obj)``: the object in the contract's JSON shape (API responses, lineage, export, the
+  bundle an executor receives);
+- ``json_schema(kind, mode)``: JSON Schema 2020-12 for the object (``out``), a create body (``in``)
+  and a PATCH body (``patch``) — committed under ``cwom/spec/jsonschema`` and used by the API docs;
+- ``parse(kind, data, mode)``: a body checked against that schema and turned into column values and
+  link lists, with every Ref resolved to exactly one object of exactly the right kind.
+
+This module knows nothing about HTTP or DRF; :mod:`cwom.writes` applies what ``parse`` returns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Prefetch
+from django.utils.dateparse import parse_datetime
+
+from . import enums
+from . import validation as v
+from .ids import ULID_RE
+from .models import (
+    KIND_MODELS,
+    Artifact,
+    ConstraintSnapshot,
+    ContextPacket,
+    DoctrineApplicableRepo,
+    DoctrineRef,
+    Issue,
+    IssueBlock,
+    IssueConstraintSnapshot,
+    IssueContextPacket,
+    IssueDoctrineRef,
+    IssueDuplicate,
+    ObjectIndex,
+    PacketDoctrineRef,
+    Repo,
+    Run,
+    RunContextPacket,
+    RunDoctrineRef,
+)
+
+SCHEMA_VERSION = "0.1"
+ID_SCHEMA = {"type": "string", "pattern": ULID_RE.pattern, "description": "ULID (26 characters, Crockford base32)"}
+ROLE_SCHEMA = v.nullable({"type": "string", "maxLength": 64})
+
+
+def ref_schema(kind: str | None) -> dict[str, Any]:
+    kinds = [kind] if kind else list(enums.Kind.values)
+    return {
+        "type": "object",
+        "properties": {"kind": {"type": "string", "enum": kinds}, "id": ID_SCHEMA, "role": ROLE_SCHEMA},
+        "required": ["kind", "id", "role"],
+        "additionalProperties": False,
+    }
+
+
+def ref_input_schema(kind: str) -> dict[str, Any]:
+    """On input a Ref may be a bare id; ``role`` may be left out."""
+    obj = {
+        "type": "object",
+        "properties": {
+            "kind": {"type": "string", "enum": list(enums.Kind.values)},
+            "id": ID_SCHEMA,
+            "role": ROLE_SCHEMA,
+        },
+        "required": ["id"],
+        "additionalProperties": False,
+    }
+    return {"anyOf": [ID_SCHEMA, obj], "description": f"a Ref to a {kind}, or its bare id"}
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def make_ref(kind: str, object_id: str | None, role: str | None = None) -> dict[str, Any] | None:
+    if object_id is None:
+        return None
+    return {"kind": kind, "id": object_id, "role": role}
+
+
+# --- parse results -------------------------------------------------------------------------------
+@dataclass
+class Parsed:
+    """A body turned into model terms: column values, link lists, and writes that need extra care."""
+
+    kind: str
+    columns: dict[str, Any] = field(default_factory=dict)
+    links: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class _Errors:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str, str]] = []
+
+    def add(self, path: str, code: str, message: str) -> None:
+        self.items.append((path, code, message))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise ValidationError(
+                {
+                    path or "non_field_errors": [
+                        ValidationError(msg, code=code) for p, code, msg in self.items if p == path
+                    ]
+                    for path in dict.fromkeys(p for p, _, _ in self.items)
+                }
+            )
+
+
+# --- nodes --------------------------------------------------------------------------------------------
+class Node:
+    read_only = False
+    required = False
+
+    def out_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def in_schema(self) -> dict[str, Any]:
+        return self.out_schema()
+
+    def dump(self, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
+        raise NotImplementedError
+
+    def prefetch(self) -> list[Any]:
+        return []
+
+    def select(self) -> list[str]:
+        return []
+
+    def columns(self, path: str) -> dict[str, str]:
+        """{model attname or field name: contract path} for mapping model errors back to the body."""
+        return {}
+
+
+@dataclass
+class Col(Node):
+    """A model column holding the value as is."""
+
+    column: str
+    schema: dict[str, Any]
+    required: bool = False
+    read_only: bool = False
+
+    def out_schema(self) -> dict[str, Any]:
+        return self.schema
+
+    def dump(self, obj: Any) -> Any:
+        return getattr(obj, self.column)
+
+    def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
+        parsed.columns[self.column] = value
+
+    def columns(self, path: str) -> dict[str, str]:
+        return {self.column: path, self.column.removesuffix("_id"): path}
+
+
+@dataclass
+class Time(Col):
+    """A timestamp column, ISO-8601 UTC on the wire."""
+
+    def dump(self, obj: Any) -> Any:
+        return iso(getattr(obj, self.column))
+
+    def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
+        if value is None:
+            parsed.columns[self.column] = None
+            return
+        moment = parse_datetime(value) if isinstance(value, str) else None
+        if moment is None:
+            errors.add(path, "invalid_datetime", f"{value!r} is not an ISO-8601 timestamp.")
+        elif moment.tzinfo is None:
+            errors.add(path, "invalid_datetime", "Timestamps need a timezone (use Z for UTC).")
+        else:
+            parsed.columns[self.column] = moment
+
+
+@dataclass
+class FKRef(Node):
+    """A foreign key, emitted as a Ref."""
+
+    column: str
+    kind: str
+    nullable: bool = False
+    required: bool = False
+    read_only: bool = False
+
+    def out_schema(self) -> dict[str, Any]:
+        return v.nullable(ref_schema(self.kind)) if self.nullable else ref_schema(self.kind)
+
+    def in_schema(self) -> dict[str, Any]:
+        schema = ref_input_schema(self.kind)
+        return {"anyOf": [*schema["anyOf"], {"type": "null"}]} if self.nullable else schema
+
+    def dump(self, obj: Any) -> Any:
+        return make_ref(self.kind, getattr(obj, self.column))
+
+    def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
+        if value is None:
+            parsed.columns[self.column] = None
+            return
+        object_id, _role = refs.want(value, self.kind, path)
+        parsed.columns[self.column] = object_id
+
+    def columns(self, path: str) -> dict[str, str]:
+        return {self.column: path, self.column.removesuffix("_id"): path}
+
+
+@dataclass
+class LinkRefs(Node):
+    """A list of Refs kept in a link table (``related`` is the owner's reverse accessor to its rows)."""
+
+    name: str
+    related: str
+    target: str
+    kind: str
+    read_only: bool = False
+
+    def out_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": ref_schema(self.kind)}
+
+    def in_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200}
+
+    def dump(self, obj: Any) -> Any:
+        return [
+            make_ref(self.kind, getattr(link, f"{self.target}_id"), link.role)
+            for link in getattr(obj, self.related).all()
+        ]
+
+    def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
+        items = [refs.want(item, self.kind, f"{path}.{i}") for i, item in enumerate(value)]
+        if len({object_id for object_id, _ in items}) != len(items):
+            errors.add(path, "duplicate_ref", "The same object is listed twice.")
+        parsed.links[self.name] = items
+
+    def prefetch(self) -> list[Any]:
+        return [self.related]
+
+    def columns(self, path: str) -> dict[str, str]:
+        return {self.name: path}
+
+
+@dataclass
+class Derived(Node):
+    """A read-only value computed from prefetched relations."""
+
+    fn: Callable[[Any], Any]
+    schema: dict[str, Any]
+    prefetches: tuple[Any, ...] = ()
+    read_only: bool = True
+
+    def out_schema(self) -> dict[str, Any]:
+        return self.schema
+
+    def dump(self, obj: Any) -> Any:
+        return self.fn(obj)
+
+    def prefetch(self) -> list[Any]:
+        return list(self.prefetches)
+
+
+@dataclass
+class Group(Node):
+    """A nested JSON object of other nodes (``source``, ``acceptance``, ``inputs``, ...)."""
+
+    children: dict[str, Node]
+    nullable_via: str | None = None  # a column that, when null, makes the whole group null (Run.failure)
+    required: bool = False
+
+    @property
+    def read_only(self) -> bool:  # type: ignore[override]
+        return all(child.read_only for child in self.children.values())
+
+    def out_schema(self) -> dict[str, Any]:
+        schema = {
+            "type": "object",
+            "properties": {name: child.out_schema() for name, child in self.children.items()},
+            "required": list(self.children),
+            "additionalProperties": False,
+        }
+        return v.nullable(schema) if self.nullable_via else schema
+
+    def in_schema(self) -> dict[str, Any]:
+        writable = {name: child for name, child in self.children.items() if not child.read_only}
+        schema = {
+            "type": "object",
+            "properties": {name: child.in_schema() for name, child in writable.items()},
+            "required": [name for name, child in writable.items() if child.required],
+            "additionalProperties": False,
+        }
+        return v.nullable(schema) if self.nullable_via else schema
+
+    def dump(self, obj: Any) -> Any:
+        if self.nullable_via and getattr(obj, self.nullable_via) is None:
+            return None
+        return {name: child.dump(obj) for name, child in self.children.items()}
+
+    def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
+        if value is None:  # only reachable when nullable: clear every column of the group
+            for child in self.children.values():
+                if isinstance(child, Col):
+                    parsed.columns[child.column] = None
+            return
+        for name, child_value in value.items():
+            self.children[name].load(child_value, _join(path, name), parsed, errors, refs)
+
+    def prefetch(self) -> list[Any]:
+        return [p for child in self.children.values() for p in child.prefetch()]
+
+    def select(self) -> list[str]:
+        return [s for child in self.children.values() for s in child.select()]
+
+    def columns(self, path: str) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, child in self.children.items():
+            found.update(child.columns(_join(path, name)))
+        if self.nullable_via:
+            found[path] = path
+        return found
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+class _RefCollector:
+    """Collects every Ref of a body, then resolves them all in one query."""
+
+    def __init__(self) -> None:
+        self.wanted: list[tuple[str, str, str]] = []  # (id, kind, path)
+
+    def want(self, value: Any, kind: str, path: str) -> tuple[str, str | None]:
+        if isinstance(value, str):
+            object_id, role, declared = value, None, kind
+        else:
+            object_id, role, declared = value["id"], value.get("role"), value.get("kind", kind)
+        self.wanted.append((object_id, declared, path))
+        return object_id, role
+
+    def resolve(self, expected: dict[str, str], errors: _Errors) -> None:
+        if not self.wanted:
+            return
+        found = dict(ObjectIndex.objects.filter(pk__in={w[0] for w in self.wanted}).values_list("id", "kind"))
+        for object_id, declared, path in self.wanted:
+            want_kind = expected[path]
+            actual = found.get(object_id)
+            if declared != want_kind:
+                errors.add(path, "wrong_kind", f"Expected a Ref to a {want_kind}, got kind {declared}.")
+            elif actual is None:
+                errors.add(path, "unknown_ref", f"No {want_kind} has id {object_id}.")
+            elif actual != want_kind:
+                errors.add(path, "wrong_kind", f"{object_id} is a {actual}, not a {want_kind}.")
+
+
+# --- the kinds ---------------------------------------------------------------------------------------
+def _enum(choices: type[models.TextChoices], nullable: bool = False) -> dict[str, Any]:
+    return v.enum_schema(choices, nullable=nullable)
+
+
+def _num(minimum: float | None = None, maximum: float | None = None, integer: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer" if integer else "number"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return v.nullable(schema)
+
+
+def _str(max_length: int, nullable: bool = False) -> dict[str, Any]:
+    schema = {"type": "string", "maxLength": max_length}
+    return v.nullable(schema) if nullable else schema
+
+
+TS = {"type": "string", "format": "date-time"}
+ACTOR = v.ACTOR
+ACTOR_OR_NULL = v.nullable(v.ACTOR)
+STR_LIST = v.STR_LIST
+TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 32}
+META = {"type": "object", "description": "free-form; namespaced keys recommended (github.*, jct.*)"}
+
+
+def _refs_of(kind: str, attr: str, id_attr: str = "id") -> Callable[[Any], list[dict[str, Any]]]:
+    return lambda obj: [make_ref(kind, getattr(o, id_attr)) for o in getattr(obj, attr).all()]
+
+
+@dataclass
+class Shape:
+    """A kind's full shape: its model and its body nodes between the shared head and tail."""
+
+    kind: str
+    model: type[models.Model]
+    body: dict[str, Node]
+    select_related: tuple[str, ...] = ()
+    mutable: bool = True
+
+    @property
+    def nodes(self) -> dict[str, Node]:
+        head: dict[str, Node] = {
+            "kind": Derived(lambda obj: obj.KIND, {"type": "string", "const": self.kind}),
+            "id": Col("id", ID_SCHEMA),
+        }
+        tail: dict[str, Node] = {
+            "created_by": Col("created_by", ACTOR_OR_NULL),
+            "tags": Col("tags", TAGS),
+            "meta": Col("meta", META),
+            "created_at": Time("created_at", TS, read_only=True),
+        }
+        if self.kind != enums.Kind.CONSTRAINT_SNAPSHOT:
+            tail["updated_at"] = Time("updated_at", TS, read_only=True)
+        return {**head, **self.body, **tail}
+
+    def queryset(self) -> models.QuerySet[Any]:
+        """The model's rows with everything ``dump`` touches loaded in a fixed number of queries."""
+        lookups: list[Any] = []
+        for node in self.nodes.values():
+            lookups += node.prefetch()
+        ordered = [
+            Prefetch(lookup, queryset=_link_model(self.model, lookup).objects.order_by("id"))
+            if isinstance(lookup, str) and lookup.endswith("_links")
+            else lookup
+            for lookup in lookups
+        ]
+        return self.model.objects.select_related(*self.select_related).prefetch_related(*ordered)
+
+    def column_paths(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            found.update(node.columns(name))
+        return found
+
+
+def _link_model(model: type[models.Model], related: str) -> type[models.Model]:
+    return model._meta.get_field(related).related_model  # type: ignore[return-value]
+
+
+SHAPES: dict[str, Shape] = {
+    enums.Kind.REPO: Shape(
+        enums.Kind.REPO,
+        Repo,
+        {
+            "name": Col("name", _str(255), required=True),
+            "slug": Col("slug", {"type": "string", "pattern": r"^[-a-zA-Z0-9_]+$", "maxLength": 100}, required=True),
+            "source": Group(
+                {
+                    "system": Col("source_system", _str(64)),
+                    "external_id": Col("source_external_id", _str(255, nullable=True)),
+                    "url": Col("source_url", _str(2048, nullable=True)),
+                }
+            ),
+            "default_branch": Col("default_branch", _str(255)),
+            "visibility": Col("visibility", _enum(enums.Visibility)),
+            "owners": Col("owners", v.ACTOR_LIST),
+            "policy": Group(
+                {
+                    "allowed_tools": Col("policy_allowed_tools", STR_LIST),
+                    "secrets_profile": Col("policy_secrets_profile", _str(255, nullable=True)),
+                }
+            ),
+            "links": Col("links", STR_LIST),
+        },
+    ),
+    enums.Kind.ISSUE: Shape(
+        enums.Kind.ISSUE,
+        Issue,
+        {
+            "repo": FKRef("repo_id", enums.Kind.REPO, required=True),
+            "title": Col("title", {"type": "string", "minLength": 1, "maxLength": 500}, required=True),
+            "description": Col("description", _str(200_000)),
+            "type": Col("type", _enum(enums.IssueType)),
+            "priority": Col("priority", _enum(enums.Priority)),
+            "status": Col("status", _enum(enums.Status)),
+            "assignees": Col("assignees", v.ACTOR_LIST),
+            "watchers": Col("watchers", v.ACTOR_LIST),
+            "doctrine_refs": LinkRefs("doctrine_refs", "doctrine_ref_links", "doctrine_ref", enums.Kind.DOCTRINE_REF),
+            "constraints": LinkRefs("constraints", "constraint_links", "snapshot", enums.Kind.CONSTRAINT_SNAPSHOT),
+            "context_packets": LinkRefs("context_packets", "context_packet_links", "packet", enums.Kind.CONTEXT_PACKET),
+            "acceptance": Group(
+                {
+                    "criteria": Col("acceptance_criteria", STR_LIST),
+                    "tests_expected": Col("acceptance_tests_expected", v.nullable(STR_LIST)),
+                }
+            ),
+            "relationships": Group(
+                {
+                    "parent": FKRef("parent_id", enums.Kind.ISSUE, nullable=True),
+                    "blocks": LinkRefs("blocks", "block_links", "blocked", enums.Kind.ISSUE),
+                    "blocked_by": LinkRefs("blocked_by", "blocked_by_links", "blocker", enums.Kind.ISSUE),
+                    "duplicates": LinkRefs("duplicates", "duplicate_links", "duplicate_of", enums.Kind.ISSUE),
+                }
+            ),
+            "runs": Derived(
+                _refs_of(enums.Kind.RUN, "runs"),
+                {"type": "array", "items": ref_schema(enums.Kind.RUN)},
+                (Prefetch("runs", queryset=Run.objects.only("id", "for_issue_id").order_by("created_at", "id")),),
+            ),
+        },
+    ),
+    enums.Kind.CONTEXT_PACKET: Shape(
+        enums.Kind.CONTEXT_PACKET,
+        ContextPacket,
+        {
+            "for_issue": FKRef("for_issue_id", enums.Kind.ISSUE, required=True),
+            "version": Col("version", {"type": "string", "minLength": 1, "maxLength": 64}),
+            "summary": Col("summary", _str(200_000)),
+            "inputs": Group(
+                {
+                    "documents": Col("inputs_documents", v.list_of(v.DOCUMENT)),
+                    "data_blobs": Col("inputs_data_blobs", v.list_of(v.DATA_BLOB)),
+                    "links": Col("inputs_links", STR_LIST),
+                }
+            ),
+            "assumptions": Col("assumptions", STR_LIST),
+            "open_questions": Col("open_questions", STR_LIST),
+            "instructions": Col("instructions", _str(200_000)),
+            "doctrine_refs": LinkRefs("doctrine_refs", "doctrine_ref_links", "doctrine_ref", enums.Kind.DOCTRINE_REF),
+            "constraint_snapshot": FKRef("constraint_snapshot_id", enums.Kind.CONSTRAINT_SNAPSHOT, nullable=True),
+            "sealed": Col("sealed", {"type": "boolean"}),
+            "sealed_at": Time("sealed_at", v.nullable(TS), read_only=True),
+        },
+    ),
+    enums.Kind.CONSTRAINT_SNAPSHOT: Shape(
+        enums.Kind.CONSTRAINT_SNAPSHOT,
+        ConstraintSnapshot,
+        {
+            "scope": Col("scope", _enum(enums.ConstraintScope)),
+            "captured_at": Time("captured_at", TS),
+            "owner": Col("owner", ACTOR_OR_NULL),
+            "constraints": Group(
+                {
+                    "time": Group(
+                        {
+                            "available_minutes": Col("time_available_minutes", _num(minimum=0)),
+                            "deadline": Time("time_deadline", v.nullable(TS)),
+                        }
+                    ),
+                    "energy": Group(
+                        {
+                            "score_0_5": Col("energy_score_0_5", _num(0, 5)),
+                            "notes": Col("energy_notes", _str(4000, nullable=True)),
+                        }
+                    ),
+                    "health": Group(
+                        {
+                            "flags": Col("health_flags", STR_LIST),
+                            "notes": Col("health_notes", _str(4000, nullable=True)),
+                        }
+                    ),
+                    "budget": Group(
+                        {
+                            "usd_available": Col("budget_usd_available", _num(minimum=0)),
+                            "burn_limit_usd": Col("budget_burn_limit_usd", _num(minimum=0)),
+                        }
+                    ),
+                    "tools": Group(
+                        {
+                            "allowed": Col("tools_allowed", STR_LIST),
+                            "blocked": Col("tools_blocked", STR_LIST),
+                        }
+                    ),
+                    "environment": Group(
+                        {
+                            "location": Col("environment_location", _str(255, nullable=True)),
+                            "connectivity": Col("environment_connectivity", _enum(enums.Connectivity, nullable=True)),
+                            "device": Col("environment_device", _str(255, nullable=True)),
+                        }
+                    ),
+                    "risk": Group(
+                        {
+                            "tolerance": Col("risk_tolerance", _enum(enums.RiskTolerance, nullable=True)),
+                            "notes": Col("risk_notes", _str(4000, nullable=True)),
+                        }
+                    ),
+                }
+            ),
+        },
+        mutable=False,
+    ),
+    enums.Kind.DOCTRINE_REF: Shape(
+        enums.Kind.DOCTRINE_REF,
+        DoctrineRef,
+        {
+            "namespace": Col("namespace", {"type": "string", "minLength": 1, "maxLength": 100}, required=True),
+            "name": Col("name", {"type": "string", "minLength": 1, "maxLength": 200}, required=True),
+            "version": Col("version", {"type": "string", "minLength": 1, "maxLength": 64}, required=True),
+            "type": Col("type", _enum(enums.DoctrineType), required=True),
+            "priority": Col("priority", _enum(enums.DoctrinePriority), required=True),
+            "statement": Col("statement", {"type": "string", "minLength": 1, "maxLength": 200_000}, required=True),
+            "rationale": Col("rationale", _str(200_000, nullable=True)),
+            "links": Col("links", STR_LIST),
+            "applicability": Group(
+                {
+                    "repo_refs": LinkRefs("repo_refs", "repo_links", "repo", enums.Kind.REPO),
+                    "issue_types": Col("applicability_issue_types", v.list_of(_enum(enums.IssueType))),
+                    "tags": Col("applicability_tags", STR_LIST),
+                }
+            ),
+        },
+        mutable=False,
+    ),
+    enums.Kind.RUN: Shape(
+        enums.Kind.RUN,
+        Run,
+        {
+            "for_issue": FKRef("for_issue_id", enums.Kind.ISSUE, required=True),
+            "repo": FKRef("repo_id", enums.Kind.REPO),
+            "status": Col("status", _enum(enums.Status)),
+            "mode": Col("mode", _enum(enums.RunMode)),
+            "executor": Group(
+                {
+                    "actor": Col("executor_actor", ACTOR_OR_NULL),
+                    "runtime": Col("executor_runtime", _str(64)),
+                    "toolchain": Col("executor_toolchain", STR_LIST),
+                }
+            ),
+            "inputs": Group(
+                {
+                    "context_packets": LinkRefs(
+                        "context_packets", "context_packet_links", "packet", enums.Kind.CONTEXT_PACKET
+                    ),
+                    "doctrine_refs": LinkRefs(
+                        "doctrine_refs", "doctrine_ref_links", "doctrine_ref", enums.Kind.DOCTRINE_REF
+                    ),
+                    "constraint_snapshot": FKRef(
+                        "constraint_snapshot_id", enums.Kind.CONSTRAINT_SNAPSHOT, nullable=True
+                    ),
+                }
+            ),
+            "plan": Group(
+                {
+                    "steps": Col("plan_steps", STR_LIST),
+                    "risk_notes": Col("plan_risk_notes", STR_LIST),
+                }
+            ),
+            "telemetry": Group(
+                {
+                    "started_at": Time("started_at", v.nullable(TS), read_only=True),
+                    "ended_at": Time("ended_at", v.nullable(TS), read_only=True),
+                    "duration_s": Col("duration_s", _num(minimum=0), read_only=True),
+                }
+            ),
+            "cost": Group(
+                {
+                    "usd": Col("cost_usd", _num(minimum=0)),
+                    "tokens": Col("cost_tokens", _num(minimum=0, integer=True)),
+                    "compute_s": Col("cost_compute_s", _num(minimum=0)),
+                }
+            ),
+            "outputs": Group(
+                {
+                    "artifacts": Derived(
+                        _refs_of(enums.Kind.ARTIFACT, "artifacts"),
+                        {"type": "array", "items": ref_schema(enums.Kind.ARTIFACT)},
+                        (
+                            Prefetch(
+                                "artifacts",
+                                queryset=Artifact.objects.only("id", "produced_by_id").order_by("created_at", "id"),
+                            ),
+                        ),
+                    ),
+                    "result_summary": Col("result_summary", _str(200_000, nullable=True)),
+                    "decision_log": Col("decision_log", {"type": "array", "items": v.STRING, "maxItems": 10_000}),
+                }
+            ),
+            "failure": Group(
+                {
+                    "category": Col("failure_category", _enum(enums.FailureCategory)),
+                    "message": Col("failure_message", _str(20_000)),
+                },
+                nullable_via="failure_category",
+            ),
+        },
+    ),
+    enums.Kind.ARTIFACT: Shape(
+        enums.Kind.ARTIFACT,
+        Artifact,
+        {
+            "produced_by": FKRef("produced_by_id", enums.Kind.RUN, required=True),
+            "for_issue": FKRef("for_issue_id", enums.Kind.ISSUE),
+            "type": Col("type", _enum(enums.ArtifactType), required=True),
+            "title": Col("title", _str(500)),
+            "uri": Col("uri", _str(2048, nullable=True)),
+            "digest": Col("digest", _str(200, nullable=True)),
+            "media_type": Col("media_type", _str(255, nullable=True)),
+            "size_bytes": Col("size_bytes", _num(minimum=0, integer=True)),
+            "preview": Col("preview", _str(20_000, nullable=True)),
+            "verification": Group(
+                {
+                    "status": Col("verification_status", _enum(enums.VerificationStatus)),
+                    "checks": Col("verification_checks", v.list_of(v.CHECK)),
+                }
+            ),
+        },
+    ),
+}
+
+# Fields a PATCH may touch, per kind (None: every writable field). Snapshots and doctrine refs have no PATCH.
+PATCHABLE: dict[str, set[str] | None] = {
+    enums.Kind.REPO: None,
+    enums.Kind.ISSUE: None,
+    enums.Kind.CONTEXT_PACKET: None,
+    enums.Kind.RUN: None,
+    enums.Kind.ARTIFACT: {"verification", "tags", "meta"},
+}
+
+
+def shape_for(kind_or_model: str | type[models.Model] | models.Model) -> Shape:
+    if isinstance(kind_or_model, str):
+        return SHAPES[kind_or_model]
+    return SHAPES[kind_or_model.KIND]  # type: ignore[union-attr]
+
+
+def dump(obj: Any) -> dict[str, Any]:
+    """``obj`` in the contract's JSON shape (load it through ``shape_for(obj).queryset()`` first)."""
+    return {name: node.dump(obj) for name, node in shape_for(obj).nodes.items()}
+
+
+def dump_many(objs: Iterable[Any]) -> list[dict[str, Any]]:
+    return [dump(obj) for obj in objs]
+
+
+def json_schema(kind: str, mode: str = "out") -> dict[str, Any]:
+    """JSON Schema 2020-12 of ``kind``: the object (``out``), a create body (``in``), a PATCH body (``patch``)."""
+    shape = SHAPES[kind]
+    if mode == "out":
+        group = Group(shape.nodes)
+        schema = group.out_schema()
+        title = kind
+    else:
+        nodes = {name: node for name, node in shape.nodes.items() if name != "kind"}
+        if mode == "patch":
+            allowed = PATCHABLE.get(kind)
+            nodes = {
+                name: node for name, node in nodes.items() if name != "id" and (allowed is None or name in allowed)
+            }
+        schema = Group(nodes).in_schema()
+        schema["properties"]["kind"] = {"type": "string", "const": kind}
+        if mode == "patch":
+            schema["required"] = []
+        title = f"{kind} ({'create' if mode == 'in' else 'update'} body)"
+    suffix = "" if mode == "out" else f".{mode}"
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://cwom.dev/schema/v{SCHEMA_VERSION}/{kind}{suffix}.json",
+        "title": title,
+        **schema,
+    }
+
+
+def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
+    """Check a create (``in``) or PATCH (``patch``) body and turn it into model terms.
+
+    Raises ValidationError keyed by contract paths (``constraints.energy.score_0_5``) with codes.
+    """
+    errors = _Errors()
+    if not isinstance(data, dict):
+        errors.add("", "invalid_shape", "The body must be a JSON object.")
+        errors.raise_if_any()
+    if mode == "patch" and not data:
+        errors.add("", "empty_patch", "The body names no field to change.")
+    problems = v.schema_errors(json_schema(kind, mode), data)
+    for path, message in problems:
+        errors.add(path, "invalid_choice" if "allowed values" in message else "invalid", message)
+    errors.raise_if_any()
+    shape = SHAPES[kind]
+    parsed = Parsed(kind)
+    refs = _RefCollector()
+    group = Group({name: node for name, node in shape.nodes.items() if name != "kind"})
+    body = {name: value for name, value in data.items() if name != "kind"}
+    group.load(body, "", parsed, errors, refs)
+    refs.resolve({path: _kind_at(shape, path) for _id, _kind, path in refs.wanted}, errors)
+    errors.raise_if_any()
+    return parsed
+
+
+def _kind_at(shape: Shape, path: str) -> str:
+    node: Node = Group(shape.nodes)
+    for part in path.split("."):
+        if part.isdigit():
+            continue
+        node = node.children[part]  # type: ignore[attr-defined]
+    return node.kind  # type: ignore[attr-defined]
+
+
+def error_path(kind: str, field_name: str) -> str:
+    """The contract path of a model field named in an error (``inputs_data_blobs`` -> ``inputs.data_blobs``)."""
+    return SHAPES[kind].column_paths().get(field_name, field_name)
+
+
+LINK_TABLES: dict[tuple[str, str], tuple[type[models.Model], str, str]] = {
+    # (kind, link name) -> (link model, owner field, target field)
+    (enums.Kind.ISSUE, "doctrine_refs"): (IssueDoctrineRef, "issue", "doctrine_ref"),
+    (enums.Kind.ISSUE, "constraints"): (IssueConstraintSnapshot, "issue", "snapshot"),
+    (enums.Kind.ISSUE, "context_packets"): (IssueContextPacket, "issue", "packet"),
+    (enums.Kind.ISSUE, "blocks"): (IssueBlock, "blocker", "blocked"),
+    (enums.Kind.ISSUE, "blocked_by"): (IssueBlock, "blocked", "blocker"),
+    (enums.Kind.ISSUE, "duplicates"): (IssueDuplicate, "issue", "duplicate_of"),
+    (enums.Kind.CONTEXT_PACKET, "doctrine_refs"): (PacketDoctrineRef, "packet", "doctrine_ref"),
+    (enums.Kind.DOCTRINE_REF, "repo_refs"): (DoctrineApplicableRepo, "doctrine_ref", "repo"),
+    (enums.Kind.RUN, "context_packets"): (RunContextPacket, "run", "packet"),
+    (enums.Kind.RUN, "doctrine_refs"): (RunDoctrineRef, "run", "doctrine_ref"),
+}
+
+if set(KIND_MODELS) != set(SHAPES):  # pragma: no cover - a programming error caught at import
+    raise RuntimeError("Every kind needs a shape.")

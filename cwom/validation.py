@@ -1,0 +1,201 @@
+"""Validators for the small embedded shapes (Actor, Source, documents, ...) and the size caps.
+
+The shapes are written once as JSON Schema fragments (``cwom.shapes`` assembles them into the
+per-kind schemas); here they become Django validators so ``full_clean()`` enforces them on every
+write path.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.deconstruct import deconstructible
+from jsonschema import Draft202012Validator
+
+from . import enums
+
+
+def enum_schema(choices: type[enums.models.TextChoices], nullable: bool = False) -> dict[str, Any]:
+    values: list[Any] = list(choices.values)
+    if nullable:
+        return {"enum": [*values, None]}
+    return {"type": "string", "enum": values}
+
+
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` or null."""
+    if "enum" in schema:
+        return {**schema, "type": [schema.get("type", "string"), "null"], "enum": [*schema["enum"], None]}
+    if isinstance(schema.get("type"), str) and set(schema) <= {"type", "format", "maxLength", "minimum", "maximum"}:
+        return {**schema, "type": [schema["type"], "null"]}
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def limit(name: str) -> int:
+    return int(settings.CWOM_LIMITS[name])
+
+
+STRING = {"type": "string", "maxLength": 4000}
+TEXT = {"type": "string", "maxLength": 200_000}
+SHORT = {"type": "string", "maxLength": 255}
+URI = {"type": "string", "maxLength": 2048}
+TIMESTAMP = {"type": "string", "format": "date-time"}
+STR_LIST = {"type": "array", "items": STRING, "maxItems": 200}
+
+ACTOR: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "actor_kind": enum_schema(enums.ActorKind),
+        "actor_id": {"type": "string", "minLength": 1, "maxLength": 255},
+        "display": {"type": "string", "maxLength": 255},
+    },
+    "required": ["actor_kind", "actor_id", "display"],
+    "additionalProperties": False,
+}
+ACTOR_LIST = {"type": "array", "items": ACTOR, "maxItems": 200}
+
+DOCUMENT = {
+    "type": "object",
+    "properties": {
+        "title": SHORT,
+        "uri": URI,
+        "digest": nullable(SHORT),
+        "excerpt": nullable(TEXT),
+    },
+    "required": ["title", "uri"],
+    "additionalProperties": False,
+}
+DATA_BLOB = {
+    "type": "object",
+    "properties": {
+        "name": SHORT,
+        "media_type": SHORT,
+        "uri": nullable(URI),
+        "inline": nullable(TEXT),
+        "digest": nullable(SHORT),
+    },
+    "required": ["name", "media_type"],
+    "additionalProperties": False,
+}
+CHECK = {
+    "type": "object",
+    "properties": {
+        "name": SHORT,
+        "status": enum_schema(enums.VerificationStatus),
+        "evidence_uri": nullable(URI),
+    },
+    "required": ["name", "status"],
+    "additionalProperties": False,
+}
+
+
+def list_of(item: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "array", "items": item, "maxItems": 200}
+
+
+@cache
+def _validator(schema_json: str) -> Draft202012Validator:
+    return Draft202012Validator(json.loads(schema_json), format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def schema_errors(schema: dict[str, Any], value: Any) -> list[tuple[str, str]]:
+    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits."""
+    validator = _validator(json.dumps(schema, sort_keys=True))
+    found = []
+    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+        path = ".".join(str(part) for part in error.absolute_path)
+        found.append((path, _message(error)))
+    return found
+
+
+def _message(error: Any) -> str:
+    if error.validator == "enum":
+        allowed = ", ".join("null" if v is None else str(v) for v in error.validator_value)
+        return f"{error.instance!r} is not one of the allowed values: {allowed}."
+    if error.validator == "additionalProperties":
+        return f"{error.message}."
+    return str(error.message)
+
+
+@deconstructible
+class ShapeValidator:
+    """Validates a JSON column against one of the shape fragments above, by name."""
+
+    def __init__(self, shape: str) -> None:
+        self.shape = shape
+
+    def __call__(self, value: Any) -> None:
+        schema = SHAPES[self.shape]
+        problems = schema_errors(schema, value)
+        if problems:
+            raise ValidationError(
+                [
+                    ValidationError(f"{path}: {msg}" if path else msg, code=_code(msg), params=None)
+                    for path, msg in problems
+                ]
+            )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ShapeValidator) and other.shape == self.shape
+
+    def __hash__(self) -> int:
+        return hash(self.shape)
+
+
+def _code(message: str) -> str:
+    return "invalid_choice" if "allowed values" in message else "invalid_shape"
+
+
+SHAPES: dict[str, dict[str, Any]] = {
+    "actor": ACTOR,
+    "actor_or_null": nullable(ACTOR),
+    "actor_list": ACTOR_LIST,
+    "str_list": STR_LIST,
+    "str_list_or_null": nullable(STR_LIST),
+    "documents": list_of(DOCUMENT),
+    "data_blobs": list_of(DATA_BLOB),
+    "checks": list_of(CHECK),
+    "issue_types": list_of(enum_schema(enums.IssueType)),
+}
+
+
+def json_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
+def validate_meta(value: Any) -> None:
+    """``meta``: a JSON object, at most CWOM_LIMITS['meta_bytes'] when encoded, not absurdly nested."""
+    if not isinstance(value, dict):
+        raise ValidationError("meta must be a JSON object.", code="invalid_shape")
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > limit("meta_bytes"):
+        raise ValidationError(
+            "meta is %(size)d bytes; the limit is %(limit)d.",
+            code="too_large",
+            params={"size": size, "limit": limit("meta_bytes")},
+        )
+    if json_depth(value) > limit("json_depth"):
+        raise ValidationError("meta is nested too deeply.", code="too_deep")
+
+
+def validate_tags(value: Any) -> None:
+    """``tags``: a short list of short, non-empty, distinct strings."""
+    if not isinstance(value, list) or not all(isinstance(tag, str) for tag in value):
+        raise ValidationError("tags must be a list of strings.", code="invalid_shape")
+    if len(value) > limit("tags_count"):
+        raise ValidationError("at most %(n)d tags are allowed.", code="too_many", params={"n": limit("tags_count")})
+    for tag in value:
+        if not tag.strip() or len(tag) > limit("tag_length"):
+            raise ValidationError(
+                "each tag is 1 to %(n)d characters.", code="invalid_tag", params={"n": limit("tag_length")}
+            )
+    if len(set(value)) != len(value):
+        raise ValidationError("tags must be distinct.", code="duplicate_tag")

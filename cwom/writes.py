@@ -1,0 +1,218 @@
+"""Creating and changing CWOM objects from contract-shaped bodies.
+
+Every face of the service (API, commands, worker, enqueue) writes through these functions, so each
+write is validated by the model layer (``full_clean()``), touches its link tables, and records exactly
+one event in the same transaction. Errors are ValidationErrors keyed by contract paths.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, models, transaction
+
+from . import shapes
+from .enums import EventAction, Kind, Status
+from .models import ContextPacket, CwomObject, DoctrineRef, IssueContextPacket, Run, record_event
+from .models.base import jsonable
+from .models.runs import OPEN_INPUT_STATUSES
+
+LinkItems = list[tuple[str, str | None]]
+
+
+def contract_error(kind: str, error: ValidationError) -> ValidationError:
+    """Re-key a model ValidationError by contract paths (``inputs_data_blobs`` -> ``inputs.data_blobs``)."""
+    if not hasattr(error, "error_dict"):
+        return error
+    return ValidationError(
+        {
+            ("non_field_errors" if name == "__all__" else shapes.error_path(kind, name)): errors
+            for name, errors in error.error_dict.items()
+        }
+    )
+
+
+def integrity_code(error: IntegrityError) -> str:
+    """The machine-readable code of a database refusal: a guard trigger's own, or ``conflict``."""
+    text = str(error)
+    if "cwom:" in text:
+        return text.split("cwom:", 1)[1].split(":", 1)[0]
+    if "unique" in text.lower():
+        return "duplicate"
+    return "conflict"
+
+
+def _validate(obj: CwomObject) -> None:
+    try:
+        obj.full_clean()
+    except ValidationError as error:
+        raise contract_error(obj.KIND, error) from None
+
+
+# --- links ------------------------------------------------------------------------------------------
+def current_links(obj: CwomObject, name: str) -> LinkItems:
+    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+    rows = model.objects.filter(**{owner: obj.pk}).order_by("id").values_list(f"{target}_id", "role")
+    return list(rows)
+
+
+def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
+    """Link rules that need the owner: nothing links to itself, packets belong to the issue."""
+    errors: dict[str, list[ValidationError]] = {}
+    if obj.KIND == Kind.ISSUE:
+        for name in ("blocks", "blocked_by", "duplicates"):
+            if any(target == obj.pk for target, _ in links.get(name, [])):
+                errors.setdefault(f"relationships.{name}", []).append(
+                    ValidationError("An issue cannot relate to itself.", code="self_reference")
+                )
+        packet_ids = [target for target, _ in links.get("context_packets", [])]
+        foreign = ContextPacket.objects.filter(pk__in=packet_ids).exclude(for_issue_id=obj.pk)
+        for packet_id in foreign.values_list("id", flat=True):
+            errors.setdefault("context_packets", []).append(
+                ValidationError(f"Context packet {packet_id} is for another issue.", code="packet_issue_mismatch")
+            )
+    if obj.KIND == Kind.RUN and "context_packets" in links:
+        packets = list(ContextPacket.objects.filter(pk__in=[t for t, _ in links["context_packets"]]))
+        try:
+            obj.validate_inputs(packets=packets)  # type: ignore[attr-defined]
+        except ValidationError as error:
+            errors.setdefault("inputs.context_packets", []).extend(error.error_dict["inputs"])
+    if errors:
+        raise ValidationError(errors)
+
+
+def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str], list[str]] | None:
+    """Make the link table hold exactly ``items``; returns (before, after) ids, or None when unchanged."""
+    before = current_links(obj, name) if not getattr(obj, "_just_created", False) else []
+    if before == items:
+        return None
+    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+    model.objects.filter(**{owner: obj.pk}).delete()
+    model.objects.bulk_create([model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items])
+    return [t for t, _ in before], [t for t, _ in items]
+
+
+# --- create -----------------------------------------------------------------------------------------
+def create(kind: str, data: Any) -> CwomObject:
+    """Create one object of ``kind`` from a contract-shaped body; returns it reloaded for ``dump``."""
+    parsed = shapes.parse(kind, data, "in")
+    with transaction.atomic():
+        obj = create_parsed(parsed)
+    return reload(obj)
+
+
+def create_parsed(parsed: shapes.Parsed) -> CwomObject:
+    """Create from an already parsed body (inside the caller's transaction)."""
+    model = shapes.SHAPES[parsed.kind].model
+    columns = dict(parsed.columns)
+    obj: Any = model(**columns)
+    seal_after = False
+    if isinstance(obj, ContextPacket):
+        if not obj.version and obj.for_issue_id:
+            obj.version = ContextPacket.next_version(obj.for_issue_id)
+        # Written as a draft first so its links can be added, then sealed in the same transaction.
+        seal_after = columns.get("sealed", True)
+        obj.sealed, obj.sealed_at = False, None
+    _validate(obj)
+    if isinstance(obj, Run) and obj.status != Status.PLANNED:
+        _check_links(obj, {"context_packets": parsed.links.get("context_packets", [])})
+    _check_links(obj, parsed.links)
+    obj.save(record=False)
+    obj._just_created = True
+    changes: dict[str, tuple[Any, Any]] = {name: (None, value) for name, value in obj._column_values().items()}
+    for name, items in parsed.links.items():
+        _write_links(obj, name, items)
+        changes[name] = (None, [t for t, _ in items])
+    obj._just_created = False
+    if isinstance(obj, ContextPacket):
+        IssueContextPacket.objects.get_or_create(issue_id=obj.for_issue_id, packet_id=obj.pk)
+        if seal_after:
+            obj.seal(record=False)
+            changes.update(sealed=(None, True), sealed_at=(None, obj.sealed_at))
+    if isinstance(obj, DoctrineRef):
+        obj.publish()
+    record_event(obj, EventAction.CREATE, changes)
+    return obj
+
+
+# --- update -----------------------------------------------------------------------------------------
+def update(obj: CwomObject, data: Any) -> CwomObject:
+    """Apply a PATCH body to ``obj`` (a run's status change goes through its state machine)."""
+    if not shapes.SHAPES[obj.KIND].mutable:
+        raise ValidationError(
+            {
+                "non_field_errors": [
+                    ValidationError(f"{obj.KIND} objects never change after creation.", code="immutable")
+                ]
+            }
+        )
+    parsed = shapes.parse(obj.KIND, data, "patch")
+    with transaction.atomic():
+        locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+        update_parsed(locked, parsed)
+    return reload(locked)
+
+
+def update_parsed(obj: Any, parsed: shapes.Parsed) -> None:
+    columns = dict(parsed.columns)
+    action = EventAction.UPDATE
+    target_status = None
+    failure: dict[str, Any] = {}
+    if isinstance(obj, Run) and "status" in columns and columns["status"] != obj.status:
+        target_status = columns.pop("status")
+        failure = {k: columns.pop(k) for k in ("failure_category", "failure_message") if k in columns}
+    if isinstance(obj, ContextPacket) and columns.get("sealed") and not obj.sealed:
+        columns.pop("sealed")
+        action = EventAction.SEAL
+    if isinstance(obj, Run) and parsed.links and obj.status not in OPEN_INPUT_STATUSES:
+        raise ValidationError(
+            {"inputs": [ValidationError("A run's inputs never change after it starts.", code="inputs_frozen")]}
+        )
+    for name, value in columns.items():
+        setattr(obj, name, value)
+    _validate(obj)
+    _check_links(obj, parsed.links)
+    changes = obj.changed_fields()
+    for name, items in parsed.links.items():
+        moved = _write_links(obj, name, items)
+        if moved:
+            changes[name] = moved
+    if action == EventAction.SEAL:
+        obj.seal(record=False)
+        changes.update(sealed=(False, True), sealed_at=(None, obj.sealed_at))
+    elif changes:
+        obj.save(record=False)
+    if changes:
+        record_event(obj, action, {k: (jsonable(a), jsonable(b)) for k, (a, b) in changes.items()})
+    if target_status is not None:
+        transition(obj, target_status, **failure)
+
+
+def transition(
+    run: Run, status: str, failure_category: str | None = None, failure_message: str | None = None, **extra: Any
+) -> Run:
+    """Move ``run`` through its state machine (compare-and-set), raising contract-keyed errors."""
+    try:
+        run.transition_to(
+            status, failure_category=failure_category, failure_message=failure_message, extra=extra or None
+        )
+    except ValidationError as error:
+        raise contract_error(Kind.RUN, error) from None
+    return run
+
+
+def seal(packet: ContextPacket) -> ContextPacket:
+    """Seal a draft packet (one-way)."""
+    with transaction.atomic():
+        locked = ContextPacket.objects.select_for_update().get(pk=packet.pk)
+        try:
+            locked.seal()
+        except ValidationError as error:
+            raise contract_error(Kind.CONTEXT_PACKET, error) from None
+    return reload(locked)
+
+
+def reload(obj: models.Model) -> Any:
+    """``obj`` read again with everything its contract shape needs."""
+    return shapes.shape_for(obj).queryset().get(pk=obj.pk)
