@@ -1,0 +1,45 @@
+"""A run's whole chain in one document: what the lineage endpoint serves and what an executor receives.
+
+    Issue + ContextPacket + ConstraintSnapshot + DoctrineRef  ->  Run  ->  Artifact
+
+Loaded in a fixed number of queries whatever the number of packets, doctrine refs or artifacts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import shapes
+from .enums import Kind
+from .models import Run
+
+
+def run_bundle(run_id: str) -> dict[str, Any]:
+    """The run and everything it links to, each object in the contract's shape.
+
+    ``doctrine_refs`` holds the run's own doctrine refs followed by those its packets name, once each.
+    Raises Run.DoesNotExist for an unknown id.
+    """
+    run = shapes.SHAPES[Kind.RUN].queryset().get(pk=run_id)
+    issue = shapes.SHAPES[Kind.ISSUE].queryset().get(pk=run.for_issue_id)
+    repo = shapes.SHAPES[Kind.REPO].queryset().get(pk=run.repo_id)
+    packet_ids = [link.packet_id for link in run.context_packet_links.all()]
+    packets = {p.pk: p for p in shapes.SHAPES[Kind.CONTEXT_PACKET].queryset().filter(pk__in=packet_ids)}
+    doctrine_ids = [link.doctrine_ref_id for link in run.doctrine_ref_links.all()]
+    for packet in packets.values():
+        doctrine_ids += [link.doctrine_ref_id for link in packet.doctrine_ref_links.all()]
+    doctrine_ids = list(dict.fromkeys(doctrine_ids))
+    doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids)}
+    snapshot = None
+    if run.constraint_snapshot_id:
+        snapshot = shapes.SHAPES[Kind.CONSTRAINT_SNAPSHOT].queryset().get(pk=run.constraint_snapshot_id)
+    artifacts = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
+    return {
+        "run": shapes.dump(run),
+        "repo": shapes.dump(repo),
+        "issue": shapes.dump(issue),
+        "context_packets": [shapes.dump(packets[pk]) for pk in packet_ids if pk in packets],
+        "constraint_snapshot": shapes.dump(snapshot) if snapshot else None,
+        "doctrine_refs": [shapes.dump(doctrines[pk]) for pk in doctrine_ids if pk in doctrines],
+        "artifacts": shapes.dump_many(artifacts),
+    }
