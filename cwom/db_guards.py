@@ -6,7 +6,9 @@ Triggers on PostgreSQL (PL/pgSQL) and SQLite refuse:
 - a change of a repo's slug;
 - changes to an artifact other than its verification (bytes may be attached once);
 - changes to a run's inputs after it started, and any move out of a terminal status;
-- an artifact for a run that has not started; a run whose repo is not its issue's repo.
+- an artifact for a run that has not started or for another issue than its run's; a run whose repo is
+  not its issue's repo (on insert, on update, and by moving an issue that has runs to another repo);
+- a decision log that shrinks or rewrites an entry.
 
 Every refusal message starts with ``cwom:<code>:`` so the API can answer with that code.
 PostgreSQL also gets GIN indexes for tag and assignee lookups.
@@ -202,10 +204,9 @@ RULES: list[tuple[str, str, str, str, str, str]] = [
         "artifact_run_insert",
         "cwom_artifact",
         "INSERT",
-        "(SELECT status IN ('planned', 'ready') FROM cwom_run WHERE id = NEW.produced_by_id) "
-        "OR NEW.for_issue_id <> (SELECT for_issue_id FROM cwom_run WHERE id = NEW.produced_by_id)",
+        "(SELECT status IN ('planned', 'ready') FROM cwom_run WHERE id = NEW.produced_by_id)",
         "run_not_started",
-        "an artifact needs a started run and that run's issue",
+        "an artifact needs a run that has started",
     ),
     (
         "artifact_update",
@@ -222,7 +223,7 @@ RULES: list[tuple[str, str, str, str, str, str]] = [
     ),
 ]
 
-# PostgreSQL-only: decision_log only grows (its old value is a prefix of the new one).
+# decision_log only grows (its old value is a prefix of the new one): PostgreSQL's spelling, from 0002.
 _PG_APPEND_ONLY = (
     "run_decision_log_update",
     "cwom_run",
@@ -230,6 +231,48 @@ _PG_APPEND_ONLY = (
     "jsonb_array_length(NEW.decision_log) < jsonb_array_length(OLD.decision_log) OR "
     "(SELECT COALESCE(jsonb_agg(e ORDER BY i), '[]'::jsonb) FROM jsonb_array_elements(NEW.decision_log) "
     "WITH ORDINALITY AS t(e, i) WHERE i <= jsonb_array_length(OLD.decision_log)) <> OLD.decision_log",
+    "append_only",
+    "decision_log only grows",
+)
+
+# Added by migration 0003: a run's repo stays its issue's repo after the insert as well, and an
+# artifact's issue mismatch has its own code (0002 folded it into run_not_started).
+RULES_0003: list[tuple[str, str, str, str, str, str]] = [
+    (
+        "run_repo_update",
+        "cwom_run",
+        "UPDATE",
+        "NEW.repo_id <> (SELECT repo_id FROM cwom_issue WHERE id = NEW.for_issue_id)",
+        "repo_mismatch",
+        "a run's repo must be its issue's repo",
+    ),
+    (
+        "artifact_issue_insert",
+        "cwom_artifact",
+        "INSERT",
+        "NEW.for_issue_id <> (SELECT for_issue_id FROM cwom_run WHERE id = NEW.produced_by_id)",
+        "issue_mismatch",
+        "an artifact's issue must be its run's issue",
+    ),
+    (
+        "issue_repo_update",
+        "cwom_issue",
+        "UPDATE",
+        "NEW.repo_id <> OLD.repo_id AND EXISTS (SELECT 1 FROM cwom_run WHERE for_issue_id = OLD.id)",
+        "repo_mismatch",
+        "an issue with runs stays in its repo (a run's repo must be its issue's repo)",
+    ),
+]
+
+# Added by migration 0003, SQLite's spelling of run_decision_log_update: every entry of the old log is
+# still at its index in the new one.
+_SQLITE_APPEND_ONLY = (
+    "run_decision_log_update",
+    "cwom_run",
+    "UPDATE",
+    "json_array_length(NEW.decision_log) < json_array_length(OLD.decision_log) OR EXISTS ("
+    "SELECT 1 FROM json_each(OLD.decision_log) AS o WHERE o.value IS NOT "
+    "(SELECT n.value FROM json_each(NEW.decision_log) AS n WHERE n.key = o.key))",
     "append_only",
     "decision_log only grows",
 )
@@ -252,9 +295,16 @@ def _pg_condition(condition: str) -> str:
     return condition.replace(" IS NOT OLD.", " IS DISTINCT FROM OLD.")
 
 
-def _pg_statements() -> list[str]:
+def all_rules(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
+    """Every guard the migrations install on ``vendor``."""
+    if vendor == "postgresql":
+        return [*RULES, _PG_APPEND_ONLY, *RULES_0003]
+    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY]
+
+
+def _pg_statements(rules: list[tuple[str, str, str, str, str, str]], gin: bool = True) -> list[str]:
     statements = []
-    for name, table, event, condition, code, message in [*RULES, _PG_APPEND_ONLY]:
+    for name, table, event, condition, code, message in rules:
         row = "OLD" if event == "DELETE" else "NEW"
         message = message.replace("'", "''")
         function = f"cwom_guard_{name}"
@@ -268,14 +318,14 @@ def _pg_statements() -> list[str]:
         statements.append(
             f"CREATE TRIGGER cwom_{name} BEFORE {event} ON {table} FOR EACH ROW EXECUTE FUNCTION {function}();"
         )
-    for index, table, column in PG_GIN_INDEXES:
+    for index, table, column in PG_GIN_INDEXES if gin else []:
         statements.append(f"CREATE INDEX IF NOT EXISTS {index} ON {table} USING gin ({column});")
     return statements
 
 
-def _sqlite_statements() -> list[str]:
+def _sqlite_statements(rules: list[tuple[str, str, str, str, str, str]]) -> list[str]:
     statements = []
-    for name, table, event, condition, code, message in RULES:
+    for name, table, event, condition, code, message in rules:
         message = message.replace("'", "''")
         statements.append(f"DROP TRIGGER IF EXISTS cwom_{name};")
         statements.append(
@@ -285,27 +335,52 @@ def _sqlite_statements() -> list[str]:
     return statements
 
 
-def install(apps: Any, schema_editor: Any) -> None:
-    """Migration step: create the triggers (and PostgreSQL's GIN indexes) for this database."""
+def _install(schema_editor: Any, rules: list[tuple[str, str, str, str, str, str]], pg_extra: bool) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        statements = _pg_statements()
+        statements = _pg_statements([*rules, _PG_APPEND_ONLY] if pg_extra else rules, gin=pg_extra)
     elif vendor == "sqlite":
-        statements = _sqlite_statements()
+        statements = _sqlite_statements(rules)
     else:
         return
     for statement in statements:
         schema_editor.execute(statement, params=None)
 
 
-def uninstall(apps: Any, schema_editor: Any) -> None:
+def _uninstall(schema_editor: Any, rules: list[tuple[str, str, str, str, str, str]], pg_extra: bool) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "postgresql":
-        for name, table, *_ in [*RULES, _PG_APPEND_ONLY]:
+        for name, table, *_ in [*rules, _PG_APPEND_ONLY] if pg_extra else rules:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS cwom_{name} ON {table};", params=None)
             schema_editor.execute(f"DROP FUNCTION IF EXISTS cwom_guard_{name}();", params=None)
-        for index, _table, _column in PG_GIN_INDEXES:
+        for index, _table, _column in PG_GIN_INDEXES if pg_extra else []:
             schema_editor.execute(f"DROP INDEX IF EXISTS {index};", params=None)
     elif vendor == "sqlite":
-        for name, *_ in RULES:
+        for name, *_ in rules:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS cwom_{name};", params=None)
+
+
+def install(apps: Any, schema_editor: Any) -> None:
+    """Migration 0002: create the triggers (and PostgreSQL's GIN indexes) for this database."""
+    _install(schema_editor, RULES, pg_extra=True)
+
+
+def uninstall(apps: Any, schema_editor: Any) -> None:
+    _uninstall(schema_editor, RULES, pg_extra=True)
+
+
+def install_0003(apps: Any, schema_editor: Any) -> None:
+    """Migration 0003: a run's repo stays its issue's repo on UPDATE of a run or of its issue, an
+    artifact's issue mismatch gets its own code, and SQLite gets the append-only decision log too.
+
+    Also re-creates 0002's guards (every statement is idempotent), so a database migrated before
+    0003 gets their current definitions (artifact_run_insert no longer folds in the issue check).
+    """
+    _install(schema_editor, RULES, pg_extra=True)
+    vendor = schema_editor.connection.vendor
+    _install(schema_editor, [*RULES_0003, _SQLITE_APPEND_ONLY] if vendor == "sqlite" else RULES_0003, pg_extra=False)
+
+
+def uninstall_0003(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    _uninstall(schema_editor, [*RULES_0003, _SQLITE_APPEND_ONLY] if vendor == "sqlite" else RULES_0003, pg_extra=False)

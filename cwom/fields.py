@@ -53,6 +53,8 @@ class HasActor(_ListLookup):
     def as_postgresql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         values = self._values()
+        if not values:  # no id to look for: nothing matches (and "()" is not SQL)
+            return "FALSE", []
         clauses = " OR ".join([f"{lhs} @> %s::jsonb"] * len(values))
         params: list[Any] = []
         for value in values:

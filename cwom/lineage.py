@@ -11,7 +11,6 @@ from typing import Any
 
 from . import shapes
 from .enums import Kind
-from .models import Run
 
 
 def run_bundle(run_id: str) -> dict[str, Any]:

@@ -716,7 +716,7 @@ PATCHABLE: dict[str, set[str] | None] = {
     enums.Kind.ISSUE: None,
     enums.Kind.CONTEXT_PACKET: None,
     enums.Kind.RUN: None,
-    enums.Kind.ARTIFACT: {"verification", "tags", "meta"},
+    enums.Kind.ARTIFACT: {"verification"},  # everything else is fixed at creation
 }
 
 

@@ -58,8 +58,14 @@ def current_links(obj: CwomObject, name: str) -> LinkItems:
 
 
 def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
-    """Link rules that need the owner: nothing links to itself, packets belong to the issue."""
+    """Link rules that need the owner: nothing links to itself, packets belong to the issue, sealed stays sealed."""
     errors: dict[str, list[ValidationError]] = {}
+    if isinstance(obj, ContextPacket) and obj.is_sealed_in_db():
+        for name, items in links.items():
+            if current_links(obj, name) != items:
+                errors.setdefault(name, []).append(
+                    ValidationError("A sealed context packet never changes.", code="immutable")
+                )
     if obj.KIND == Kind.ISSUE:
         for name in ("blocks", "blocked_by", "duplicates"):
             if any(target == obj.pk for target, _ in links.get(name, [])):

@@ -64,6 +64,7 @@ class Event(models.Model):
                 condition=models.Q(action__in=EventAction.values),
                 name="event_action_valid",
                 violation_error_message="Unknown event action.",
+                violation_error_code="invalid_choice",
             ),
         ]
 
@@ -179,7 +180,8 @@ class CwomObject(models.Model):
     def check_frozen(self) -> None:
         if self._state.adding:
             return
-        frozen = self.frozen_fields()
+        # An id never changes: a new primary key would save as a second row missing from ObjectIndex.
+        frozen = self.frozen_fields() | {"id"}
         illegal = sorted(name for name in self.changed_fields() if name in frozen or "*" in frozen)
         if illegal:
             raise ValidationError(
@@ -192,6 +194,13 @@ class CwomObject(models.Model):
             )
 
     # --- validation ----------------------------------------------------------------------------
+    def fill_defaults(self) -> None:
+        """Derive fields that default from other objects (a run's repo); runs before field validation."""
+
+    def full_clean(self, *args: Any, **kwargs: Any) -> None:
+        self.fill_defaults()
+        super().full_clean(*args, **kwargs)
+
     def clean(self) -> None:
         super().clean()
         if self._state.adding and ObjectIndex.objects.filter(pk=self.pk).exists():

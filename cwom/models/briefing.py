@@ -72,6 +72,7 @@ class ContextPacket(Sealable):
                 | models.Q(sealed=False, sealed_at__isnull=True),
                 name="packet_sealed_at_consistent",
                 violation_error_message="sealed_at is set exactly when the packet is sealed.",
+                violation_error_code="invalid",
             ),
         ]
 
@@ -162,11 +163,13 @@ class ConstraintSnapshot(CwomObject):
                 | models.Q(energy_score_0_5__gte=0, energy_score_0_5__lte=5),
                 name="snapshot_energy_0_5",
                 violation_error_message="energy.score_0_5 must be between 0 and 5.",
+                violation_error_code="out_of_range",
             ),
             models.CheckConstraint(
                 condition=models.Q(time_available_minutes__isnull=True) | models.Q(time_available_minutes__gte=0),
                 name="snapshot_minutes_nonnegative",
                 violation_error_message="time.available_minutes cannot be negative.",
+                violation_error_code="out_of_range",
             ),
         ]
 

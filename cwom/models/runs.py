@@ -106,6 +106,7 @@ class Run(MutableCwomObject):
                 | (~models.Q(status=Status.FAILED) & models.Q(failure_category__isnull=True)),
                 name="run_failure_iff_failed",
                 violation_error_message="A failure is required with status failed and refused on any other status.",
+                violation_error_code="failure_mismatch",
             ),
             models.CheckConstraint(
                 condition=models.Q(ended_at__isnull=True)
@@ -113,13 +114,18 @@ class Run(MutableCwomObject):
                 | models.Q(ended_at__gte=models.F("started_at")),
                 name="run_ended_after_started",
                 violation_error_message="telemetry.ended_at cannot be before started_at.",
+                violation_error_code="invalid_telemetry",
             ),
         ]
 
     # --- validation ------------------------------------------------------------------------------
-    def clean(self) -> None:
+    def fill_defaults(self) -> None:
+        """A run's repo defaults to its issue's repo."""
         if self.repo_id is None and self.for_issue_id is not None:
             self.repo_id = Issue.objects.filter(pk=self.for_issue_id).values_list("repo_id", flat=True).first()
+
+    def clean(self) -> None:
+        self.fill_defaults()
         super().clean()
         errors: dict[str, list[ValidationError]] = {}
         if self.for_issue_id is not None:
@@ -348,6 +354,7 @@ class Artifact(MutableCwomObject):
                 condition=models.Q(size_bytes__isnull=True) | models.Q(size_bytes__gte=0),
                 name="artifact_size_nonnegative",
                 violation_error_message="size_bytes cannot be negative.",
+                violation_error_code="out_of_range",
             ),
         ]
 
@@ -357,11 +364,15 @@ class Artifact(MutableCwomObject):
             allowed |= self.CONTENT_FIELDS
         return frozenset(f.attname for f in self._meta.concrete_fields) - allowed
 
-    def clean(self) -> None:
+    def fill_defaults(self) -> None:
+        """An artifact's issue defaults to its run's issue."""
         if self.for_issue_id is None and self.produced_by_id is not None:
             self.for_issue_id = (
                 Run.objects.filter(pk=self.produced_by_id).values_list("for_issue_id", flat=True).first()
             )
+
+    def clean(self) -> None:
+        self.fill_defaults()
         super().clean()
         if self.produced_by_id is None:
             return

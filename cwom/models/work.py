@@ -24,6 +24,7 @@ def choices_check(
         condition=condition,
         name=name,
         violation_error_message=f"{field} must be one of: {', '.join(choices.values)}.",
+        violation_error_code="invalid_choice",
     )
 
 
@@ -113,12 +114,28 @@ class Issue(MutableCwomObject):
                 condition=~models.Q(parent=models.F("id")),
                 name="issue_not_own_parent",
                 violation_error_message="An issue cannot be its own parent.",
+                violation_error_code="cycle",
             ),
         ]
 
     def clean(self) -> None:
         super().clean()
         self.check_parent_chain()
+        self.check_repo_move()
+
+    def check_repo_move(self) -> None:
+        """An issue with runs stays in its repo: every run's repo must remain its issue's repo."""
+        loaded = self.loaded_values()
+        if loaded and loaded.get("repo_id") != self.repo_id and self.runs.exists():
+            raise ValidationError(
+                {
+                    "repo": ValidationError(
+                        "This issue has runs in repo %(repo)s; a run's repo must stay its issue's repo.",
+                        code="repo_mismatch",
+                        params={"repo": loaded.get("repo_id")},
+                    )
+                }
+            )
 
     def check_parent_chain(self) -> None:
         """No issue is its own parent and the parent chain has no cycle."""
@@ -175,6 +192,7 @@ class IssueBlock(Link):
                 condition=~models.Q(blocker=models.F("blocked")),
                 name="issue_block_not_self",
                 violation_error_message="An issue cannot block itself.",
+                violation_error_code="self_reference",
             ),
         ]
         indexes = [models.Index(fields=["blocked"], name="issue_block_blocked_idx")]
@@ -193,6 +211,7 @@ class IssueDuplicate(Link):
                 condition=~models.Q(issue=models.F("duplicate_of")),
                 name="issue_duplicate_not_self",
                 violation_error_message="An issue cannot duplicate itself.",
+                violation_error_code="self_reference",
             ),
         ]
         indexes = [models.Index(fields=["duplicate_of"], name="issue_duplicate_target_idx")]
