@@ -1,1 +1,50 @@
-urlpatterns: list = []
+"""Routes under /api/v1 (each with or without a trailing slash).
+
+The seven kinds come from one router; ``execution.urls`` (enqueue, cancel, artifact content) is included
+when that module exists; anything else under /api/v1 is a 404 problem.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+
+class OptionalSlashRouter(SimpleRouter):
+    """A router whose routes match with and without a trailing slash (documented without)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trailing_slash = "/?"
+
+
+router = OptionalSlashRouter()
+for kind, viewset in views.KIND_VIEWSETS.items():
+    router.register(views.KIND_PATHS[kind], viewset, basename=views.KIND_PATHS[kind])
+router.register("events", views.EventViewSet, basename="events")
+
+_open = {"authentication_classes": [], "permission_classes": [AllowAny]}
+
+urlpatterns: list[Any] = [
+    re_path(r"^healthz/?$", views.HealthView.as_view(), name="healthz"),
+    re_path(r"^readyz/?$", views.ReadyView.as_view(), name="readyz"),
+    re_path(r"^schema/?$", SpectacularAPIView.as_view(**_open), name="schema"),
+    re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", **_open), name="docs"),
+    re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", **_open), name="redoc"),
+    re_path(rf"^objects/(?P<object_id>{views.ID_PATH_REGEX})/?$", views.ObjectView.as_view(), name="object-detail"),
+]
+
+if importlib.util.find_spec("execution.urls") is not None:
+    urlpatterns.append(path("", include("execution.urls")))
+
+urlpatterns += [
+    *router.urls,
+    re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
+]

@@ -1,0 +1,494 @@
+"""Query filters for every list endpoint (django-filter FilterSets) and the ``ordering`` parameter.
+
+Conventions shared by every filter here:
+
+- several values of one filter OR together, given either as repeated parameters
+  (``?status=ready&status=running``) or comma-separated (``?status=ready,running``);
+- different filters AND together;
+- enum filters refuse unknown values with a 400 naming the allowed ones;
+- id filters (``repo_id``, ``issue_id`` ...) take ULIDs; a malformed id is a 400;
+- ranges are ``<field>_after`` (inclusive) and ``<field>_before`` (exclusive), ISO-8601 with a timezone;
+- an unknown query parameter is a 400 (a typo must not silently widen a query).
+
+Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :mod:`cwom.api.schema`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import django_filters
+from django import forms
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.filters import BaseFilterBackend
+from rest_framework.request import Request
+
+from cwom import enums
+from cwom.ids import ULID_RE, normalize_ulid
+from cwom.models import (
+    Artifact,
+    ConstraintSnapshot,
+    ContextPacket,
+    DoctrineApplicableRepo,
+    DoctrineRef,
+    Event,
+    Issue,
+    PacketDoctrineRef,
+    Repo,
+    Run,
+    RunContextPacket,
+    RunDoctrineRef,
+)
+
+from .errors import BadRequest
+
+PAGINATION_PARAMS = frozenset({"cursor", "page_size", "ordering"})
+MAX_VALUES = 100
+
+
+# --- fields and widgets ---------------------------------------------------------------------------
+class ListWidget(forms.Widget):
+    """Reads ``?f=a&f=b`` and ``?f=a,b`` alike into ``["a", "b"]`` (order kept, duplicates dropped)."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
+        raw = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)] if data.get(name) else []
+        values = [part.strip() for item in raw for part in str(item).split(",")]
+        return list(dict.fromkeys(value for value in values if value))
+
+    def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
+        return name not in data
+
+
+class ListField(forms.Field):
+    """A list of strings, each checked by ``clean_item``."""
+
+    widget = ListWidget
+
+    def __init__(self, *args: Any, clean_item: Callable[[str], str] | None = None, **kwargs: Any) -> None:
+        self.clean_item = clean_item or (lambda value: value)
+        super().__init__(*args, **kwargs)
+
+    def clean(self, value: Any) -> list[str]:
+        values = list(value or [])
+        if len(values) > MAX_VALUES:
+            raise ValidationError(f"At most {MAX_VALUES} values are allowed.", code="too_many")
+        for item in values:
+            if "\x00" in item:
+                raise ValidationError("NUL characters are not allowed.", code="invalid_characters")
+        return [self.clean_item(item) for item in values]
+
+
+def _clean_id(value: str) -> str:
+    try:
+        return normalize_ulid(value)
+    except ValidationError:
+        raise ValidationError(f"{value!r} is not a ULID.", code="invalid_id") from None
+
+
+def _enum_cleaner(choices: type[models.TextChoices]) -> Callable[[str], str]:
+    allowed = list(choices.values)
+
+    def clean(value: str) -> str:
+        if value not in allowed:
+            raise ValidationError(
+                f"{value!r} is not one of the allowed values: {', '.join(allowed)}.", code="invalid_choice"
+            )
+        return value
+
+    return clean
+
+
+class StrictBooleanField(forms.Field):
+    """``true``/``false`` (also ``1``/``0``); anything else is a 400 rather than ignored."""
+
+    TRUE = frozenset({"true", "1"})
+    FALSE = frozenset({"false", "0"})
+
+    def to_python(self, value: Any) -> bool | None:
+        if value in (None, ""):
+            return None
+        lowered = str(value).strip().lower()
+        if lowered in self.TRUE:
+            return True
+        if lowered in self.FALSE:
+            return False
+        raise ValidationError(f"{value!r} is not a boolean: use true or false.", code="invalid_boolean")
+
+
+class TimestampField(forms.DateTimeField):
+    """An ISO-8601 timestamp that must carry a timezone (``Z`` or an offset)."""
+
+    def to_python(self, value: Any) -> Any:
+        from django.utils.dateparse import parse_datetime
+
+        if value in (None, ""):
+            return None
+        try:
+            moment = parse_datetime(str(value).strip())
+        except ValueError:
+            moment = None
+        if moment is None:
+            raise ValidationError(f"{value!r} is not an ISO-8601 timestamp.", code="invalid_datetime")
+        if moment.tzinfo is None:
+            raise ValidationError("Timestamps need a timezone (use Z for UTC).", code="invalid_datetime")
+        return moment
+
+
+# --- filters --------------------------------------------------------------------------------------
+class ListFilter(django_filters.Filter):
+    """Several values OR together: ``<field_name>__<lookup>=[values]``."""
+
+    field_class = ListField
+    item_schema: dict[str, Any] = {"type": "string"}
+
+    def __init__(self, *args: Any, lookup: str = "in", clean_item: Callable[[str], str] | None = None, **kwargs: Any):
+        self.list_lookup = lookup
+        kwargs.setdefault("clean_item", clean_item)
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: models.QuerySet[Any], value: list[str]) -> models.QuerySet[Any]:
+        if not value:
+            return qs
+        return qs.filter(**{f"{self.field_name}__{self.list_lookup}": value})
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": self.item_schema}
+
+
+class IdFilter(ListFilter):
+    """Objects whose ``field_name`` is one of these ids."""
+
+    item_schema = {"type": "string", "pattern": ULID_RE.pattern}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, clean_item=_clean_id, **kwargs)
+
+
+class EnumFilter(ListFilter):
+    """Objects whose ``field_name`` is one of these enum values (unknown values: 400 naming the allowed)."""
+
+    def __init__(self, choices: type[models.TextChoices], *args: Any, **kwargs: Any) -> None:
+        self.choices_enum = choices
+        super().__init__(*args, clean_item=_enum_cleaner(choices), **kwargs)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": {"type": "string", "enum": list(self.choices_enum.values)}}
+
+
+class LinkFilter(IdFilter):
+    """Objects linked through a link table to any of these ids (a subquery, so no duplicate rows)."""
+
+    def __init__(self, through: type[models.Model], owner: str, target: str, *args: Any, **kwargs: Any) -> None:
+        self.through, self.owner, self.target = through, owner, target
+        super().__init__(*args, **kwargs)
+
+    def filter(self, qs: models.QuerySet[Any], value: list[str]) -> models.QuerySet[Any]:
+        if not value:
+            return qs
+        linked = self.through._default_manager.filter(**{f"{self.target}_id__in": value}).values(f"{self.owner}_id")
+        return qs.filter(pk__in=linked)
+
+
+class TextSearchFilter(django_filters.CharFilter):
+    """Case-insensitive substring search over several text columns (OR)."""
+
+    def __init__(self, *fields: str, **kwargs: Any) -> None:
+        self.search_fields = fields
+        kwargs.setdefault("help_text", f"Case-insensitive text search in {', '.join(fields)}.")
+        super().__init__(**kwargs)
+
+    def filter(self, qs: models.QuerySet[Any], value: str) -> models.QuerySet[Any]:
+        if not value:
+            return qs
+        if "\x00" in value:
+            raise BadRequest("NUL characters are not allowed.", "invalid_characters")
+        query = Q()
+        for name in self.search_fields:
+            query |= Q(**{f"{name}__icontains": value})
+        return qs.filter(query)
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "maxLength": 200}
+
+
+class BooleanFilter(django_filters.Filter):
+    """``true`` / ``false``."""
+
+    field_class = StrictBooleanField
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "boolean"}
+
+
+class TimestampFilter(django_filters.Filter):
+    """One end of a time range: ``gte`` for ``*_after``, ``lt`` for ``*_before``."""
+
+    field_class = TimestampField
+
+    def openapi_schema(self) -> dict[str, Any]:
+        return {"type": "string", "format": "date-time"}
+
+
+def time_range(column: str) -> tuple[TimestampFilter, TimestampFilter]:
+    """``(after, before)`` filters on ``column``: ``gte`` (inclusive) and ``lt`` (exclusive)."""
+    return (
+        TimestampFilter(
+            field_name=column, lookup_expr="gte", help_text=f"{column} at or after this moment (inclusive)."
+        ),
+        TimestampFilter(field_name=column, lookup_expr="lt", help_text=f"{column} before this moment (exclusive)."),
+    )
+
+
+def tag_filter() -> ListFilter:
+    return ListFilter(
+        field_name="tags", lookup="has_any", help_text="Objects carrying any of these tags.", clean_item=_clean_tag
+    )
+
+
+def _clean_tag(value: str) -> str:
+    if len(value) > 64:
+        raise ValidationError("A tag is at most 64 characters.", code="invalid_tag")
+    return value
+
+
+class CwomFilterSet(django_filters.FilterSet):
+    """Base of the per-kind FilterSets: id, tags and creation range for every kind."""
+
+    id = IdFilter(field_name="id", help_text="Objects with any of these ids.")
+    tag = tag_filter()
+    created_after, created_before = time_range("created_at")
+
+
+# --- the FilterSets ---------------------------------------------------------------------------------
+class RepoFilterSet(CwomFilterSet):
+    """Repos by slug, visibility, source system / external id, owner, tag, name search, creation time."""
+
+    slug = ListFilter(field_name="slug", help_text="Repos with any of these slugs.")
+    visibility = EnumFilter(enums.Visibility, field_name="visibility")
+    source_system = ListFilter(field_name="source_system", help_text="Repos imported from any of these systems.")
+    source_external_id = ListFilter(field_name="source_external_id", help_text="Repos with these external ids.")
+    owner = ListFilter(field_name="owners", lookup="has_actor", help_text="Repos owned by any of these actor_ids.")
+    q = TextSearchFilter("name", "slug")
+    updated_after, updated_before = time_range("updated_at")
+
+    class Meta:
+        model = Repo
+        fields: list[str] = []
+
+
+class IssueFilterSet(CwomFilterSet):
+    """Issues by repo, status, type, priority, tag, assignee, watcher, parent, text, created/updated time."""
+
+    repo_id = IdFilter(field_name="repo_id", help_text="Issues in any of these repos.")
+    status = EnumFilter(enums.Status, field_name="status")
+    type = EnumFilter(enums.IssueType, field_name="type")
+    priority = EnumFilter(enums.Priority, field_name="priority")
+    assignee = ListFilter(
+        field_name="assignees", lookup="has_actor", help_text="Issues assigned to any of these actor_ids."
+    )
+    watcher = ListFilter(field_name="watchers", lookup="has_actor", help_text="Issues watched by these actor_ids.")
+    parent_id = IdFilter(field_name="parent_id", help_text="Children of any of these issues.")
+    q = TextSearchFilter("title", "description")
+    updated_after, updated_before = time_range("updated_at")
+
+    class Meta:
+        model = Issue
+        fields: list[str] = []
+
+
+class ContextPacketFilterSet(CwomFilterSet):
+    """Packets by issue, version, sealed, constraint snapshot, doctrine ref, tag, creation time."""
+
+    issue_id = IdFilter(field_name="for_issue_id", help_text="Packets for any of these issues.")
+    version = ListFilter(field_name="version", help_text="Packets with any of these versions.")
+    sealed = BooleanFilter(field_name="sealed", help_text="true: sealed packets; false: drafts.")
+    constraint_snapshot_id = IdFilter(field_name="constraint_snapshot_id", help_text="Packets pinning these snapshots.")
+    doctrine_ref_id = LinkFilter(
+        PacketDoctrineRef, "packet", "doctrine_ref", help_text="Packets naming any of these doctrine refs."
+    )
+
+    class Meta:
+        model = ContextPacket
+        fields: list[str] = []
+
+
+class ConstraintSnapshotFilterSet(CwomFilterSet):
+    """Snapshots by scope, owner, captured time, tag, creation time."""
+
+    scope = EnumFilter(enums.ConstraintScope, field_name="scope")
+    owner = ListFilter(field_name="owner__actor_id", help_text="Snapshots owned by any of these actor_ids.")
+    captured_after, captured_before = time_range("captured_at")
+
+    class Meta:
+        model = ConstraintSnapshot
+        fields: list[str] = []
+
+
+class DoctrineRefFilterSet(CwomFilterSet):
+    """Doctrine refs by namespace, name, version, type, priority, applicable repo / issue type, tag."""
+
+    namespace = ListFilter(field_name="namespace", help_text="Doctrine refs in any of these namespaces.")
+    name = ListFilter(field_name="name", help_text="Doctrine refs with any of these names.")
+    version = ListFilter(field_name="version", help_text="Doctrine refs with any of these versions.")
+    type = EnumFilter(enums.DoctrineType, field_name="type")
+    priority = EnumFilter(enums.DoctrinePriority, field_name="priority")
+    repo_id = LinkFilter(
+        DoctrineApplicableRepo, "doctrine_ref", "repo", help_text="Doctrine refs applicable to any of these repos."
+    )
+    issue_type = EnumFilter(
+        enums.IssueType,
+        field_name="applicability_issue_types",
+        lookup="has_any",
+        help_text="Doctrine refs applicable to any of these issue types.",
+    )
+    applicability_tag = ListFilter(
+        field_name="applicability_tags", lookup="has_any", help_text="Doctrine refs applicable to any of these tags."
+    )
+    q = TextSearchFilter("name", "statement")
+
+    class Meta:
+        model = DoctrineRef
+        fields: list[str] = []
+
+
+class RunFilterSet(CwomFilterSet):
+    """Runs by issue, repo, status, mode, tag, packet, doctrine ref, snapshot, started/ended/created time."""
+
+    issue_id = IdFilter(field_name="for_issue_id", help_text="Runs for any of these issues.")
+    repo_id = IdFilter(field_name="repo_id", help_text="Runs in any of these repos.")
+    status = EnumFilter(enums.Status, field_name="status")
+    mode = EnumFilter(enums.RunMode, field_name="mode")
+    context_packet_id = LinkFilter(
+        RunContextPacket, "run", "packet", help_text="Runs using any of these context packets."
+    )
+    doctrine_ref_id = LinkFilter(RunDoctrineRef, "run", "doctrine_ref", help_text="Runs naming these doctrine refs.")
+    constraint_snapshot_id = IdFilter(field_name="constraint_snapshot_id", help_text="Runs pinning these snapshots.")
+    failure_category = EnumFilter(enums.FailureCategory, field_name="failure_category")
+    started_after, started_before = time_range("started_at")
+    ended_after, ended_before = time_range("ended_at")
+
+    class Meta:
+        model = Run
+        fields: list[str] = []
+
+
+class ArtifactFilterSet(CwomFilterSet):
+    """Artifacts by run, issue, type, verification status, digest, media type, tag, creation time."""
+
+    run_id = IdFilter(field_name="produced_by_id", help_text="Artifacts produced by any of these runs.")
+    issue_id = IdFilter(field_name="for_issue_id", help_text="Artifacts for any of these issues.")
+    type = EnumFilter(enums.ArtifactType, field_name="type")
+    verification_status = EnumFilter(enums.VerificationStatus, field_name="verification_status")
+    digest = ListFilter(field_name="digest", help_text="Artifacts with any of these digests.")
+    media_type = ListFilter(field_name="media_type", help_text="Artifacts with any of these media types.")
+
+    class Meta:
+        model = Artifact
+        fields: list[str] = []
+
+
+class EventFilterSet(django_filters.FilterSet):
+    """Events by object id, object kind, action, principal, time."""
+
+    object_id = IdFilter(field_name="object_id", help_text="Events of any of these objects.")
+    kind = EnumFilter(enums.Kind, field_name="object_kind", help_text="Events of objects of these kinds.")
+    action = EnumFilter(enums.EventAction, field_name="action")
+    principal = ListFilter(field_name="principal", help_text="Events recorded for any of these principals.")
+    at_after, at_before = time_range("at")
+
+    class Meta:
+        model = Event
+        fields: list[str] = []
+
+
+FILTERSETS: dict[str, type[django_filters.FilterSet]] = {
+    enums.Kind.REPO: RepoFilterSet,
+    enums.Kind.ISSUE: IssueFilterSet,
+    enums.Kind.CONTEXT_PACKET: ContextPacketFilterSet,
+    enums.Kind.CONSTRAINT_SNAPSHOT: ConstraintSnapshotFilterSet,
+    enums.Kind.DOCTRINE_REF: DoctrineRefFilterSet,
+    enums.Kind.RUN: RunFilterSet,
+    enums.Kind.ARTIFACT: ArtifactFilterSet,
+}
+
+
+def filter_description(name: str, flt: django_filters.Filter) -> str:
+    """A filter's documentation line (help text, plus the OR rule for list filters)."""
+    text = str(flt.extra.get("help_text") or "")
+    if isinstance(flt, EnumFilter) and not text:
+        text = f"Objects whose {flt.field_name} is any of these values."
+    if isinstance(flt, ListFilter):
+        text += " Several values OR together: repeat the parameter or separate values with commas."
+    return text.strip()
+
+
+# --- backends ---------------------------------------------------------------------------------------
+class CwomFilterBackend(DjangoFilterBackend):
+    """django-filter on list actions only, refusing unknown query parameters with a 400."""
+
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        if getattr(view, "action", "list") != "list":
+            return queryset
+        filterset_class = self.get_filterset_class(view, queryset)
+        check_params(request, set(filterset_class.base_filters) if filterset_class else set())
+        return super().filter_queryset(request, queryset, view)
+
+
+def check_params(request: Request, filters: set[str]) -> None:
+    """400 for a query parameter that is neither one of ``filters`` nor a paging/ordering parameter."""
+    allowed = set(PAGINATION_PARAMS) | filters
+    unknown = sorted(set(request.query_params) - allowed)
+    if unknown:
+        message = f"Unknown query parameter(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
+        raise BadRequest(
+            message,
+            "unknown_parameter",
+            errors=[{"path": name, "code": "unknown_parameter", "message": message} for name in unknown],
+        )
+
+
+def parse_ordering(raw: str | None, allowed: Iterable[str], default: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``ordering`` parameter checked against a whitelist; ``id`` is appended as a tie-breaker."""
+    allowed = tuple(allowed)
+    if raw is None or raw.strip() == "":
+        return default
+    terms = [term.strip() for term in raw.split(",") if term.strip()]
+    bad = [term for term in terms if term.lstrip("-") not in allowed]
+    if bad or len(terms) != 1:
+        choices = ", ".join(f"{name}, -{name}" for name in allowed)
+        message = f"ordering must be one of: {choices}; got {raw!r}."
+        raise BadRequest(
+            message, "invalid_ordering", errors=[{"path": "ordering", "code": "invalid_choice", "message": message}]
+        )
+    term = terms[0]
+    tie = "-id" if term.startswith("-") else "id"
+    return (term,) if term.lstrip("-") == "id" else (term, tie)
+
+
+class OrderingBackend(BaseFilterBackend):
+    """Applies the view's whitelisted ``ordering`` (the paginator reads the same resolution)."""
+
+    def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
+        resolver = getattr(view, "resolve_ordering", None)
+        if resolver is None or getattr(view, "action", "list") != "list":
+            return queryset
+        return queryset.order_by(*resolver(request))
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        fields = getattr(view, "ordering_fields", ())
+        if not fields:
+            return []
+        default = ",".join(getattr(view, "ordering", ())[:1])
+        return [
+            {
+                "name": "ordering",
+                "required": False,
+                "in": "query",
+                "description": f"Sort order (prefix '-' for descending). Default: {default}.",
+                "schema": {"type": "string", "enum": [v for name in fields for v in (name, f"-{name}")]},
+            }
+        ]

@@ -1,0 +1,101 @@
+"""The OpenAPI document is a tested artifact: valid, warning-free, complete, served without auth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import call_command
+
+from cwom import shapes
+from cwom.api.filters import FILTERSETS
+from cwom.api.views import KIND_PATHS
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    path = Path(tmp_path_factory.mktemp("schema")) / "openapi.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(path))
+    return yaml.safe_load(path.read_text())
+
+
+def test_the_schema_validates_without_warnings(document):
+    assert document["openapi"].startswith("3.1")
+
+
+def test_every_kind_has_its_endpoints(document):
+    paths = document["paths"]
+    for kind, segment in KIND_PATHS.items():
+        assert {"get", "post"} <= set(paths[f"/api/v1/{segment}"]), kind
+        detail = set(paths[f"/api/v1/{segment}/{{id}}"])
+        assert "delete" not in detail and "put" not in detail
+        assert ("patch" in detail) == shapes.SHAPES[kind].mutable, kind
+    for extra in (
+        "/api/v1/context_packets/{id}/seal",
+        "/api/v1/runs/{id}/lineage",
+        "/api/v1/objects/{object_id}",
+        "/api/v1/events",
+        "/api/v1/issues/{id}/events",
+        "/api/v1/healthz",
+        "/api/v1/readyz",
+    ):
+        assert extra in paths
+
+
+def test_components_are_the_kernel_json_schemas(document):
+    components = document["components"]["schemas"]
+    for kind in KIND_PATHS:
+        kernel = json.loads(json.dumps(shapes.json_schema(kind, "out")))
+        kernel.pop("$schema"), kernel.pop("$id")
+        assert components[kind] == kernel
+        assert components[f"{kind}Request"]["properties"].keys() == shapes.json_schema(kind, "in")["properties"].keys()
+
+
+def test_every_filter_is_documented(document):
+    for kind, filterset in FILTERSETS.items():
+        parameters = {p["name"] for p in document["paths"][f"/api/v1/{KIND_PATHS[kind]}"]["get"]["parameters"]}
+        assert set(filterset.base_filters) | {"cursor", "page_size", "ordering"} <= parameters, kind
+
+
+def test_every_operation_documents_its_errors_with_the_problem_schema(document):
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if path.endswith(("/healthz", "/schema", "/docs", "/redoc")):
+                continue
+            errors = {code for code in operation["responses"] if code >= "400"}
+            assert "503" in errors, (path, method)
+            for code in errors:
+                content = operation["responses"][code]["content"]["application/problem+json"]
+                assert content["schema"] == {"$ref": "#/components/schemas/Problem"}
+                assert content["examples"], (path, method, code)
+
+
+def test_writes_document_their_auth_errors_and_headers(document):
+    create = document["paths"]["/api/v1/issues"]["post"]
+    assert {"401", "403", "409", "413", "415", "422", "429"} <= set(create["responses"])
+    assert {"Idempotency-Key", "X-CWOM-Actor"} <= {p["name"] for p in create["parameters"]}
+    assert create["security"] == [{"apiToken": []}, {"cookieAuth": []}]
+    patch = document["paths"]["/api/v1/runs/{id}"]["patch"]
+    assert "412" in patch["responses"]
+    assert "If-Match" in {p["name"] for p in patch["parameters"]}
+    assert document["components"]["securitySchemes"]["apiToken"]["scheme"] == "bearer"
+
+
+def test_operations_carry_examples(document):
+    issue_get = document["paths"]["/api/v1/issues/{id}"]["get"]["responses"]["200"]["content"]["application/json"]
+    assert issue_get["examples"]["Issue"]["value"]["kind"] == "Issue"
+    create = document["paths"]["/api/v1/issues"]["post"]["requestBody"]["content"]["application/json"]
+    assert "id" not in next(iter(create["examples"].values()))["value"]
+
+
+def test_the_docs_are_served_from_local_assets_without_a_credential(outsider):
+    for page in ("docs/", "redoc/"):
+        html = outsider.get(page).content.decode()
+        assert "drf_spectacular_sidecar" in html
+        assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
+    schema = outsider.get("schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
