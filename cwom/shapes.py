@@ -776,7 +776,7 @@ def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
         errors.add("", "empty_patch", "The body names no field to change.")
     problems = v.schema_errors(json_schema(kind, mode), data)
     for path, message in problems:
-        errors.add(path, "invalid_choice" if "allowed values" in message else "invalid", message)
+        errors.add(path, _schema_code(message), message)
     errors.raise_if_any()
     shape = SHAPES[kind]
     parsed = Parsed(kind)
@@ -787,6 +787,12 @@ def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
     refs.resolve({path: _kind_at(shape, path) for _id, _kind, path in refs.wanted}, errors)
     errors.raise_if_any()
     return parsed
+
+
+def _schema_code(message: str) -> str:
+    if message.startswith("Unexpected field"):
+        return "unexpected_field"
+    return "invalid_choice" if "allowed values" in message else "invalid"
 
 
 def _kind_at(shape: Shape, path: str) -> str:

@@ -106,8 +106,15 @@ def schema_errors(schema: dict[str, Any], value: Any) -> list[tuple[str, str]]:
     """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits."""
     validator = _validator(json.dumps(schema, sort_keys=True))
     found = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path)):
+    for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
         path = ".".join(str(part) for part in error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            # One error per unexpected key, at that key's own path.
+            known = error.schema.get("properties", {})
+            for key in sorted(set(error.instance) - set(known)):
+                allowed = ", ".join(known) or "none"
+                found.append((f"{path}.{key}" if path else key, f"Unexpected field {key!r}; allowed: {allowed}."))
+            continue
         found.append((path, _message(error)))
     return found
 
@@ -116,8 +123,6 @@ def _message(error: Any) -> str:
     if error.validator == "enum":
         allowed = ", ".join("null" if v is None else str(v) for v in error.validator_value)
         return f"{error.instance!r} is not one of the allowed values: {allowed}."
-    if error.validator == "additionalProperties":
-        return f"{error.message}."
     return str(error.message)
 
 
