@@ -1,0 +1,307 @@
+"""The read-only admin at ``/admin/``: humans inspect what agents did, and change nothing.
+
+Every kind, the event log, the id index and the API tokens are registered through
+:class:`~cwom.admin.readonly.ReadOnlyAdmin`. A detail page shows the object's columns, its link tables,
+its contract document (every Ref a link) and its events; a run's page shows its whole causality chain.
+Access is Django's view permission: members of the ``cwom viewers`` group (see ``cwom.signals``) can look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Count
+from django.http import HttpRequest
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+
+from .. import shapes
+from ..lineage import run_bundle
+from ..models import (
+    ApiToken,
+    Artifact,
+    ConstraintSnapshot,
+    ContextPacket,
+    DoctrineApplicableRepo,
+    DoctrineRef,
+    Event,
+    Issue,
+    IssueBlock,
+    IssueConstraintSnapshot,
+    IssueContextPacket,
+    IssueDoctrineRef,
+    IssueDuplicate,
+    ObjectIndex,
+    PacketDoctrineRef,
+    Repo,
+    Run,
+    RunContextPacket,
+    RunDoctrineRef,
+)
+from .readonly import ReadOnlyAdmin, ReadOnlyAdminMixin, ReadOnlyInline, TagFilter
+from .rendering import CONTENT_PATH, object_link, pretty_json, run_chain, run_stored_ids, runs_table, timeline
+
+admin.site.site_header = "CWOM — read-only"
+admin.site.site_title = "CWOM admin"
+admin.site.index_title = "What agents, humans and CI did"
+
+__all__ = ["ReadOnlyAdmin", "ReadOnlyAdminMixin"]
+
+
+class CwomObjectAdmin(ReadOnlyAdmin):
+    """A kind's admin: newest first; columns, link tables, contract document and events on the detail page."""
+
+    ordering = ("-created_at", "-id")
+    summary: tuple[str, ...] = ()
+    date_columns: tuple[str, ...] = ("created_at", "updated_at")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [
+            (None, {"fields": ("id", *self.summary, *self.date_columns)}),
+            *self.extra_fieldsets(obj),
+            ("Contract document", {"fields": ("contract_document",)}),
+            ("Events", {"fields": ("event_timeline",)}),
+        ]
+
+    def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
+        return []
+
+    @admin.display(description="As the API shows it")
+    def contract_document(self, obj: Any) -> SafeString:
+        return pretty_json(shapes.dump(shapes.SHAPES[obj.KIND].queryset().get(pk=obj.pk)))
+
+    @admin.display(description="Timeline")
+    def event_timeline(self, obj: Any) -> SafeString:
+        return timeline([obj.pk])
+
+
+def inline(model: type, owner: str, target: str, title: str) -> type[ReadOnlyInline]:
+    """A read-only inline of the link table ``model`` on the ``owner`` side, showing ``target`` and role."""
+    return type(
+        f"{model.__name__}{owner.title()}Inline",
+        (ReadOnlyInline,),
+        {"model": model, "fk_name": owner, "target": target, "fields": (target, "role"), "verbose_name_plural": title},
+    )
+
+
+@admin.register(Repo)
+class RepoAdmin(CwomObjectAdmin):
+    list_display = ("slug", "name", "visibility", "source_system", "default_branch", "created_at")
+    list_filter = ("visibility", "source_system", TagFilter)
+    search_fields = ("id__exact", "slug", "name", "source_external_id__exact")
+    summary = ("name", "slug", "visibility", "source_system", "source_external_id", "source_url", "default_branch")
+
+
+@admin.register(Issue)
+class IssueAdmin(CwomObjectAdmin):
+    list_display = ("title", "repo_slug", "type", "priority", "status", "created_at")
+    list_select_related = ("repo",)
+    list_filter = ("status", "type", "priority", "repo", TagFilter)
+    search_fields = ("id__exact", "title")
+    summary = ("repo", "title", "type", "priority", "status", "parent")
+    inlines = (
+        inline(IssueContextPacket, "issue", "packet", "context packets"),
+        inline(IssueDoctrineRef, "issue", "doctrine_ref", "doctrine refs"),
+        inline(IssueConstraintSnapshot, "issue", "snapshot", "constraint snapshots"),
+        inline(IssueBlock, "blocker", "blocked", "blocks"),
+        inline(IssueBlock, "blocked", "blocker", "blocked by"),
+        inline(IssueDuplicate, "issue", "duplicate_of", "duplicates"),
+    )
+
+    @admin.display(description="repo", ordering="repo__slug")
+    def repo_slug(self, obj: Issue) -> str:
+        return obj.repo.slug
+
+    def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [("Runs", {"fields": ("issue_runs",)})]
+
+    @admin.display(description="Runs (newest first)")
+    def issue_runs(self, obj: Issue) -> SafeString:
+        runs = (
+            Run.objects.filter(for_issue=obj).annotate(artifact_count=Count("artifacts")).order_by("-created_at", "-id")
+        )
+        return runs_table(runs[:200])
+
+
+@admin.register(ContextPacket)
+class ContextPacketAdmin(CwomObjectAdmin):
+    list_display = ("id", "issue_title", "version", "sealed", "sealed_at", "created_at")
+    list_select_related = ("for_issue",)
+    list_filter = ("sealed", TagFilter)
+    search_fields = ("id__exact", "for_issue__id__exact", "version")
+    summary = ("for_issue", "version", "sealed", "sealed_at", "constraint_snapshot", "summary", "instructions")
+    inlines = (inline(PacketDoctrineRef, "packet", "doctrine_ref", "doctrine refs"),)
+
+    @admin.display(description="issue")
+    def issue_title(self, obj: ContextPacket) -> str:
+        return obj.for_issue.title
+
+
+@admin.register(ConstraintSnapshot)
+class ConstraintSnapshotAdmin(CwomObjectAdmin):
+    list_display = ("id", "scope", "owner_display", "risk_tolerance", "environment_connectivity", "captured_at")
+    list_filter = ("scope", "risk_tolerance", "environment_connectivity", TagFilter)
+    search_fields = ("id__exact",)
+    ordering = ("-captured_at", "-id")
+    summary = ("scope", "captured_at", "time_available_minutes", "budget_usd_available", "risk_tolerance")
+    date_columns = ("created_at",)
+
+    @admin.display(description="owner")
+    def owner_display(self, obj: ConstraintSnapshot) -> str:
+        return (obj.owner or {}).get("display") or (obj.owner or {}).get("actor_id") or "—"
+
+
+@admin.register(DoctrineRef)
+class DoctrineRefAdmin(CwomObjectAdmin):
+    list_display = ("namespace", "name", "version", "type", "priority", "created_at")
+    list_filter = ("type", "priority", "namespace", TagFilter)
+    search_fields = ("id__exact", "namespace", "name")
+    summary = ("namespace", "name", "version", "type", "priority", "published", "statement", "rationale")
+    inlines = (inline(DoctrineApplicableRepo, "doctrine_ref", "repo", "applies to repos"),)
+
+
+@admin.register(Run)
+class RunAdmin(CwomObjectAdmin):
+    list_display = (
+        "id",
+        "issue_title",
+        "repo_slug",
+        "status",
+        "mode",
+        "started_at",
+        "duration_s",
+        "cost_usd",
+        "created_at",
+    )
+    list_select_related = ("for_issue", "repo")
+    list_filter = ("status", "mode", "repo", "failure_category", TagFilter)
+    search_fields = ("id__exact", "for_issue__id__exact")
+    summary = (
+        "for_issue",
+        "repo",
+        "status",
+        "mode",
+        "executor_runtime",
+        "constraint_snapshot",
+        "started_at",
+        "ended_at",
+        "duration_s",
+        "cost_usd",
+        "cost_tokens",
+        "cost_compute_s",
+        "result_summary",
+        "failure_category",
+        "failure_message",
+    )
+    inlines = (
+        inline(RunContextPacket, "run", "packet", "input context packets"),
+        inline(RunDoctrineRef, "run", "doctrine_ref", "input doctrine refs"),
+    )
+
+    @admin.display(description="issue", ordering="for_issue__title")
+    def issue_title(self, obj: Run) -> str:
+        return obj.for_issue.title
+
+    @admin.display(description="repo", ordering="repo__slug")
+    def repo_slug(self, obj: Run) -> str:
+        return obj.repo.slug
+
+    def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [("Causality chain", {"fields": ("causality_chain",)})]
+
+    @admin.display(description="Issue + packets + snapshot + doctrine → run → artifacts")
+    def causality_chain(self, obj: Run) -> SafeString:
+        return run_chain(run_bundle(obj.pk), run_stored_ids(obj))
+
+    @admin.display(description="Timeline (the run and its artifacts)")
+    def event_timeline(self, obj: Run) -> SafeString:
+        return timeline([obj.pk, *obj.artifacts.values_list("id", flat=True)])
+
+
+@admin.register(Artifact)
+class ArtifactAdmin(CwomObjectAdmin):
+    list_display = ("title", "type", "run_link", "verification_status", "short_digest", "size_bytes", "created_at")
+    list_filter = ("type", "verification_status", TagFilter)
+    search_fields = ("id__exact", "title", "digest__exact", "produced_by__id__exact")
+    summary = (
+        "produced_by",
+        "for_issue",
+        "type",
+        "title",
+        "uri",
+        "digest",
+        "media_type",
+        "size_bytes",
+        "verification_status",
+        "stored_bytes",
+    )
+
+    @admin.display(description="run")
+    def run_link(self, obj: Artifact) -> SafeString:
+        return object_link("Run", obj.produced_by_id)
+
+    @admin.display(description="digest")
+    def short_digest(self, obj: Artifact) -> str:
+        return (obj.digest or "—")[:23]
+
+    @admin.display(description="stored bytes")
+    def stored_bytes(self, obj: Artifact) -> SafeString:
+        if not obj.stored_name:
+            return format_html("{}", "not kept by this service")
+        return format_html(
+            '<a href="{}">download</a> (storage name <code>{}</code>)', CONTENT_PATH.format(id=obj.pk), obj.stored_name
+        )
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ("id", "at", "action", "object_kind", "object", "principal")
+    list_filter = ("object_kind", "action")
+    search_fields = ("object_id__exact", "principal__exact")
+    ordering = ("-id",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [(None, {"fields": ("id", "at", "action", "object", "principal", "actor_json", "changes_json")})]
+
+    @admin.display(description="object")
+    def object(self, obj: Event) -> SafeString:
+        return object_link(obj.object_kind, obj.object_id, f"{obj.object_kind} {obj.object_id}")
+
+    @admin.display(description="actor")
+    def actor_json(self, obj: Event) -> SafeString:
+        return pretty_json(obj.actor)
+
+    @admin.display(description="changes (before, after)")
+    def changes_json(self, obj: Event) -> SafeString:
+        return pretty_json(obj.changes)
+
+
+@admin.register(ObjectIndex)
+class ObjectIndexAdmin(ReadOnlyAdmin):
+    """Find any object by its id alone."""
+
+    list_display = ("id", "kind", "object")
+    list_filter = ("kind",)
+    search_fields = ("id__exact",)
+    ordering = ("-id",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [(None, {"fields": ("id", "kind", "object")})]
+
+    @admin.display(description="object")
+    def object(self, obj: ObjectIndex) -> SafeString:
+        return object_link(obj.kind, obj.pk, f"open this {obj.kind}")
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(ReadOnlyAdmin):
+    """Tokens are made and revoked with ``manage.py cwom_token``; the secret's hash is never shown."""
+
+    list_display = ("name", "key_id", "can_write", "created_at", "last_used_at", "revoked_at")
+    list_filter = ("can_write", ("revoked_at", admin.EmptyFieldListFilter))
+    search_fields = ("name", "key_id__exact")
+    ordering = ("name",)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [(None, {"fields": ("name", "key_id", "can_write", "created_at", "last_used_at", "revoked_at")})]

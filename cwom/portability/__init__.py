@@ -1,0 +1,97 @@
+"""The CWOM export format, shared by ``cwom_export`` and ``cwom_import``.
+
+JSON Lines, one self-describing record a line (``kind`` says which), written in dependency order so
+that an import never meets a Ref to an object it has not seen yet::
+
+    {"kind": "CwomExport", "format_version": 1, "contract": "0.1"}           header
+    {"kind": "Repo", "id": "01J...", ...}                                     the objects, in the contract's
+      ... DoctrineRef, ConstraintSnapshot, Issue, ContextPacket, Run, Artifact  shape, each kind by (created_at, id)
+    {"kind": "ArtifactContent", "artifact": "01J...", "stored_name": "..."}   after an artifact whose bytes
+                                                                               the service keeps
+    {"kind": "IssueLink", "relation": "blocks", "issue": "01J...", "target": Ref}
+                                                                               issue links that may point at
+                                                                               later objects, in link-row order
+    {"kind": "Event", "object": Ref, "action": ..., "changes": ..., "principal": ..., "actor": ..., "at": ...}
+                                                                               the history, oldest first
+    {"kind": "CwomExportEnd", "counts": {...}}                                trailer: a file without it was cut short
+
+An Issue line carries the whole contract object, but its ``context_packets`` and ``relationships`` are
+restored from the IssueLink lines (they may name objects that come later in the file); read-only, derived
+lists (an issue's ``runs``, a run's ``outputs.artifacts``) follow from the other objects.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+from django.db import models
+
+from ..enums import Kind
+from ..models import IssueBlock, IssueContextPacket, IssueDuplicate
+from ..shapes import SCHEMA_VERSION
+
+FORMAT_VERSION = 1
+HEADER = "CwomExport"
+TRAILER = "CwomExportEnd"
+ARTIFACT_CONTENT = "ArtifactContent"
+ISSUE_LINK = "IssueLink"
+EVENT = "Event"
+
+# Objects are written (and must be imported) in this order: each kind only refers to kinds before it,
+# except the issue links listed below.
+OBJECT_ORDER: tuple[str, ...] = (
+    Kind.REPO,
+    Kind.DOCTRINE_REF,
+    Kind.CONSTRAINT_SNAPSHOT,
+    Kind.ISSUE,
+    Kind.CONTEXT_PACKET,
+    Kind.RUN,
+    Kind.ARTIFACT,
+)
+
+# Issue links written after every object: relation -> (link model, issue field, target field, target kind).
+# ``parent`` is a column of the issue, written as an IssueLink line too.
+ISSUE_LINK_TABLES: dict[str, tuple[type[models.Model], str, str, str]] = {
+    "context_packets": (IssueContextPacket, "issue", "packet", Kind.CONTEXT_PACKET),
+    "blocks": (IssueBlock, "blocker", "blocked", Kind.ISSUE),
+    "duplicates": (IssueDuplicate, "issue", "duplicate_of", Kind.ISSUE),
+}
+PARENT = "parent"
+ISSUE_LINK_RELATIONS = (*ISSUE_LINK_TABLES, PARENT)
+
+# Parts of an object line that the importer takes from elsewhere: {kind: [path, ...]}.
+DEFERRED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("context_packets", "relationships")}
+DERIVED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("runs",), Kind.RUN: ("outputs.artifacts",)}
+
+
+def header() -> dict[str, Any]:
+    return {"kind": HEADER, "format_version": FORMAT_VERSION, "contract": SCHEMA_VERSION}
+
+
+def encode(record: dict[str, Any]) -> str:
+    """One record as one line of JSON (no newline)."""
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+def without(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
+    """A copy of ``data`` without the dotted ``paths``."""
+    result = copy.deepcopy(data)
+    for path in paths:
+        *parents, last = path.split(".")
+        node: Any = result
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(last, None)
+    return result
+
+
+def comparable(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """An object line reduced to what its own row holds: what an idempotent import compares."""
+    return without(data, DEFERRED_FIELDS.get(kind, ()) + DERIVED_FIELDS.get(kind, ()))
+
+
+def ref(kind: str, object_id: str, role: str | None = None) -> dict[str, Any]:
+    return {"kind": kind, "id": object_id, "role": role}

@@ -1,0 +1,447 @@
+"""Loading a CWOM export into this deployment with ids, timestamps, links and history preserved.
+
+Each object is checked by the same rules as every other write: ``shapes.parse`` for the contract shape
+and its Refs, ``full_clean()`` for the model's rules, then the database's constraints and guard triggers.
+Each line is written in its own savepoint, so a bad line leaves nothing behind; it is reported with its
+line number and skipped (or, in an atomic import, the whole file is refused).
+
+The import is idempotent: a line whose object, link or event is already here exactly as the line says
+changes nothing; one that differs is reported as a conflict and never overwritten. No new events are
+recorded: the file's own events are the history.
+
+Objects whose rules depend on their past are written the way the live write path writes them: a packet
+as a draft, its links, then sealed; a doctrine ref unpublished, its links, then published; a run in an
+open status, its inputs, then moved to its recorded status and telemetry in one update.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import DatabaseError, transaction
+from django.db.models import UniqueConstraint
+from django.utils.dateparse import parse_datetime
+
+from .. import shapes, writes
+from ..enums import EventAction, Kind, Status
+from ..ids import ULID_RE
+from ..models import KIND_MODELS, Artifact, ContextPacket, CwomObject, DoctrineRef, Event, Issue, ObjectIndex, Run
+from ..models.runs import OPEN_INPUT_STATUSES
+from . import (
+    ARTIFACT_CONTENT,
+    DEFERRED_FIELDS,
+    EVENT,
+    FORMAT_VERSION,
+    HEADER,
+    ISSUE_LINK,
+    ISSUE_LINK_RELATIONS,
+    ISSUE_LINK_TABLES,
+    OBJECT_ORDER,
+    PARENT,
+    TRAILER,
+    comparable,
+    without,
+)
+
+CREATED = "created"
+UNCHANGED = "unchanged"
+DEFAULT_BATCH = 500
+KEPT_PROBLEMS = 1000
+# A run's columns that are set after its inputs are linked (the database refuses new inputs once started).
+RUN_FINAL_COLUMNS = ("status", "started_at", "ended_at", "duration_s", "failure_category", "failure_message")
+
+
+class LineError(Exception):
+    """A line that cannot be applied; the messages say why."""
+
+    def __init__(self, *messages: str) -> None:
+        super().__init__("; ".join(messages))
+        self.messages = list(messages)
+
+
+class UnsupportedFormat(Exception):
+    """The file is not a CWOM export this version can read."""
+
+
+class _RollBack(Exception):
+    pass
+
+
+@dataclass
+class Problem:
+    """A line that was not applied."""
+
+    line: int
+    label: str
+    messages: list[str]
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.label}: {'; '.join(self.messages)}"
+
+
+@dataclass
+class ImportResult:
+    """What an import did: records created and found unchanged by record kind, the lines it refused."""
+
+    created: Counter[str] = field(default_factory=Counter)
+    unchanged: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    problem_count: int = 0
+    lines: int = 0
+    saw_trailer: bool = False
+    rolled_back: bool = False
+
+    def refuse(self, problem: Problem) -> None:
+        self.problem_count += 1
+        if len(self.problems) < KEPT_PROBLEMS:
+            self.problems.append(problem)
+
+
+class Importer:
+    """Applies the lines of an export (see :mod:`cwom.portability`) to this database."""
+
+    def __init__(self, *, batch_size: int = DEFAULT_BATCH, on_line: Callable[[int], None] | None = None) -> None:
+        self.batch_size = batch_size
+        self.on_line = on_line
+        self._handlers: dict[str, Callable[[dict[str, Any]], str | None]] = {
+            **{kind: self._object for kind in OBJECT_ORDER},
+            ARTIFACT_CONTENT: self._artifact_content,
+            ISSUE_LINK: self._issue_link,
+            EVENT: self._event,
+            HEADER: self._header,
+            TRAILER: self._trailer,
+        }
+        self.result = ImportResult()
+
+    # --- driving -----------------------------------------------------------------------------------
+    def load(self, lines: Iterable[str], *, atomic: bool = False, dry_run: bool = False) -> ImportResult:
+        """Apply ``lines``. Committed every ``batch_size`` lines, or all at once (``atomic``: nothing is
+        written unless every line is good; ``dry_run``: everything is checked and then rolled back).
+
+        Raises UnsupportedFormat for a file this version cannot read (nothing of it is kept).
+        """
+        self.result = ImportResult()
+        numbered = enumerate(lines, 1)
+        if atomic or dry_run:
+            try:
+                with transaction.atomic():
+                    for number, text in numbered:
+                        self._line(number, text)
+                    if dry_run or self.result.problem_count:
+                        raise _RollBack
+            except _RollBack:
+                self.result.rolled_back = True
+            return self.result
+        while batch := list(itertools.islice(numbered, self.batch_size)):
+            with transaction.atomic():
+                for number, text in batch:
+                    self._line(number, text)
+        return self.result
+
+    def _line(self, number: int, text: str) -> None:
+        self.result.lines = number
+        if self.on_line:
+            self.on_line(number)
+        if not text.strip():
+            return
+        try:
+            record = json.loads(text)
+        except ValueError as error:
+            self.result.refuse(Problem(number, "?", [f"not a JSON document ({error})"]))
+            return
+        if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+            self.result.refuse(Problem(number, "?", ["a record is a JSON object with a kind"]))
+            return
+        kind = record["kind"]
+        label = f"{kind} {record['id']}" if isinstance(record.get("id"), str) else kind
+        handler = self._handlers.get(kind)
+        if handler is None:
+            self.result.refuse(Problem(number, label, [f"unknown record kind {kind!r}"]))
+            return
+        try:
+            with transaction.atomic():
+                outcome = handler(record)
+        except LineError as error:
+            self.result.refuse(Problem(number, label, error.messages))
+        except ValidationError as error:
+            self.result.refuse(Problem(number, label, _messages(error)))
+        except DatabaseError as error:
+            self.result.refuse(Problem(number, label, [_database_refusal(error)]))
+        else:
+            if outcome == CREATED:
+                self.result.created[kind] += 1
+            elif outcome == UNCHANGED:
+                self.result.unchanged[kind] += 1
+
+    # --- header and trailer -------------------------------------------------------------------------
+    def _header(self, record: dict[str, Any]) -> None:
+        if record.get("format_version") != FORMAT_VERSION:
+            raise UnsupportedFormat(
+                f"This is a CWOM export of format version {record.get('format_version')!r}; "
+                f"this service reads version {FORMAT_VERSION}."
+            )
+        return None
+
+    def _trailer(self, record: dict[str, Any]) -> None:
+        self.result.saw_trailer = True
+        return None
+
+    # --- objects -------------------------------------------------------------------------------------
+    def _object(self, record: dict[str, Any]) -> str:
+        kind = record["kind"]
+        object_id = record.get("id")
+        if not isinstance(object_id, str) or not ULID_RE.match(object_id):
+            raise LineError("id: an imported object needs its ULID id (ids are preserved)")
+        found = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
+        if found is not None:
+            return self._compare_existing(kind, found, record)
+        shape = shapes.SHAPES[kind]
+        preserved: dict[str, Any] = {}
+        body = _split(shape.nodes, without(record, DEFERRED_FIELDS.get(kind, ())), preserved, "")
+        parsed = shapes.parse(kind, body, "in")
+        obj: Any = shape.model(**{**parsed.columns, **preserved})
+        if isinstance(obj, ContextPacket):
+            self._create_packet(obj, parsed.links)
+        elif isinstance(obj, DoctrineRef):
+            _validate(obj)
+            obj.save(record=False)
+            _write_links(obj, parsed.links)
+            DoctrineRef.objects.filter(pk=obj.pk).update(published=True)
+        elif isinstance(obj, Run):
+            self._create_run(obj, parsed.links)
+        else:
+            _validate(obj)
+            obj.save(record=False)
+            _write_links(obj, parsed.links)
+        return CREATED
+
+    def _compare_existing(self, kind: str, found: str, record: dict[str, Any]) -> str:
+        if found != kind:
+            raise LineError(f"id: {record['id']} already belongs to a {found} here")
+        current = shapes.dump(shapes.SHAPES[kind].queryset().get(pk=record["id"]))
+        mine = comparable(kind, json.loads(json.dumps(current, cls=DjangoJSONEncoder)))
+        theirs = comparable(kind, record)
+        if mine == theirs:
+            return UNCHANGED
+        differing = sorted(name for name in {*mine, *theirs} if mine.get(name) != theirs.get(name))
+        raise LineError(
+            f"conflict: {kind} {record['id']} exists here with different {', '.join(differing)}; "
+            "an import never overwrites"
+        )
+
+    def _create_packet(self, packet: ContextPacket, links: dict[str, list[tuple[str, str | None]]]) -> None:
+        """Validated as it will end up, written as a draft, linked, then sealed with its own time."""
+        sealed, sealed_at = packet.sealed, packet.sealed_at
+        if sealed and sealed_at is None:
+            raise LineError("sealed_at: a sealed packet needs its sealed_at")
+        _validate(packet)
+        packet.sealed, packet.sealed_at = False, None
+        packet.save(record=False)
+        _write_links(packet, links)
+        if sealed:
+            ContextPacket.objects.filter(pk=packet.pk).update(sealed=True, sealed_at=sealed_at)
+
+    def _create_run(self, run: Run, links: dict[str, list[tuple[str, str | None]]]) -> None:
+        """Inserted in an open status, its inputs linked, then moved to its recorded status in one update."""
+        final = {name: getattr(run, name) for name in RUN_FINAL_COLUMNS}
+        opening = final["status"] if final["status"] in OPEN_INPUT_STATUSES else Status.PLANNED
+        for name in RUN_FINAL_COLUMNS:
+            setattr(run, name, None)
+        run.status = opening
+        _validate(run)
+        run.save(record=False)
+        _write_links(run, links)
+        for name, value in final.items():
+            setattr(run, name, value)
+        try:
+            run.clean_fields(exclude=[f.name for f in Run._meta.fields if f.attname not in final])
+            packets = list(ContextPacket.objects.filter(pk__in=[pk for pk, _ in links.get("context_packets", [])]))
+            run.validate_inputs(status=final["status"], packets=packets)
+        except ValidationError as error:
+            raise writes.contract_error(Kind.RUN, error) from None
+        if final["status"] != opening:  # the database checks the final state's constraints here
+            Run.objects.filter(pk=run.pk).update(**final)
+
+    # --- artifact bytes ------------------------------------------------------------------------------
+    def _artifact_content(self, record: dict[str, Any]) -> str:
+        artifact_id, name = record.get("artifact"), record.get("stored_name")
+        if not isinstance(name, str) or not name or len(name) > 500:
+            raise LineError("stored_name: a storage name of 1 to 500 characters")
+        current = Artifact.objects.filter(pk=artifact_id).values_list("stored_name", flat=True).first()
+        if current is None:
+            raise LineError(f"artifact: no Artifact has id {artifact_id!r} here")
+        if current == name:
+            return UNCHANGED
+        if current:
+            raise LineError(f"conflict: artifact {artifact_id} already has stored bytes ({current})")
+        Artifact.objects.filter(pk=artifact_id, stored_name="").update(stored_name=name)
+        return CREATED
+
+    # --- issue links ---------------------------------------------------------------------------------
+    def _issue_link(self, record: dict[str, Any]) -> str:
+        relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
+        if not isinstance(issue_id, str):
+            raise LineError("issue: the id of an Issue")
+        if relation not in ISSUE_LINK_RELATIONS:
+            raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
+        if not isinstance(target, dict) or not isinstance(target.get("id"), str):
+            raise LineError("target: a Ref ({kind, id, role})")
+        target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
+        target_id, role = target["id"], target.get("role")
+        if role is not None and (not isinstance(role, str) or len(role) > 64):
+            raise LineError("target.role: a string of at most 64 characters, or null")
+        kinds = dict(ObjectIndex.objects.filter(pk__in=[issue_id, target_id]).values_list("id", "kind"))
+        if kinds.get(issue_id) != Kind.ISSUE:
+            raise LineError(f"issue: no Issue has id {issue_id!r} here")
+        if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
+            raise LineError(f"target: no {target_kind} has id {target_id!r} here")
+        if relation != "context_packets" and target_id == issue_id:
+            raise LineError(f"target: an issue cannot be its own {relation}")
+        if relation == PARENT:
+            return self._set_parent(issue_id, target_id)
+        model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
+        existing = model._default_manager.filter(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id}).first()
+        if existing is not None:
+            if existing.role == role:  # type: ignore[attr-defined]
+                return UNCHANGED
+            raise LineError(f"conflict: this link exists here with role {existing.role!r}")  # type: ignore[attr-defined]
+        if (
+            relation == "context_packets"
+            and not ContextPacket.objects.filter(pk=target_id, for_issue_id=issue_id).exists()
+        ):
+            raise LineError(f"target: context packet {target_id} is for another issue")
+        model._default_manager.create(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role})
+        return CREATED
+
+    def _set_parent(self, issue_id: str, parent_id: str) -> str:
+        issue = Issue.objects.get(pk=issue_id)
+        if issue.parent_id == parent_id:
+            return UNCHANGED
+        if issue.parent_id is not None:
+            raise LineError(f"conflict: issue {issue_id} already has parent {issue.parent_id} here")
+        issue.parent_id = parent_id
+        issue.check_parent_chain()
+        # A direct update: the issue's updated_at is the one in the file, not now.
+        Issue.objects.filter(pk=issue_id).update(parent_id=parent_id)
+        return CREATED
+
+    # --- events --------------------------------------------------------------------------------------
+    def _event(self, record: dict[str, Any]) -> str:
+        about = record.get("object")
+        if not isinstance(about, dict) or about.get("kind") not in OBJECT_ORDER or not isinstance(about.get("id"), str):
+            raise LineError("object: a Ref to the object the event is about")
+        action, changes, principal, actor = (record.get(k) for k in ("action", "changes", "principal", "actor"))
+        if action not in EventAction.values:
+            raise LineError(f"action: one of {', '.join(EventAction.values)}")
+        if not isinstance(changes, dict):
+            raise LineError("changes: a JSON object")
+        if not isinstance(principal, str) or not principal or len(principal) > 255:
+            raise LineError("principal: a string of 1 to 255 characters")
+        if actor is not None and not isinstance(actor, dict):
+            raise LineError("actor: an Actor or null")
+        at = _moment(record.get("at"), "at")
+        if ObjectIndex.objects.filter(pk=about["id"]).values_list("kind", flat=True).first() != about["kind"]:
+            raise LineError(f"object: no {about['kind']} has id {about['id']!r} here")
+        same_key = Event.objects.filter(object_id=about["id"], action=action, at=at, principal=principal)
+        for event in same_key:
+            if event.changes == changes and event.actor == actor and event.object_kind == about["kind"]:
+                return UNCHANGED
+        Event.objects.create(
+            object_id=about["id"],
+            object_kind=about["kind"],
+            action=action,
+            changes=changes,
+            principal=principal,
+            actor=actor,
+            at=at,
+        )
+        return CREATED
+
+
+# --- helpers -------------------------------------------------------------------------------------------
+def _split(nodes: dict[str, shapes.Node], data: dict[str, Any], preserved: dict[str, Any], path: str) -> dict[str, Any]:
+    """The writable part of an object line (a create body); read-only columns go to ``preserved``.
+
+    Read-only columns (timestamps, telemetry, ``sealed_at``) are what the service set when the object was
+    made; an import keeps them. Derived values (an issue's runs, a run's artifacts) are dropped.
+    """
+    body: dict[str, Any] = {}
+    for name, value in data.items():
+        node = nodes.get(name)
+        where = f"{path}.{name}" if path else name
+        if node is None:
+            body[name] = value  # unknown: shapes.parse names it
+        elif isinstance(node, shapes.Group) and isinstance(value, dict):
+            inner = _split(node.children, value, preserved, where)
+            if not node.read_only:
+                body[name] = inner
+        elif not node.read_only:
+            body[name] = value
+        elif isinstance(node, shapes.Time):
+            preserved[node.column] = None if value is None else _moment(value, where)
+        elif isinstance(node, shapes.Col):
+            preserved[node.column] = value
+    return body
+
+
+def _moment(value: Any, path: str) -> dt.datetime:
+    moment = parse_datetime(value) if isinstance(value, str) else None
+    if moment is None or moment.tzinfo is None:
+        raise LineError(f"{path}: an ISO-8601 timestamp with a timezone")
+    return moment
+
+
+def _validate(obj: CwomObject) -> None:
+    """The model's rules, as ``full_clean()`` applies them, except its check constraints.
+
+    Django checks a CheckConstraint with one query each; the database holds the same constraints and
+    refuses a violating row in the line's savepoint (reported with the constraint's own message), at a
+    fraction of the cost. Unique constraints are still checked here, for their clearer messages.
+    """
+    # Refs were resolved by shapes.parse and the id checked against the id index already: the per-field
+    # existence queries of the foreign keys and the primary key would only repeat them.
+    resolved = ["id", *(f.name for f in obj._meta.concrete_fields if f.is_relation)]
+    try:
+        obj.full_clean(exclude=resolved, validate_constraints=False)
+        for constraint in obj._meta.constraints:
+            if isinstance(constraint, UniqueConstraint):
+                constraint.validate(type(obj), obj)
+    except ValidationError as error:
+        raise writes.contract_error(obj.KIND, error) from None
+
+
+def _database_refusal(error: DatabaseError) -> str:
+    """A database refusal in words: a constraint's own message where one is named, else the first line."""
+    text = str(error).strip()
+    models: list[Any] = [*KIND_MODELS.values(), Event]
+    for model in models:
+        for constraint in model._meta.constraints:
+            if f'"{constraint.name}"' in text and constraint.violation_error_message:
+                return f"{constraint.violation_error_message} ({constraint.name})"
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _write_links(obj: CwomObject, links: dict[str, list[tuple[str, str | None]]]) -> None:
+    for name, items in links.items():
+        model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+        model._default_manager.bulk_create(
+            [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
+        )
+
+
+def _messages(error: ValidationError) -> list[str]:
+    if hasattr(error, "error_dict"):
+        return [
+            message if path in ("__all__", "non_field_errors") else f"{path}: {message}"
+            for path, messages in error.message_dict.items()
+            for message in messages
+        ]
+    return list(error.messages)
