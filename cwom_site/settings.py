@@ -184,16 +184,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "cwom.api.pagination.CwomCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "cwom.api.filters.CwomFilterBackend",
+        "cwom.api.filters.OrderingBackend",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "cwom.api.schema.CwomAutoSchema",
     "EXCEPTION_HANDLER": "cwom.api.errors.problem_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["cwom.api.auth.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"principal": env_str("CWOM_THROTTLE_RATE", "6000/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["cwom.api.parsers.CwomJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -208,7 +208,15 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # OpenAPI 3.1 embeds JSON Schema 2020-12, the dialect of the kernel's schemas (cwom.shapes.json_schema).
+    "OAS_VERSION": "3.1.0",
+    "PREPROCESSING_HOOKS": ["cwom.api.schema.canonical_paths"],
+    # The kernel's schemas are used verbatim (no enum extraction into separate components).
+    "POSTPROCESSING_HOOKS": ["cwom.api.schema.document_errors"],
 }
+
+# Idempotency-Key records are kept at least this long (cwom.api.idempotency).
+CWOM_IDEMPOTENCY_TTL_HOURS = env_int("CWOM_IDEMPOTENCY_TTL_HOURS", 24)
 
 # --- Celery ----------------------------------------------------------------------------------------
 # With no broker configured, a filesystem transport under var/ keeps `make run` free of Redis while
@@ -216,14 +224,98 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
-    _broker_dir.mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        # Broadcast (pidbox) messages, otherwise written to ./control in the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+
+# --- Execution -------------------------------------------------------------------------------------
+# The run engine: Celery task options, executor registry, time limits, heartbeats and the reaper.
+# Owned by the execution app (see execution/ and README "Running work").
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+
+
+CWOM_EXECUTION = {
+    # Executors by name: a run picks one with {"executor": {"name": ..., "config": {...}}}.
+    "executors": {
+        "noop": "execution.executors.noop.NoopExecutor",
+        "command": "execution.executors.command.CommandExecutor",
+        "webhook": "execution.executors.webhook.WebhookExecutor",
+    },
+    "default_executor": env_str("CWOM_DEFAULT_EXECUTOR", "noop"),
+    # The broker queue run tasks go to (empty: Celery's default queue); workers consume it with -Q.
+    "queue": env_str("CWOM_RUN_QUEUE", ""),
+    # A run's time limit: its snapshot's time.available_minutes, else the default, never above the cap.
+    "default_run_seconds": _env_float("CWOM_DEFAULT_RUN_SECONDS", 900.0),
+    "max_run_seconds": _env_float("CWOM_MAX_RUN_SECONDS", 3600.0),
+    # Past the soft limit the executor is told to stop; past soft + grace the worker child is killed.
+    "hard_limit_grace_seconds": _env_float("CWOM_HARD_LIMIT_GRACE_SECONDS", 30.0),
+    "max_attempts": env_int("CWOM_RUN_MAX_ATTEMPTS", 3),
+    # A running attempt proves it is alive this often; the reaper calls it lost after stale_after.
+    "heartbeat_seconds": _env_float("CWOM_HEARTBEAT_SECONDS", 10.0),
+    "stale_after_seconds": _env_float("CWOM_STALE_AFTER_SECONDS", 120.0),
+    # A cancel of a running run that the worker has not honored within this grace is forced.
+    "cancel_grace_seconds": _env_float("CWOM_CANCEL_GRACE_SECONDS", 60.0),
+    # A ready run not claimed this long after its dispatch is dispatched again (lost message).
+    "redispatch_after_seconds": _env_float("CWOM_REDISPATCH_AFTER_SECONDS", 300.0),
+    "reap_interval_seconds": _env_float("CWOM_REAP_INTERVAL_SECONDS", 30.0),
+    "log_max_bytes": env_int("CWOM_RUN_LOG_MAX_BYTES", 1024 * 1024),
+    "artifact_max_bytes": env_int("CWOM_ARTIFACT_MAX_BYTES", 64 * 1024 * 1024),
+    "command": {
+        # Off unless an operator turns it on and names the programs it may run (absolute paths or names
+        # found on the scrubbed PATH). Programs run without a shell, in a scratch directory.
+        "enabled": env_bool("CWOM_COMMAND_EXECUTOR_ENABLED", False),
+        "allowlist": env_list("CWOM_COMMAND_ALLOWLIST", []),
+        "path": env_str("CWOM_COMMAND_PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "timeout_seconds": _env_float("CWOM_COMMAND_TIMEOUT_SECONDS", 600.0),
+        "output_max_bytes": env_int("CWOM_COMMAND_OUTPUT_MAX_BYTES", 256 * 1024),
+        "scratch_root": env_str("CWOM_COMMAND_SCRATCH_ROOT", str(VAR_DIR / "scratch")),
+    },
+    "webhook": {
+        # URL prefixes a webhook may call (scheme://host[:port]/path...). Empty: the webhook executor refuses.
+        "allowlist": env_list("CWOM_WEBHOOK_ALLOWLIST", []),
+        "secret": env_str("CWOM_WEBHOOK_SECRET"),
+        "timeout_seconds": _env_float("CWOM_WEBHOOK_TIMEOUT_SECONDS", 30.0),
+        "response_max_bytes": env_int("CWOM_WEBHOOK_RESPONSE_MAX_BYTES", 4 * 1024 * 1024),
+    },
+}
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Per-run limits are set at dispatch; these are the ceiling for any task.
+CELERY_TASK_SOFT_TIME_LIMIT = CWOM_EXECUTION["max_run_seconds"]
+CELERY_TASK_TIME_LIMIT = CWOM_EXECUTION["max_run_seconds"] + CWOM_EXECUTION["hard_limit_grace_seconds"]
+# An unacknowledged message is redelivered only after the longest allowed run (plus margin), so a slow
+# run is never delivered twice while it is still working; a lost worker is the reaper's job.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = int(CELERY_TASK_TIME_LIMIT * 1.5 + 300)
+CELERY_BEAT_SCHEDULE = {
+    "cwom-reap-runs": {
+        "task": "execution.tasks.reap_runs",
+        "schedule": CWOM_EXECUTION["reap_interval_seconds"],
+        "options": {"expires": CWOM_EXECUTION["reap_interval_seconds"]},
+    },
+}
 
 # --- Security ------------------------------------------------------------------------------------
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,50 @@
+"""The ``noop`` executor: succeeds at once with a small report (tests, demos, benchmarks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import ArtifactSpec, ExecutionContext, ExecutionResult, Executor, config_error
+
+
+class NoopExecutor(Executor):
+    """Does nothing but describe what it was given. Config: ``{"summary": "..."}`` (optional)."""
+
+    name = "noop"
+
+    @classmethod
+    def validate_config(cls, config: dict[str, Any]) -> None:
+        unknown = sorted(set(config) - {"summary"})
+        if unknown:
+            raise config_error(unknown[0], "The noop executor takes only 'summary'.", "unknown_field")
+        if "summary" in config and not isinstance(config["summary"], str):
+            raise config_error("summary", "Must be a string.")
+
+    def execute(self, bundle: dict[str, Any], ctx: ExecutionContext) -> ExecutionResult:
+        ctx.checkpoint()
+        issue = bundle["issue"]
+        packets = bundle["context_packets"]
+        ctx.trace("noop.inspected", packets=len(packets), doctrine_refs=len(bundle["doctrine_refs"]))
+        ctx.log(f"noop: issue {issue['id']} ({issue['title']!r}), {len(packets)} context packet(s)")
+        report = {
+            "executor": self.name,
+            "issue": {"id": issue["id"], "title": issue["title"]},
+            "context_packets": [{"id": p["id"], "version": p["version"]} for p in packets],
+            "doctrine_refs": [d["id"] for d in bundle["doctrine_refs"]],
+            "constraint_snapshot": (bundle["constraint_snapshot"] or {}).get("id"),
+        }
+        return ExecutionResult(
+            summary=self.config.get("summary") or f"noop: nothing to do for {issue['title']!r}.",
+            decision_log=["noop executor: no action taken"],
+            cost_usd=0.0,
+            cost_tokens=0,
+            artifacts=[
+                ArtifactSpec(
+                    type="report",
+                    title="noop report",
+                    content=json.dumps(report, indent=2, sort_keys=True).encode(),
+                    media_type="application/json",
+                )
+            ],
+        )

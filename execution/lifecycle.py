@@ -1,0 +1,329 @@
+"""The execution of one run, step by step, each step a compare-and-set write fenced by the attempt.
+
+    dispatch -> claim (ready -> running, attempt + 1) -> heartbeat ... -> finish (done | failed | canceled)
+
+Every write after the claim names the attempt it belongs to: a worker whose attempt is no longer the
+run's current one, or whose run is no longer ``running``, is fenced out and changes nothing. The
+reaper (:mod:`execution.reaper`) and cancellation use the same functions.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from cwom import writes
+from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Status
+from cwom.models import ConstraintSnapshot, Event, Run, RunConflictError, RunTransitionError
+from cwom.shapes import iso
+
+from . import content
+from .config import conf
+from .executors.base import ExecutionResult
+from .models import RunExecution
+
+log = logging.getLogger(__name__)
+
+WORKER_PRINCIPAL = "system:worker"
+WORKER_ACTOR = {"actor_kind": "system", "actor_id": "cwom-worker", "display": "CWOM worker"}
+REAPER_PRINCIPAL = "system:reaper"
+REAPER_ACTOR = {"actor_kind": "system", "actor_id": "cwom-reaper", "display": "CWOM reaper"}
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+# --- time limits and dispatch -----------------------------------------------------------------------
+def time_limits(run: Run) -> tuple[float, float]:
+    """(soft, hard) seconds for ``run``: its snapshot's ``time.available_minutes`` (else the default),
+    never above ``max_run_seconds``; the hard limit adds the grace."""
+    snapshot_id = run.constraint_snapshot_id or run.latest_issue_snapshot_id()
+    minutes = None
+    if snapshot_id:
+        minutes = (
+            ConstraintSnapshot.objects.filter(pk=snapshot_id).values_list("time_available_minutes", flat=True).first()
+        )
+    seconds = float(minutes) * 60 if minutes is not None else float(conf()["default_run_seconds"])
+    soft = max(min(seconds, float(conf()["max_run_seconds"])), 1.0)
+    return soft, soft + float(conf()["hard_limit_grace_seconds"])
+
+
+def dispatch(run_id: str) -> bool:
+    """Send the task for a ``ready`` run (the message carries the run id only). False if not ready."""
+    from .tasks import execute_run  # the tasks module imports this one
+
+    run = Run.objects.filter(pk=run_id, execution__isnull=False).first()
+    if run is None or run.status != Status.READY:
+        return False
+    soft, hard = time_limits(run)
+    # Stamp first: an eager (in-process) run must find its own dispatch recorded, not overwrite it later.
+    RunExecution.objects.filter(run_id=run_id).update(
+        dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
+    )
+    options: dict[str, Any] = {"queue": conf()["queue"]} if conf().get("queue") else {}
+    execute_run.apply_async(
+        args=[run_id], soft_time_limit=soft, time_limit=hard, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
+    )
+    return True
+
+
+def _dispatch_quietly(run_id: str) -> None:
+    try:
+        dispatch(run_id)
+    except Exception:
+        # The run stays ready and the reaper dispatches it again: a broker outage never loses a run.
+        log.exception("Could not dispatch run %s; the reaper will retry.", run_id)
+        RunExecution.objects.filter(run_id=run_id).update(dispatched_at=None)
+
+
+def dispatch_on_commit(run_id: str) -> None:
+    """Dispatch ``run_id`` once the current transaction commits (nothing at all if it rolls back)."""
+    transaction.on_commit(partial(_dispatch_quietly, run_id), robust=True)
+
+
+# --- claim ----------------------------------------------------------------------------------------
+@dataclass
+class Claim:
+    """A won claim: the attempt this worker holds and what it needs to run it."""
+
+    run_id: str
+    attempt: int
+    executor_name: str
+    executor_config: dict[str, Any]
+    soft_limit_s: float
+    worker: str
+
+
+def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
+    """``ready -> running`` compare-and-set, attempt + 1. None when there is nothing to claim
+    (unknown run, not enqueued for execution, already claimed, canceled, finished)."""
+    now = timezone.now()
+    with transaction.atomic():
+        execution = RunExecution.objects.select_for_update().filter(run_id=run_id).first()
+        if execution is None:
+            return None
+        run = Run.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or run.status != Status.READY:
+            return None
+        try:
+            writes.transition(run, Status.RUNNING)
+        except (RunConflictError, RunTransitionError):
+            return None
+        attempt = execution.attempt + 1
+        won = RunExecution.objects.filter(run_id=run_id, attempt=execution.attempt).update(
+            attempt=attempt,
+            claimed_by=worker[:255],
+            claimed_at=now,
+            heartbeat_at=now,
+            task_id=task_id[:255] or execution.task_id,
+            updated_at=now,
+        )
+        if won != 1:  # pragma: no cover - the row is locked above; kept as the compare-and-set guard
+            transaction.set_rollback(True)
+            return None
+    soft, _hard = time_limits(run)
+    return Claim(run_id, attempt, execution.executor_name, dict(execution.executor_config), soft, worker)
+
+
+# --- heartbeat ---------------------------------------------------------------------------------------
+def heartbeat(run_id: str, attempt: int) -> str | None:
+    """Record that ``attempt`` is alive. Returns why it must stop (``canceled``/``fenced``) or None."""
+    now = timezone.now()
+    alive = RunExecution.objects.filter(
+        run_id=run_id, attempt=attempt, run__status=Status.RUNNING, cancel_requested_at__isnull=True
+    ).update(heartbeat_at=now)
+    if alive:
+        return None
+    row = RunExecution.objects.filter(run_id=run_id).values("attempt", "cancel_requested_at", "run__status").first()
+    if row and row["attempt"] == attempt and row["run__status"] == Status.RUNNING and row["cancel_requested_at"]:
+        RunExecution.objects.filter(run_id=run_id, attempt=attempt).update(heartbeat_at=now)
+        return "canceled"
+    return "fenced"
+
+
+# --- finish ------------------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """How an attempt ended, as the worker saw it, with what it produced."""
+
+    status: str  # done | failed | canceled
+    failure_category: str | None = None
+    failure_message: str | None = None
+    result: ExecutionResult | None = None
+    log_text: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+
+def finish(claim_: Claim, outcome: Outcome) -> str:
+    """Record ``outcome`` for the claimed attempt; returns the run's final status, or ``fenced``.
+
+    Fenced (nothing written) when a newer attempt exists or the run left ``running`` meanwhile (the
+    reaper re-queued or ended it, an agent moved it). A pending cancel wins over any result: a late
+    success never overwrites a cancel.
+    """
+    saved: list[str] = []
+    try:
+        with transaction.atomic():
+            execution = RunExecution.objects.select_for_update().get(run_id=claim_.run_id)
+            run = Run.objects.select_for_update().get(pk=claim_.run_id)
+            if execution.attempt != claim_.attempt or run.status != Status.RUNNING:
+                return "fenced"
+            status = Status.CANCELED if execution.cancel_requested_at else outcome.status
+            if status == Status.CANCELED and outcome.status != Status.CANCELED:
+                outcome.log_text += f"\nA cancel was requested: the {outcome.status} result is not recorded.\n"
+            _end_run(run, status, outcome)
+            if status != Status.CANCELED:
+                _store_result_artifacts(run, outcome, saved)
+            store_log_and_trace(run, execution, outcome.log_text, outcome.steps, saved)
+            return status
+    except BaseException:
+        content.delete_stored(saved)
+        raise
+
+
+def _end_run(run: Run, status: str, outcome: Outcome) -> None:
+    result = outcome.result
+    extra: dict[str, Any] = {}
+    if result is not None and status != Status.CANCELED:
+        if result.summary is not None:
+            extra["result_summary"] = result.summary
+        if result.decision_log:
+            extra["decision_log"] = [*run.decision_log, *result.decision_log]
+        for column, value in (
+            ("cost_usd", result.cost_usd),
+            ("cost_tokens", result.cost_tokens),
+            ("cost_compute_s", result.cost_compute_s),
+        ):
+            if value is not None:
+                extra[column] = value
+    if status == Status.FAILED:
+        writes.transition(
+            run,
+            status,
+            failure_category=outcome.failure_category,
+            failure_message=(outcome.failure_message or "")[:20_000],
+            **extra,
+        )
+    else:
+        writes.transition(run, status, **extra)
+
+
+def _store_result_artifacts(run: Run, outcome: Outcome, saved: list[str]) -> None:
+    if outcome.result is None:
+        return
+    for spec in outcome.result.artifacts:
+        if spec.content is not None:
+            content.create_with_content(
+                run,
+                type=spec.type,
+                title=spec.title,
+                content=spec.content,
+                media_type=spec.media_type,
+                preview=spec.preview,
+                saved=saved,
+            )
+        else:
+            content.create_link(
+                run,
+                type=spec.type,
+                title=spec.title[:500],
+                uri=spec.uri,
+                digest=spec.digest,
+                media_type=spec.media_type,
+                preview=spec.preview,
+            )
+
+
+def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run's timeline: its recorded state changes merged with the worker's steps, by time."""
+    timeline: list[dict[str, Any]] = []
+    for event in Event.objects.filter(object_id=run.pk).order_by("id"):
+        entry: dict[str, Any] = {"at": iso(event.at), "source": "event", "action": event.action}
+        if "status" in event.changes:
+            entry["from"], entry["to"] = event.changes["status"]
+        if "failure_category" in event.changes:
+            entry["failure_category"] = event.changes["failure_category"][1]
+        entry["principal"] = event.principal
+        timeline.append(entry)
+    timeline += [{"source": "worker", **step} for step in steps]
+    timeline.sort(key=lambda entry: entry["at"])
+    return {
+        "run": run.pk,
+        "status": run.status,
+        "executor": execution.executor_name,
+        "attempt": execution.attempt,
+        "max_attempts": execution.max_attempts,
+        "timeline": timeline,
+    }
+
+
+def store_log_and_trace(
+    run: Run, execution: RunExecution, log_text: str, steps: list[dict[str, Any]], saved: list[str]
+) -> None:
+    """Attach the ``log`` and ``trace`` artifacts every started run leaves (inside the caller's transaction)."""
+    cap = int(conf()["log_max_bytes"])
+    log_bytes = log_text.encode("utf-8", errors="replace")
+    if len(log_bytes) > cap:
+        log_bytes = log_bytes[:cap] + f"\n[log truncated at {cap} bytes]\n".encode()
+    content.create_with_content(
+        run,
+        type="log",
+        title=f"Run log (attempt {execution.attempt})",
+        content=log_bytes,
+        media_type="text/plain; charset=utf-8",
+        saved=saved,
+    )
+    trace = json.dumps(trace_document(run, execution, steps), indent=2).encode()
+    content.create_with_content(
+        run,
+        type="trace",
+        title=f"Run trace (attempt {execution.attempt})",
+        content=trace,
+        media_type="application/json",
+        saved=saved,
+    )
+
+
+# --- cancel ------------------------------------------------------------------------------------------
+@dataclass
+class CancelResult:
+    """``canceled``: the run ended at once; ``requested``: a worker holds it and will stop."""
+
+    outcome: str
+    run: Run
+
+
+def request_cancel(run_id: str, requested_by: str = "") -> CancelResult:
+    """Cancel a run: at once when no worker holds it, else ask its worker to stop.
+
+    Raises Run.DoesNotExist, or RunTransitionError when the run already ended.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run_id)
+        execution = RunExecution.objects.select_for_update().filter(run_id=run_id).first()
+        if run.status in TERMINAL_STATUSES:
+            raise RunTransitionError(run.status, Status.CANCELED, RUN_TRANSITIONS[run.status])
+        if run.status == Status.RUNNING and execution is not None:
+            if execution.cancel_requested_at is None:
+                now = timezone.now()
+                RunExecution.objects.filter(run_id=run_id).update(
+                    cancel_requested_at=now, cancel_requested_by=requested_by[:255], updated_at=now
+                )
+            return CancelResult("requested", run)
+        writes.transition(run, Status.CANCELED)
+        if execution is not None:
+            RunExecution.objects.filter(run_id=run_id).update(
+                cancel_requested_at=timezone.now(), cancel_requested_by=requested_by[:255]
+            )
+    return CancelResult("canceled", writes.reload(run))
+
+
+# --- the reaper's moves ----------------------------------------------------------------------------
+def stale_before(now: Any = None) -> Any:
+    return (now or timezone.now()) - timedelta(seconds=float(conf()["stale_after_seconds"]))
