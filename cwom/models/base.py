@@ -12,6 +12,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from .. import audit
+from ..constraints import evaluate, referenced_fields
 from ..enums import EventAction, Kind
 from ..fields import JSONListField
 from ..ids import new_ulid, validate_ulid
@@ -123,10 +124,12 @@ class CwomObject(models.Model):
     # --- writes -----------------------------------------------------------------------------------
     def save(self, *args: Any, record: bool = True, action: str | None = None, **kwargs: Any) -> None:
         """Save the row; with ``record`` also write the create/update event (``action`` overrides)."""
-        with transaction.atomic(using=kwargs.get("using")):
-            adding = self._state.adding
-            self.check_frozen()
-            changes = self.changed_fields()
+        adding = self._state.adding
+        self.check_frozen()
+        changes = self.changed_fields()
+        # No savepoint of its own: past this point only a database error can fail, and that fails
+        # the caller's transaction anyway.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             if adding:
                 ObjectIndex.objects.create(pk=self.pk, kind=self.KIND)
             if hasattr(self, "updated_at") and not adding:
@@ -200,6 +203,39 @@ class CwomObject(models.Model):
     def full_clean(self, *args: Any, **kwargs: Any) -> None:
         self.fill_defaults()
         super().full_clean(*args, **kwargs)
+
+    def _get_unique_checks(self, exclude: Any = None, include_meta_constraints: bool = False) -> Any:
+        # The id's uniqueness is checked once, across every kind, against ObjectIndex in clean().
+        unique_checks, date_checks = super()._get_unique_checks(exclude, include_meta_constraints)
+        return [check for check in unique_checks if check[1] != ("id",)], date_checks
+
+    def validate_constraints(self, exclude: Any = None) -> None:
+        """Check constraints in Python (see cwom.constraints); the rest as Django does."""
+        errors: dict[str, list[ValidationError]] = {}
+        for model_class, model_constraints in self.get_constraints():
+            for constraint in model_constraints:
+                try:
+                    if isinstance(constraint, models.CheckConstraint):
+                        self._validate_check(model_class, constraint, exclude)
+                    else:
+                        constraint.validate(model_class, self, exclude=exclude)
+                except ValidationError as error:
+                    fields = getattr(constraint, "fields", ())
+                    if getattr(error, "code", None) == "unique" and len(fields) == 1:
+                        errors.setdefault(fields[0], []).append(error)
+                    else:
+                        errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
+
+    def _validate_check(self, model_class: Any, constraint: models.CheckConstraint, exclude: Any) -> None:
+        if exclude and referenced_fields(constraint.condition) & set(exclude):
+            return
+        verdict = evaluate(constraint.condition, self)
+        if verdict is None:
+            constraint.validate(model_class, self, exclude=exclude)
+        elif not verdict:
+            raise ValidationError(constraint.get_violation_error_message(), code=constraint.violation_error_code)
 
     def clean(self) -> None:
         super().clean()
