@@ -12,3 +12,6 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "0")
 os.environ.setdefault("CWOM_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), "var", "test"))
 
 from .settings import *  # noqa: E402,F403
+
+# Nothing is collected for tests; an existing (empty) STATIC_ROOT keeps WhiteNoise from warning.
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
