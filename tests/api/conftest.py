@@ -63,32 +63,6 @@ def outsider(db: None) -> Api:
     return Api()
 
 
-@pytest.fixture
-def flushable_db(transactional_db: None) -> Any:
-    """``transactional_db`` (committed rows, for live-server tests) that can be emptied afterwards on SQLite.
-
-    Django empties SQLite with DELETE, which the guard triggers refuse (snapshots, sealed packets and
-    events are never deleted); PostgreSQL uses TRUNCATE, which they do not see. On SQLite the guards are
-    lifted for the flush and installed again (the same approach as tests/kernel/conftest.py).
-    """
-    from django.core.management import call_command
-    from django.db import connection
-
-    from cwom import db_guards
-
-    yield
-    if connection.vendor != "sqlite":
-        return
-    with connection.schema_editor() as editor:
-        db_guards.uninstall_0003(None, editor)
-        db_guards.uninstall(None, editor)
-    try:
-        call_command("flush", interactive=False, verbosity=0)
-    finally:
-        with connection.schema_editor() as editor:
-            db_guards.install_0003(None, editor)
-
-
 @pytest.fixture(autouse=True)
 def _fresh_cache() -> Any:
     """Throttle counters and token-touch marks live in the cache: start every test empty."""
