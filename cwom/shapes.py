@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -410,7 +411,7 @@ class Shape:
     select_related: tuple[str, ...] = ()
     mutable: bool = True
 
-    @property
+    @cached_property
     def nodes(self) -> dict[str, Node]:
         head: dict[str, Node] = {
             "kind": Derived(lambda obj: obj.KIND, {"type": "string", "const": self.kind}),
@@ -724,6 +725,39 @@ def shape_for(kind_or_model: str | type[models.Model] | models.Model) -> Shape:
     if isinstance(kind_or_model, str):
         return SHAPES[kind_or_model]
     return SHAPES[kind_or_model.KIND]  # type: ignore[union-attr]
+
+
+def prime(obj: Any, link_rows: dict[str, list[models.Model]]) -> None:
+    """Fill the prefetch caches of a just-created ``obj`` so ``dump`` needs no query.
+
+    ``link_rows`` holds the link rows just written, by link name; every other relation ``dump``
+    reads (reverse links, runs, artifacts) is empty for an object that did not exist a moment ago.
+    Column values are normalised as a read from the database would give them (45 -> 45.0).
+    """
+    for model_field in obj._meta.concrete_fields:
+        setattr(obj, model_field.attname, model_field.to_python(getattr(obj, model_field.attname)))
+    cache = obj.__dict__.setdefault("_prefetched_objects_cache", {})
+    for node in _leaves(Group(shape_for(obj).nodes)):
+        if isinstance(node, LinkRefs):
+            cache[node.related] = _cached(_link_model(type(obj), node.related), link_rows.get(node.name, []))
+        elif isinstance(node, Derived):
+            for lookup in node.prefetches:
+                cache[lookup.prefetch_to] = _cached(lookup.queryset.model, [])
+
+
+def _leaves(node: Node) -> Iterable[Node]:
+    if isinstance(node, Group):
+        for child in node.children.values():
+            yield from _leaves(child)
+    else:
+        yield node
+
+
+def _cached(model: type[models.Model], rows: list[models.Model]) -> models.QuerySet[Any]:
+    queryset = model._default_manager.all()
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    return queryset
 
 
 def dump(obj: Any) -> dict[str, Any]:

@@ -90,22 +90,27 @@ def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
 
 def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str], list[str]] | None:
     """Make the link table hold exactly ``items``; returns (before, after) ids, or None when unchanged."""
-    before = current_links(obj, name) if not getattr(obj, "_just_created", False) else []
+    before = current_links(obj, name)
     if before == items:
         return None
-    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+    model, owner, _target = shapes.LINK_TABLES[(obj.KIND, name)]
     model.objects.filter(**{owner: obj.pk}).delete()
-    model.objects.bulk_create([model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items])
+    _insert_links(obj, name, items)
     return [t for t, _ in before], [t for t, _ in items]
+
+
+def _insert_links(obj: CwomObject, name: str, items: LinkItems) -> list[models.Model]:
+    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+    rows = [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
+    return model.objects.bulk_create(rows)
 
 
 # --- create -----------------------------------------------------------------------------------------
 def create(kind: str, data: Any) -> CwomObject:
-    """Create one object of ``kind`` from a contract-shaped body; returns it reloaded for ``dump``."""
+    """Create one object of ``kind`` from a contract-shaped body; returns it ready for ``dump``."""
     parsed = shapes.parse(kind, data, "in")
     with transaction.atomic():
-        obj = create_parsed(parsed)
-    return reload(obj)
+        return create_parsed(parsed)
 
 
 def create_parsed(parsed: shapes.Parsed) -> CwomObject:
@@ -125,12 +130,9 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
         _check_links(obj, {"context_packets": parsed.links.get("context_packets", [])})
     _check_links(obj, parsed.links)
     obj.save(record=False)
-    obj._just_created = True
     changes: dict[str, tuple[Any, Any]] = {name: (None, value) for name, value in obj._column_values().items()}
-    for name, items in parsed.links.items():
-        _write_links(obj, name, items)
-        changes[name] = (None, [t for t, _ in items])
-    obj._just_created = False
+    link_rows = {name: _insert_links(obj, name, items) for name, items in parsed.links.items()}
+    changes.update({name: (None, [t for t, _ in items]) for name, items in parsed.links.items()})
     if isinstance(obj, ContextPacket):
         IssueContextPacket.objects.get_or_create(issue_id=obj.for_issue_id, packet_id=obj.pk)
         if seal_after:
@@ -139,6 +141,8 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
     if isinstance(obj, DoctrineRef):
         obj.publish()
     record_event(obj, EventAction.CREATE, changes)
+    # Everything dump() reads is known: a new object has exactly these links and nothing points at it.
+    shapes.prime(obj, link_rows)
     return obj
 
 
