@@ -2,7 +2,7 @@
 #
 #   make run    migrate, (demo data if the command exists), Celery worker+beat, runserver on :8000
 #   make test   pytest (PYTEST_ARGS="-k foo -x" to narrow)
-#   make lint   ruff check + ruff format --check + makemigrations --check + manage.py check
+#   make lint   ruff check + ruff format --check + makemigrations --check + manage.py check + mypy
 #
 # Needs only Python >= 3.11: with no DATABASE_URL / CELERY_BROKER_URL the service runs on an
 # embedded SQLite file and a filesystem broker under var/.
@@ -26,7 +26,7 @@ help:
 	@echo "  make venv    create $(VENV) with $(PYTHON) and install requirements/dev.txt"
 	@echo "  make run     migrate, load demo data if empty, start a Celery worker (+beat) and runserver"
 	@echo "  make test    run the test suite (PYTEST_ARGS='...' to pass options to pytest)"
-	@echo "  make lint    ruff check, ruff format --check, makemigrations --check, manage.py check"
+	@echo "  make lint    ruff check, ruff format --check, makemigrations --check, manage.py check, mypy"
 	@echo "  make fmt     ruff format + ruff check --fix"
 	@echo "  make mypy    type-check with mypy + django-stubs"
 	@echo "  make bench   run the benchmarks (see bench/)"
@@ -83,6 +83,7 @@ lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff format --check .
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(MANAGE) makemigrations --check --dry-run
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(MANAGE) check
+	$(VENV)/bin/mypy
 
 fmt: $(VENV_STAMP)
 	$(VENV)/bin/ruff format .

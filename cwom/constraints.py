@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import F, Model, Q
@@ -44,17 +44,17 @@ def referenced_fields(condition: Q) -> set[str]:
         if isinstance(child, Q):
             names |= referenced_fields(child)
         else:
-            key, value = child
+            key, value = cast("tuple[str, Any]", child)  # a Q's leaves are (lookup, value) pairs
             names.add(key.split("__", 1)[0])
             if isinstance(value, F):
-                names.add(value.name)
+                names.add(_f_name(value))
     return names
 
 
 def _node(condition: Q, instance: Model) -> Any:
     results = []
     for child in condition.children:
-        result = _node(child, instance) if isinstance(child, Q) else _leaf(child, instance)
+        result = _node(child, instance) if isinstance(child, Q) else _leaf(cast("tuple[str, Any]", child), instance)
         if result is _NOT_UNDERSTOOD:
             return _NOT_UNDERSTOOD
         results.append(result)
@@ -73,7 +73,7 @@ def _leaf(child: tuple[str, Any], instance: Model) -> Any:
     lookup = lookup or "exact"
     actual = _column(instance, name)
     if isinstance(expected, F):
-        expected = _column(instance, expected.name)
+        expected = _column(instance, _f_name(expected))
     if actual is _NOT_UNDERSTOOD or expected is _NOT_UNDERSTOOD:
         return _NOT_UNDERSTOOD
     if lookup == "isnull":
@@ -87,6 +87,10 @@ def _leaf(child: tuple[str, Any], instance: Model) -> Any:
         return bool(compare(actual, expected))
     except TypeError:
         return _NOT_UNDERSTOOD
+
+
+def _f_name(ref: F) -> str:
+    return ref.name  # type: ignore[attr-defined]  # F.name exists at runtime; django-stubs omits it
 
 
 def _column(instance: Model, name: str) -> Any:

@@ -21,7 +21,10 @@ class JSONListField(models.JSONField):
 
 
 class _ListLookup(Lookup):
-    def get_db_prep_lookup(self, value: Any, connection: Any) -> tuple[str, list[Any]]:
+    # Params are lists, as Django 5.2's compilers expect (its lookups ``.extend()`` them); django-stubs 6
+    # declares tuples (Django 6), hence ``ignore[override]`` on these methods.
+
+    def get_db_prep_lookup(self, value: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         # The values are bound as plain parameters below, not as JSON documents.
         return "%s", list(value)
 
@@ -38,7 +41,7 @@ class HasAny(_ListLookup):
         lhs, lhs_params = self.process_lhs(compiler, connection)
         return f"({lhs} ?| %s::text[])", [*lhs_params, self._values()]
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         lhs, lhs_params = self.process_lhs(compiler, connection)
         values = self._values()
         marks = ", ".join(["%s"] * len(values))
@@ -61,7 +64,7 @@ class HasActor(_ListLookup):
             params += [*lhs_params, json.dumps([{"actor_id": value}])]
         return f"({clauses})", params
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:  # type: ignore[override]
         lhs, lhs_params = self.process_lhs(compiler, connection)
         values = self._values()
         marks = ", ".join(["%s"] * len(values))

@@ -397,7 +397,7 @@ TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength"
 META = {"type": "object", "description": "free-form; namespaced keys recommended (github.*, jct.*)"}
 
 
-def _refs_of(kind: str, attr: str, id_attr: str = "id") -> Callable[[Any], list[dict[str, Any]]]:
+def _refs_of(kind: str, attr: str, id_attr: str = "id") -> Callable[[Any], list[dict[str, Any] | None]]:
     return lambda obj: [make_ref(kind, getattr(o, id_attr)) for o in getattr(obj, attr).all()]
 
 
@@ -433,12 +433,12 @@ class Shape:
         for node in self.nodes.values():
             lookups += node.prefetch()
         ordered = [
-            Prefetch(lookup, queryset=_link_model(self.model, lookup).objects.order_by("id"))
+            Prefetch(lookup, queryset=_link_model(self.model, lookup)._default_manager.order_by("id"))
             if isinstance(lookup, str) and lookup.endswith("_links")
             else lookup
             for lookup in lookups
         ]
-        return self.model.objects.select_related(*self.select_related).prefetch_related(*ordered)
+        return self.model._default_manager.select_related(*self.select_related).prefetch_related(*ordered)
 
     def column_paths(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -756,7 +756,7 @@ def _leaves(node: Node) -> Iterable[Node]:
 def _cached(model: type[models.Model], rows: list[models.Model]) -> models.QuerySet[Any]:
     queryset = model._default_manager.all()
     queryset._result_cache = rows
-    queryset._prefetch_done = True
+    queryset._prefetch_done = True  # type: ignore[attr-defined]  # private QuerySet flag, absent from django-stubs
     return queryset
 
 

@@ -53,7 +53,7 @@ def _validate(obj: CwomObject) -> None:
 # --- links ------------------------------------------------------------------------------------------
 def current_links(obj: CwomObject, name: str) -> LinkItems:
     model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
-    rows = model.objects.filter(**{owner: obj.pk}).order_by("id").values_list(f"{target}_id", "role")
+    rows = model._default_manager.filter(**{owner: obj.pk}).order_by("id").values_list(f"{target}_id", "role")
     return list(rows)
 
 
@@ -94,7 +94,7 @@ def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str
     if before == items:
         return None
     model, owner, _target = shapes.LINK_TABLES[(obj.KIND, name)]
-    model.objects.filter(**{owner: obj.pk}).delete()
+    model._default_manager.filter(**{owner: obj.pk}).delete()
     _insert_links(obj, name, items)
     return [t for t, _ in before], [t for t, _ in items]
 
@@ -102,7 +102,7 @@ def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str
 def _insert_links(obj: CwomObject, name: str, items: LinkItems) -> list[models.Model]:
     model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
     rows = [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
-    return model.objects.bulk_create(rows)
+    return model._default_manager.bulk_create(rows)
 
 
 # --- create -----------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def update(obj: CwomObject, data: Any) -> CwomObject:
         )
     parsed = shapes.parse(obj.KIND, data, "patch")
     with transaction.atomic():
-        locked = type(obj).objects.select_for_update().get(pk=obj.pk)
+        locked = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
         update_parsed(locked, parsed)
     return reload(locked)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -121,7 +122,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": VAR_DIR / "cwom.sqlite3",
+            "NAME": str(VAR_DIR / "cwom.sqlite3"),
             "OPTIONS": {
                 # The web process and the worker share the file: WAL lets readers and one writer
                 # proceed together, IMMEDIATE transactions avoid upgrade deadlocks.
@@ -250,7 +251,7 @@ def _env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
 
 
-CWOM_EXECUTION = {
+CWOM_EXECUTION: dict[str, Any] = {
     # Executors by name: a run picks one with {"executor": {"name": ..., "config": {...}}}.
     "executors": {
         "noop": "execution.executors.noop.NoopExecutor",

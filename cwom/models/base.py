@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from typing import Any, ClassVar
+from collections.abc import Collection, Sequence
+from typing import Any, ClassVar, Self
 
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
@@ -148,8 +149,8 @@ class CwomObject(models.Model):
 
     # --- change tracking ----------------------------------------------------------------------
     @classmethod
-    def from_db(cls, db: str | None, field_names: Any, values: Any) -> Any:
-        instance = super().from_db(db, field_names, values)
+    def from_db(cls, db: str | None, field_names: Collection[str], values: Collection[Any], **kwargs: Any) -> Self:
+        instance = super().from_db(db, field_names, values, **kwargs)
         instance._loaded = dict(zip(field_names, values, strict=True))
         return instance
 
@@ -206,7 +207,8 @@ class CwomObject(models.Model):
 
     def _get_unique_checks(self, exclude: Any = None, include_meta_constraints: bool = False) -> Any:
         # The id's uniqueness is checked once, across every kind, against ObjectIndex in clean().
-        unique_checks, date_checks = super()._get_unique_checks(exclude, include_meta_constraints)
+        # Django private API, absent from django-stubs.
+        unique_checks, date_checks = super()._get_unique_checks(exclude, include_meta_constraints)  # type: ignore[misc]
         return [check for check in unique_checks if check[1] != ("id",)], date_checks
 
     def validate_constraints(self, exclude: Any = None) -> None:
@@ -220,7 +222,7 @@ class CwomObject(models.Model):
                     else:
                         constraint.validate(model_class, self, exclude=exclude)
                 except ValidationError as error:
-                    fields = getattr(constraint, "fields", ())
+                    fields: Sequence[str] = getattr(constraint, "fields", ())
                     if getattr(error, "code", None) == "unique" and len(fields) == 1:
                         errors.setdefault(fields[0], []).append(error)
                     else:
@@ -229,9 +231,13 @@ class CwomObject(models.Model):
             raise ValidationError(errors)
 
     def _validate_check(self, model_class: Any, constraint: models.CheckConstraint, exclude: Any) -> None:
-        if exclude and referenced_fields(constraint.condition) & set(exclude):
+        condition = constraint.condition
+        if not isinstance(condition, models.Q):  # an expression: only the database can evaluate it
+            constraint.validate(model_class, self, exclude=exclude)
             return
-        verdict = evaluate(constraint.condition, self)
+        if exclude and referenced_fields(condition) & set(exclude):
+            return
+        verdict = evaluate(condition, self)
         if verdict is None:
             constraint.validate(model_class, self, exclude=exclude)
         elif not verdict:

@@ -46,7 +46,9 @@ class ContextPacket(Sealable):
     assumptions = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
     open_questions = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
     instructions = models.TextField(blank=True, default="")
-    doctrine_refs = models.ManyToManyField("DoctrineRef", through="PacketDoctrineRef", related_name="packets")
+    doctrine_refs: models.ManyToManyField[DoctrineRef, PacketDoctrineRef] = models.ManyToManyField(
+        "DoctrineRef", through="PacketDoctrineRef", related_name="packets"
+    )
     constraint_snapshot = models.ForeignKey(
         "ConstraintSnapshot", null=True, blank=True, on_delete=models.PROTECT, related_name="packets"
     )

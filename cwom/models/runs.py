@@ -22,7 +22,7 @@ from ..enums import (
 from ..fields import JSONListField
 from ..validation import ShapeValidator
 from .base import Link, MutableCwomObject, record_event
-from .briefing import ConstraintSnapshot, ContextPacket
+from .briefing import ConstraintSnapshot, ContextPacket, DoctrineRef
 from .work import Issue, Repo, choices_check
 
 # Statuses in which a run's inputs may still change (before the start).
@@ -69,7 +69,9 @@ class Run(MutableCwomObject):
     executor_runtime = models.CharField(max_length=64, default="local")
     executor_toolchain = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
     context_packets = models.ManyToManyField(ContextPacket, through="RunContextPacket", related_name="runs")
-    doctrine_refs = models.ManyToManyField("DoctrineRef", through="RunDoctrineRef", related_name="runs")
+    doctrine_refs: models.ManyToManyField[DoctrineRef, RunDoctrineRef] = models.ManyToManyField(
+        "DoctrineRef", through="RunDoctrineRef", related_name="runs"
+    )
     constraint_snapshot = models.ForeignKey(
         ConstraintSnapshot, null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -11,6 +11,9 @@ from ..enums import IssueType, Kind, Priority, Status, Visibility
 from ..fields import JSONListField
 from ..validation import ShapeValidator
 from .base import Link, MutableCwomObject
+
+if TYPE_CHECKING:
+    from .briefing import ConstraintSnapshot, ContextPacket, DoctrineRef
 
 
 def choices_check(
@@ -76,9 +79,13 @@ class Issue(MutableCwomObject):
     )
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
 
-    doctrine_refs = models.ManyToManyField("DoctrineRef", through="IssueDoctrineRef", related_name="issues")
-    constraints = models.ManyToManyField("ConstraintSnapshot", through="IssueConstraintSnapshot", related_name="issues")
-    context_packets = models.ManyToManyField(
+    doctrine_refs: models.ManyToManyField[DoctrineRef, IssueDoctrineRef] = models.ManyToManyField(
+        "DoctrineRef", through="IssueDoctrineRef", related_name="issues"
+    )
+    constraints: models.ManyToManyField[ConstraintSnapshot, IssueConstraintSnapshot] = models.ManyToManyField(
+        "ConstraintSnapshot", through="IssueConstraintSnapshot", related_name="issues"
+    )
+    context_packets: models.ManyToManyField[ContextPacket, IssueContextPacket] = models.ManyToManyField(
         "ContextPacket", through="IssueContextPacket", related_name="linked_issues"
     )
     blocks = models.ManyToManyField(
