@@ -24,7 +24,6 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Prefetch
-from django.utils.dateparse import parse_datetime
 
 from . import enums
 from . import validation as v
@@ -183,7 +182,7 @@ class Time(Col):
         if value is None:
             parsed.columns[self.column] = None
             return
-        moment = parse_datetime(value) if isinstance(value, str) else None
+        moment = v.parse_timestamp(value)
         if moment is None:
             errors.add(path, "invalid_datetime", f"{value!r} is not an ISO-8601 timestamp.")
         elif moment.tzinfo is None:

@@ -7,12 +7,14 @@ write path.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.utils.dateparse import parse_datetime
 from django.utils.deconstruct import deconstructible
 from jsonschema import Draft202012Validator
 
@@ -204,3 +206,16 @@ def validate_tags(value: Any) -> None:
             )
     if len(set(value)) != len(value):
         raise ValidationError("tags must be distinct.", code="duplicate_tag")
+
+
+def parse_timestamp(value: Any) -> dt.datetime | None:
+    """An ISO-8601 string as a datetime, or None when it is not one (malformed or impossible, e.g. minute 99).
+
+    A naive result is returned as is: callers decide whether a missing timezone is an error.
+    """
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_datetime(value.strip())
+    except ValueError:
+        return None

@@ -14,7 +14,7 @@ from django.db import IntegrityError, models, transaction
 
 from . import shapes
 from .enums import EventAction, Kind, Status
-from .models import ContextPacket, CwomObject, DoctrineRef, IssueContextPacket, Run, record_event
+from .models import ContextPacket, CwomObject, DoctrineRef, Issue, IssueContextPacket, Run, record_event
 from .models.base import jsonable
 from .models.runs import OPEN_INPUT_STATUSES
 
@@ -27,10 +27,21 @@ def contract_error(kind: str, error: ValidationError) -> ValidationError:
         return error
     return ValidationError(
         {
-            ("non_field_errors" if name == "__all__" else shapes.error_path(kind, name)): errors
+            ("non_field_errors" if name == "__all__" else shapes.error_path(kind, name)): [
+                _one_duplicate_code(e) for e in errors
+            ]
             for name, errors in error.error_dict.items()
         }
     )
+
+
+def _one_duplicate_code(error: ValidationError) -> ValidationError:
+    # Django says "unique" for a unique field; a unique constraint or a race in the index says
+    # "duplicate" (integrity_code). A taken key has one code whichever layer noticed it.
+    if error.code != "unique":
+        return error
+    message = error.message % error.params if error.params else error.message
+    return ValidationError(message, code="duplicate")
 
 
 def integrity_code(error: IntegrityError) -> str:
@@ -121,6 +132,8 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
     seal_after = False
     if isinstance(obj, ContextPacket):
         if not obj.version and obj.for_issue_id:
+            # Serialise version picking per issue, so concurrent creates each get the next one.
+            Issue.objects.select_for_update().filter(pk=obj.for_issue_id).exists()
             obj.version = ContextPacket.next_version(obj.for_issue_id)
         # Written as a draft first so its links can be added, then sealed in the same transaction.
         seal_after = columns.get("sealed", True)

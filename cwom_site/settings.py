@@ -194,6 +194,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"principal": env_str("CWOM_THROTTLE_RATE", "6000/min")},
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    # No OPTIONS metadata: the API is described by its OpenAPI schema (OPTIONS answers 405).
+    "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_PARSER_CLASSES": ["cwom.api.parsers.CwomJSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

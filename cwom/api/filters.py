@@ -43,6 +43,7 @@ from cwom.models import (
     RunContextPacket,
     RunDoctrineRef,
 )
+from cwom.validation import parse_timestamp
 
 from .errors import BadRequest
 
@@ -123,14 +124,9 @@ class TimestampField(forms.DateTimeField):
     """An ISO-8601 timestamp that must carry a timezone (``Z`` or an offset)."""
 
     def to_python(self, value: Any) -> Any:
-        from django.utils.dateparse import parse_datetime
-
         if value in (None, ""):
             return None
-        try:
-            moment = parse_datetime(str(value).strip())
-        except ValueError:
-            moment = None
+        moment = parse_timestamp(str(value))
         if moment is None:
             raise ValidationError(f"{value!r} is not an ISO-8601 timestamp.", code="invalid_datetime")
         if moment.tzinfo is None:

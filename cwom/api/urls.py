@@ -46,5 +46,5 @@ if importlib.util.find_spec("execution.urls") is not None:
 
 urlpatterns += [
     *router.urls,
-    re_path(r"^.*$", views.NotFoundView.as_view(), name="not-found"),
+    re_path(r"^[\s\S]*$", views.NotFoundView.as_view(), name="not-found"),  # any path, newlines included
 ]

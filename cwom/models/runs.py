@@ -253,6 +253,11 @@ class Run(MutableCwomObject):
             values.update(failure_category=failure_category, failure_message=failure_message or "")
         if status in NEEDS_PACKETS_STATUSES and current in OPEN_INPUT_STATUSES:
             self.validate_inputs(status)
+        if self.started_at is None and current != Status.PLANNED:
+            # This copy may have been read before the run first started: the stored start wins.
+            stored = Run.objects.filter(pk=self.pk).values_list("started_at", "constraint_snapshot_id").first()
+            if stored and stored[0] is not None:
+                self.started_at, self.constraint_snapshot_id = stored
         if status == Status.RUNNING and self.started_at is None:
             values["started_at"] = now
             if self.constraint_snapshot_id is None:
@@ -262,6 +267,7 @@ class Run(MutableCwomObject):
             values["ended_at"] = now
             values["duration_s"] = round((now - started).total_seconds(), 6) if started else 0.0
         loaded_before = {name: getattr(self, name) for name in values}
+        stored_start = self.started_at
         for name, value in values.items():
             setattr(self, name, value)
         try:
@@ -275,7 +281,8 @@ class Run(MutableCwomObject):
                 setattr(self, name, value)
             raise
         with transaction.atomic():
-            won = Run.objects.filter(pk=self.pk, status=current).update(**values)
+            # Compare-and-set on the status, and on the start so a stale copy cannot restart the clock.
+            won = Run.objects.filter(pk=self.pk, status=current, started_at=stored_start).update(**values)
             if won != 1:
                 actual = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
                 for name, value in loaded_before.items():

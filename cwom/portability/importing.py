@@ -28,13 +28,13 @@ from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DatabaseError, transaction
 from django.db.models import UniqueConstraint
-from django.utils.dateparse import parse_datetime
 
 from .. import shapes, writes
 from ..enums import EventAction, Kind, Status
 from ..ids import ULID_RE
 from ..models import KIND_MODELS, Artifact, ContextPacket, CwomObject, DoctrineRef, Event, Issue, ObjectIndex, Run
 from ..models.runs import OPEN_INPUT_STATUSES
+from ..validation import parse_timestamp
 from . import (
     ARTIFACT_CONTENT,
     DEFERRED_FIELDS,
@@ -393,7 +393,7 @@ def _split(nodes: dict[str, shapes.Node], data: dict[str, Any], preserved: dict[
 
 
 def _moment(value: Any, path: str) -> dt.datetime:
-    moment = parse_datetime(value) if isinstance(value, str) else None
+    moment = parse_timestamp(value)
     if moment is None or moment.tzinfo is None:
         raise LineError(f"{path}: an ISO-8601 timestamp with a timezone")
     return moment

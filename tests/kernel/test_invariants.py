@@ -41,7 +41,7 @@ class TestRepoSlug:
             repo.save()
 
     def test_two_repos_cannot_share_a_slug(self, repo: Repo, make: Any) -> None:
-        with refused("slug", "unique"):
+        with refused("slug", "duplicate"):
             make.repo(slug=repo.slug)
 
 

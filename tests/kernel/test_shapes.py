@@ -185,3 +185,9 @@ def test_duplicate_tags_are_refused() -> None:
 def test_tags_within_the_limits_are_kept_in_order(settings: Any) -> None:
     tags = [f"t{i}" for i in range(settings.CWOM_LIMITS["tags_count"])]
     assert factories.repo(tags=tags).tags == tags
+
+
+@pytest.mark.parametrize("moment", ["2024-01-01T12:99:00Z", "2024-02-30T00:00:00Z", "yesterday"])
+def test_an_impossible_timestamp_is_refused_at_its_path(moment: str) -> None:
+    with refused("captured_at", "invalid_datetime"):
+        shapes.parse("ConstraintSnapshot", {"captured_at": moment})

@@ -17,12 +17,6 @@ from tests.api.conftest import Api
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="API inconsistency (cwom/api/errors.py, owner: API): a duplicate repo slug is 409 code 'unique' when "
-    "model validation sees the committed row, but 409 code 'duplicate' when two requests meet in the unique "
-    "index (cwom.writes.integrity_code); the racing tests in test_concurrency_api.py see both",
-)
 def test_a_duplicate_slug_has_one_code_whichever_layer_refuses_it() -> None:
     _, secret = ApiToken.issue("codes-writer", can_write=True)
     writer = Api(secret, "codes-writer")

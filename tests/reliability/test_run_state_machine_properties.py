@@ -165,13 +165,6 @@ def test_stale_clients_leave_only_legal_histories_one_event_per_win() -> None:
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="kernel bug (cwom/models/runs.py Run.transition_to, owner: kernel): a stale copy whose started_at is "
-    "None rewrites telemetry.started_at when the run re-enters running (ABA on status), and ends a started "
-    "run with duration_s 0.0; the UPDATE should keep an existing started_at (e.g. Coalesce) and compute "
-    "duration_s from the stored one",
-)
 def test_a_stale_copy_never_rewrites_started_at_or_duration() -> None:
     issue = factories.issue()
     run = factories.run(issue, status=Status.READY)

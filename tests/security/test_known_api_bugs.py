@@ -1,7 +1,8 @@
 """API bugs the fuzzer (test_schemathesis.py) found, one deterministic test each.
 
-Each is a strict xfail: it passes (turning the build red) the day the bug is fixed, which is the signal to
-drop the xfail here and the matching entry of ``known_bug()`` in test_schemathesis.py.
+Fixed ones stay as plain regression tests. Each open one is a strict xfail: it passes (turning the
+build red) the day the bug is fixed, which is the signal to drop the xfail here and the matching entry
+of ``known_bug()`` in test_schemathesis.py.
 """
 
 from __future__ import annotations
@@ -13,26 +14,16 @@ import pytest
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="API bug (cwom/api/serializers.py + DRF SimpleMetadata, owner: API): OPTIONS on a list endpoint with "
-    "a read-write token is a 500 (AttributeError: 'RepoSerializer' object has no attribute 'fields'); set "
-    "metadata_class = None (405) or a metadata class that does not introspect the serializer",
-)
 @pytest.mark.parametrize(
     "path", ["repos", "issues", "runs", "artifacts", "context_packets", "doctrine_refs", "constraint_snapshots"]
 )
-def test_options_on_a_list_endpoint_is_not_a_server_error(writer: Any, path: str) -> None:
+def test_options_on_a_list_endpoint_is_refused_not_a_server_error(writer: Any, path: str) -> None:
+    # Fixed: the API has no OPTIONS metadata (its OpenAPI schema describes it), so OPTIONS is a 405.
     response = writer.client.options(f"/api/v1/{path}")
-    assert response.status_code in (200, 204, 405)
+    assert response.status_code == 405
+    assert response["Content-Type"].startswith("application/problem+json")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="API bug (cwom/api/urls.py, owner: API): the catch-all route r'^.*$' does not match a path containing "
-    "a newline ('.' stops at \\n), so /api/v1/repos/a%0Ab answers Django's HTML 404 page instead of a problem "
-    "document; use r'^(?s:.*)$' (or [\\s\\S]*)",
-)
 def test_a_path_with_a_newline_is_a_problem_document(writer: Any) -> None:
     response = writer.get("/api/v1/repos/a%0Ab/events")
     assert response.status_code == 404
