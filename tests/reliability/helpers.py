@@ -44,18 +44,6 @@ def race(callers: list[Callable[[], Any]]) -> list[Any]:
     return results
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 @dataclass
 class Reply:
     """One HTTP answer: status, headers (lower-cased names) and the decoded JSON body (or raw text)."""

@@ -35,9 +35,9 @@ from tests import factories
 from tests.api.conftest import Api
 from tests.conftest import integration_enabled
 from tests.reliability.conftest import postgres_only
-from tests.reliability.helpers import wait_for
 from tests.reliability.history import assert_legal_history
 from tests.reliability.processes import PrivateRedis, Worker, free_port, publishing_to
+from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration, integration_enabled, postgres_only]
 
