@@ -139,9 +139,11 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
         seal_after = columns.get("sealed", True)
         obj.sealed, obj.sealed_at = False, None
     _validate(obj)
+    checked_links = dict(parsed.links)
     if isinstance(obj, Run) and obj.status != Status.PLANNED:
-        _check_links(obj, {"context_packets": parsed.links.get("context_packets", [])})
-    _check_links(obj, parsed.links)
+        # A run created ready needs its packets even when the body names none.
+        checked_links.setdefault("context_packets", [])
+    _check_links(obj, checked_links)
     obj.save(record=False)
     changes: dict[str, tuple[Any, Any]] = {name: (None, value) for name, value in obj._column_values().items()}
     link_rows = {name: _insert_links(obj, name, items) for name, items in parsed.links.items()}
