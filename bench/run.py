@@ -1120,7 +1120,7 @@ def part_export(db_url: str, scale: str, timeout: float, import_lines: int) -> d
                 if i >= import_lines:
                     break
                 dst.write(line)
-        name = "cwom_bench_import"
+        name = db_url.rsplit("/", 1)[1] + "_import"
         recreate_database(name)
         import_url = database_url(name)
         migrate(import_url)
@@ -1275,13 +1275,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=200, help="runs enqueued at once for the runs/s figure")
     parser.add_argument("--export-timeout", type=float, default=300.0)
     parser.add_argument("--import-lines", type=int, default=100_000, help="lines of the export to import")
+    parser.add_argument(
+        "--db", default=None, help="benchmark database (default cwom_bench_<scale>; e.g. a copy made with createdb -T)"
+    )
     args = parser.parse_args(argv)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = set(parts) - set(PARTS)
     if unknown:
         parser.error(f"unknown parts: {sorted(unknown)}")
 
-    db_name = f"cwom_bench_{args.scale}"
+    db_name = args.db or f"cwom_bench_{args.scale}"
     db_url = database_url(db_name)
     date = dt.date.today().isoformat()
     stamp = f"{date}-{args.scale}"
