@@ -27,7 +27,7 @@ from operator import attrgetter
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.models.query import ModelIterable
 
 from . import enums
@@ -229,14 +229,15 @@ class FKRef(Node):
 
 # Where Shape.queryset() (or prime) leaves each object's ref lists: {related name: [(id, role), ...]}.
 REFS_ATTR = "_cwom_refs"
+REF_BATCH = 500
 
 
 class RefList(Node):
     """A list of Refs read from another table, loaded for a batch of objects by :meth:`Shape.load_refs`.
 
-    ``related`` is the owner's reverse accessor to the rows; ``fetch`` answers ``{owner id: [(id, role)]}``
-    in one ``values_list`` query. An object that was not loaded through the shape's queryset (or primed)
-    falls back to one query for this list.
+    ``related`` is the owner's reverse accessor to the rows. Each list is one arm of the shape's single
+    ref query (``select_sql``). An object that was not loaded through its shape's queryset (or primed)
+    loads its lists on first use (one query).
     """
 
     kind: str
@@ -245,15 +246,9 @@ class RefList(Node):
     def out_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": ref_schema(self.kind)}
 
-    def rows(self, model: type[models.Model], owner_ids: list[Any]) -> models.QuerySet[Any]:
-        """``(owner id, target id, role)`` rows of these owners, in the list's order within each owner."""
+    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+        """This list's arm of the ref query: ``(number, owner id, target id, role, sort time, sort int)``."""
         raise NotImplementedError
-
-    def fetch(self, model: type[models.Model], owner_ids: list[Any]) -> dict[Any, list[tuple[str, str | None]]]:
-        grouped: dict[Any, list[tuple[str, str | None]]] = {}
-        for owner_id, target_id, role in self.rows(model, owner_ids):
-            grouped.setdefault(owner_id, []).append((target_id, role))
-        return grouped
 
     def dumper(self) -> Callable[[Any], Any]:
         kind, related = self.kind, self.related
@@ -261,11 +256,16 @@ class RefList(Node):
         def dump(obj: Any) -> list[dict[str, Any]]:
             loaded = obj.__dict__.get(REFS_ATTR)
             if loaded is None or related not in loaded:
-                loaded = obj.__dict__.setdefault(REFS_ATTR, {})
-                loaded[related] = self.fetch(type(obj), [obj.pk]).get(obj.pk, [])
+                shape_for(obj).load_refs([obj])
+                loaded = obj.__dict__[REFS_ATTR]
             return [{"kind": kind, "id": target_id, "role": role} for target_id, role in loaded[related]]
 
         return dump
+
+
+def _null_of(field: models.Field[Any, Any], connection: Any) -> str:
+    """A typed NULL (the arms of a UNION need one type per column on PostgreSQL)."""
+    return f"CAST(NULL AS {field.db_type(connection)})"
 
 
 def _owner_column(model: type[models.Model], related: str) -> str:
@@ -286,13 +286,13 @@ class LinkRefs(RefList):
     def in_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200}
 
-    def rows(self, model: type[models.Model], owner_ids: list[Any]) -> models.QuerySet[Any]:
-        owner = _owner_column(model, self.related)
+    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+        # Ordered by the link row's id (the order the links were written in).
+        q, owner = connection.ops.quote_name, _owner_column(model, self.related)
+        table = _link_model(model, self.related)._meta.db_table
         return (
-            _link_model(model, self.related)
-            ._default_manager.filter(**{f"{owner}__in": owner_ids})
-            .order_by("id")
-            .values_list(owner, f"{self.target}_id", "role")
+            f"SELECT {number}, {q(owner)}, {q(self.target + '_id')}, {q('role')}, "  # noqa: S608 - names from _meta
+            f"{_null_of(models.DateTimeField(), connection)}, {q('id')} FROM {q(table)} WHERE {q(owner)} IN ({marks})"
         )
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
@@ -303,27 +303,6 @@ class LinkRefs(RefList):
 
     def columns(self, path: str) -> dict[str, str]:
         return {self.name: path}
-
-
-@dataclass
-class ReverseRefs(RefList):
-    """Read-only Refs to every object pointing at this one (an issue's runs, a run's artifacts), oldest first.
-
-    Served by an index on ``(owner, created_at, id)``: an index-only scan in the list's order.
-    """
-
-    related: str
-    kind: str
-    read_only: bool = True
-
-    def rows(self, model: type[models.Model], owner_ids: list[Any]) -> models.QuerySet[Any]:
-        owner = _owner_column(model, self.related)
-        return (
-            _link_model(model, self.related)
-            ._default_manager.filter(**{f"{owner}__in": owner_ids})
-            .order_by(owner, "created_at", "id")
-            .values_list(owner, "id", models.Value(None, output_field=models.CharField()))
-        )
 
 
 @dataclass
@@ -339,6 +318,27 @@ class Derived(Node):
 
     def dumper(self) -> Callable[[Any], Any]:
         return self.fn
+
+
+class ReverseRefs(RefList, Derived):
+    """Read-only Refs to every row pointing at this object (an issue's runs, a run's artifacts), oldest first.
+
+    Derived (no column or link table of its own); served by an index on ``(owner, created_at, id)``:
+    an index-only scan in the list's order.
+    """
+
+    def __init__(self, related: str, kind: str) -> None:
+        self.related, self.kind = related, kind
+        super().__init__(fn=self.dump, schema=self.out_schema())
+
+    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+        # Ordered by (created_at, id), oldest first.
+        q, owner = connection.ops.quote_name, _owner_column(model, self.related)
+        table = _link_model(model, self.related)._meta.db_table
+        return (
+            f"SELECT {number}, {q(owner)}, {q('id')}, {_null_of(models.CharField(max_length=64), connection)}, "  # noqa: S608 - names from _meta
+            f"{q('created_at')}, 0 FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+        )
 
 
 @dataclass
@@ -500,17 +500,27 @@ class Shape:
         queryset.shape = self
         return queryset
 
-    def load_refs(self, objs: list[Any]) -> None:
-        """Every ref list of ``objs`` (rows of this kind), one query per list for the whole batch."""
+    def load_refs(self, objs: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
+        """Every ref list of ``objs`` (rows of this kind): one ``UNION ALL`` query of plain tuples.
+
+        One query per ``REF_BATCH`` objects (a page holds at most 500), no model instances.
+        """
         if not objs or not self.ref_lists:
             return
-        ids = [obj.pk for obj in objs]
+        connection = connections[using]
+        lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
+        for start in range(0, len(objs), REF_BATCH):
+            ids = [obj.pk for obj in objs[start : start + REF_BATCH]]
+            marks = ", ".join(["%s"] * len(ids))
+            arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
+            with connection.cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(arms) + " ORDER BY 1, 2, 5, 6, 3", ids * len(arms))
+                for number, owner_id, target_id, role, _time, _seq in cursor.fetchall():
+                    lists[number].setdefault(owner_id, []).append((target_id, role))
         for obj in objs:
-            obj.__dict__.setdefault(REFS_ATTR, {})
-        for node in self.ref_lists:
-            grouped = node.fetch(self.model, ids)
-            for obj in objs:
-                obj.__dict__[REFS_ATTR][node.related] = grouped.get(obj.pk, [])
+            loaded = obj.__dict__.setdefault(REFS_ATTR, {})
+            for node, grouped in zip(self.ref_lists, lists, strict=True):
+                loaded[node.related] = grouped.get(obj.pk, [])
 
     def column_paths(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -545,7 +555,7 @@ class ShapeQuerySet(models.QuerySet[Any]):
         fresh = self._result_cache is None
         super()._fetch_all()  # type: ignore[misc]
         if fresh and self.shape is not None and self._iterable_class is ModelIterable:
-            self.shape.load_refs(self._result_cache)  # type: ignore[arg-type]
+            self.shape.load_refs(self._result_cache, using=self.db)  # type: ignore[arg-type]
 
 
 SHAPES: dict[str, Shape] = {
