@@ -496,7 +496,9 @@ class Shape:
 
         One query for the rows, then one ``values_list`` query per ref list for all of them.
         """
-        queryset = ShapeQuerySet(self.model).select_related(*self.select_related)
+        queryset = ShapeQuerySet(self.model)
+        if self.select_related:  # select_related() with no names would join every foreign key
+            queryset = queryset.select_related(*self.select_related)
         queryset.shape = self
         return queryset
 
