@@ -247,7 +247,8 @@ class RefList(Node):
         return {"type": "array", "items": ref_schema(self.kind)}
 
     def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
-        """This list's arm of the ref query: ``(number, owner id, target id, role, sort time, sort int)``."""
+        """This list's arm of the ref query: columns ``n`` (its number), ``o`` (owner id), ``t`` (target id),
+        ``r`` (role) and the sort keys ``k1`` (a time) and ``k2`` (an integer), in that order."""
         raise NotImplementedError
 
     def dumper(self) -> Callable[[Any], Any]:
@@ -291,8 +292,9 @@ class LinkRefs(RefList):
         q, owner = connection.ops.quote_name, _owner_column(model, self.related)
         table = _link_model(model, self.related)._meta.db_table
         return (
-            f"SELECT {number}, {q(owner)}, {q(self.target + '_id')}, {q('role')}, "  # noqa: S608 - names from _meta
-            f"{_null_of(models.DateTimeField(), connection)}, {q('id')} FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+            f"SELECT {number} AS n, {q(owner)} AS o, {q(self.target + '_id')} AS t, {q('role')} AS r, "  # noqa: S608 - names from _meta
+            f"{_null_of(models.DateTimeField(), connection)} AS k1, {q('id')} AS k2 "
+            f"FROM {q(table)} WHERE {q(owner)} IN ({marks})"
         )
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
@@ -336,8 +338,9 @@ class ReverseRefs(RefList, Derived):
         q, owner = connection.ops.quote_name, _owner_column(model, self.related)
         table = _link_model(model, self.related)._meta.db_table
         return (
-            f"SELECT {number}, {q(owner)}, {q('id')}, {_null_of(models.CharField(max_length=64), connection)}, "  # noqa: S608 - names from _meta
-            f"{q('created_at')}, 0 FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+            f"SELECT {number} AS n, {q(owner)} AS o, {q('id')} AS t, "  # noqa: S608 - names from _meta
+            f"{_null_of(models.CharField(max_length=64), connection)} AS r, {q('created_at')} AS k1, 0 AS k2 "
+            f"FROM {q(table)} WHERE {q(owner)} IN ({marks})"
         )
 
 
@@ -516,8 +519,10 @@ class Shape:
             marks = ", ".join(["%s"] * len(ids))
             arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
             with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(arms) + " ORDER BY 1, 2, 5, 6, 3", ids * len(arms))
-                for number, owner_id, target_id, role, _time, _seq in cursor.fetchall():
+                # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
+                union = " UNION ALL ".join(arms)
+                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", ids * len(arms))  # noqa: S608 - arms above
+                for number, owner_id, target_id, role in cursor.fetchall():
                     lists[number].setdefault(owner_id, []).append((target_id, role))
         for obj in objs:
             loaded = obj.__dict__.setdefault(REFS_ATTR, {})
