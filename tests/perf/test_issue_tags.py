@@ -101,3 +101,17 @@ def test_the_issue_list_filters_by_tag_through_the_api(make: Any) -> None:
     body = client.get("/api/v1/issues", {"repo_id": repo.pk, "tag": "perf", "page_size": 2}).json()
     second = client.get(body["next"]).json()
     assert [i["id"] for i in body["results"] + second["results"]] == [i.pk for i in reversed(tagged)]
+
+
+@pytest.mark.parametrize("ordering", ["created_at", "-created_at", "-updated_at"])
+def test_a_tag_list_keeps_every_ordering_and_its_cursor(make: Any, ordering: str) -> None:
+    repo = make.repo()
+    tagged = [make.issue(repo, tags=["perf"]) for _ in range(3)]
+    _, secret = ApiToken.issue("tag-orderer", can_write=False)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    query = {"tag": "perf", "repo_id": repo.pk, "ordering": ordering, "page_size": 2}
+    body = client.get("/api/v1/issues", query).json()
+    ids = [i["id"] for i in body["results"] + client.get(body["next"]).json()["results"]]
+    tie = "-id" if ordering.startswith("-") else "id"
+    want = Issue.objects.filter(pk__in=[i.pk for i in tagged]).order_by(ordering, tie)
+    assert ids == [i.pk for i in want]
