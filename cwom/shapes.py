@@ -13,8 +13,8 @@ model's columns and link tables. From that one description come:
 This module knows nothing about HTTP or DRF; :mod:`cwom.writes` applies what ``parse`` returns.
 
 Reading is cheap whatever the size of an object's ref lists: ``Shape.queryset()`` loads the rows, then
-each ref list (link tables, an issue's runs, a run's artifacts) for the whole batch of rows in one
-``values_list`` query per list, no model instances; ``dump`` is a tree of closures built once per kind.
+every ref list (link tables, an issue's runs, a run's artifacts) of the whole batch of rows in one
+``UNION ALL`` query of plain tuples, no model instances; ``dump`` is a tree of closures built once per kind.
 """
 
 from __future__ import annotations
@@ -497,7 +497,7 @@ class Shape:
     def queryset(self) -> models.QuerySet[Any]:
         """The model's rows with everything ``dump`` touches loaded in a fixed number of queries.
 
-        One query for the rows, then one ``values_list`` query per ref list for all of them.
+        One query for the rows, then one query for every ref list of all of them (:meth:`load_refs`).
         """
         queryset = ShapeQuerySet(self.model)
         if self.select_related:  # select_related() with no names would join every foreign key
