@@ -12,6 +12,10 @@ Triggers on PostgreSQL (PL/pgSQL) and SQLite refuse:
 
 Every refusal message starts with ``cwom:<code>:`` so the API can answer with that code.
 PostgreSQL also gets GIN indexes for tag and assignee lookups.
+
+One trigger is not a guard but an index the database keeps itself (migration 0004): ``cwom_issuetag``,
+a row per tag of each issue with its repo, status and creation time, rewritten whenever an issue's
+tags, repo, status or creation time change (see :class:`cwom.models.IssueTag`).
 """
 
 from __future__ import annotations
@@ -384,3 +388,83 @@ def install_0003(apps: Any, schema_editor: Any) -> None:
 def uninstall_0003(apps: Any, schema_editor: Any) -> None:
     vendor = schema_editor.connection.vendor
     _uninstall(schema_editor, [*RULES_0003, _SQLITE_APPEND_ONLY] if vendor == "sqlite" else RULES_0003, pg_extra=False)
+
+
+# --- migration 0004: the issue tag index -----------------------------------------------------------------
+_PG_TAG_FUNCTION = """
+CREATE OR REPLACE FUNCTION cwom_issue_tags_sync() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'UPDATE' THEN
+    IF NEW.tags IS NOT DISTINCT FROM OLD.tags AND NEW.repo_id = OLD.repo_id AND NEW.status = OLD.status
+       AND NEW.created_at = OLD.created_at THEN
+      RETURN NULL;
+    END IF;
+    DELETE FROM cwom_issuetag WHERE issue_id = OLD.id;
+  END IF;
+  IF jsonb_typeof(NEW.tags) = 'array' THEN
+    INSERT INTO cwom_issuetag (issue_id, tag, repo_id, status, created_at)
+      SELECT DISTINCT NEW.id, t, NEW.repo_id, NEW.status, NEW.created_at FROM jsonb_array_elements_text(NEW.tags) t;
+  END IF;
+  RETURN NULL;
+END $$;"""
+_SQLITE_TAG_ROWS = (
+    "INSERT INTO cwom_issuetag (issue_id, tag, repo_id, status, created_at) "
+    "SELECT DISTINCT NEW.id, value, NEW.repo_id, NEW.status, "
+    "NEW.created_at FROM json_each(CASE json_type(NEW.tags) WHEN 'array' THEN NEW.tags ELSE '[]' END);"
+)
+_SQLITE_TAG_DELETE = "DELETE FROM cwom_issuetag WHERE issue_id = OLD.id;"
+# Rebuilds the whole tag index from cwom_issue (the migration's backfill; bench/generate.py after its load).
+PG_TAG_BACKFILL = (
+    "INSERT INTO cwom_issuetag (issue_id, tag, repo_id, status, created_at) "
+    "SELECT DISTINCT i.id, t, i.repo_id, i.status, i.created_at "
+    "FROM cwom_issue i CROSS JOIN LATERAL jsonb_array_elements_text("
+    "CASE jsonb_typeof(i.tags) WHEN 'array' THEN i.tags ELSE '[]' END) t"
+)
+_SQLITE_TAG_BACKFILL = (
+    "INSERT INTO cwom_issuetag (issue_id, tag, repo_id, status, created_at) "
+    "SELECT DISTINCT i.id, j.value, i.repo_id, i.status, i.created_at "
+    "FROM cwom_issue i, json_each(CASE json_type(i.tags) WHEN 'array' THEN i.tags ELSE '[]' END) j"
+)
+TAG_TRIGGERS = {
+    "postgresql": ["cwom_issue_tags_sync"],
+    "sqlite": ["cwom_issue_tags_insert", "cwom_issue_tags_update"],
+}
+
+
+def install_0004(apps: Any, schema_editor: Any) -> None:
+    """Migration 0004: the triggers that keep ``cwom_issuetag`` in step with ``cwom_issue``, then its backfill."""
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        statements = [
+            _PG_TAG_FUNCTION,
+            "DROP TRIGGER IF EXISTS cwom_issue_tags_sync ON cwom_issue;",
+            "CREATE TRIGGER cwom_issue_tags_sync AFTER INSERT OR UPDATE OF tags, repo_id, status, created_at "
+            "ON cwom_issue FOR EACH ROW EXECUTE FUNCTION cwom_issue_tags_sync();",
+            "DELETE FROM cwom_issuetag;",
+            PG_TAG_BACKFILL + ";",
+        ]
+    elif vendor == "sqlite":
+        statements = [
+            "DROP TRIGGER IF EXISTS cwom_issue_tags_insert;",
+            f"CREATE TRIGGER cwom_issue_tags_insert AFTER INSERT ON cwom_issue BEGIN {_SQLITE_TAG_ROWS} END;",
+            "DROP TRIGGER IF EXISTS cwom_issue_tags_update;",
+            "CREATE TRIGGER cwom_issue_tags_update AFTER UPDATE OF tags, repo_id, status, created_at ON cwom_issue "
+            "WHEN NEW.tags IS NOT OLD.tags OR NEW.repo_id IS NOT OLD.repo_id OR NEW.status IS NOT OLD.status "
+            f"OR NEW.created_at IS NOT OLD.created_at BEGIN {_SQLITE_TAG_DELETE} {_SQLITE_TAG_ROWS} END;",
+            "DELETE FROM cwom_issuetag;",
+            _SQLITE_TAG_BACKFILL + ";",
+        ]
+    else:
+        return
+    for statement in statements:
+        schema_editor.execute(statement, params=None)
+
+
+def uninstall_0004(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute("DROP TRIGGER IF EXISTS cwom_issue_tags_sync ON cwom_issue;", params=None)
+        schema_editor.execute("DROP FUNCTION IF EXISTS cwom_issue_tags_sync();", params=None)
+    elif vendor == "sqlite":
+        for name in TAG_TRIGGERS["sqlite"]:
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name};", params=None)

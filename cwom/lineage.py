@@ -22,11 +22,11 @@ def run_bundle(run_id: str) -> dict[str, Any]:
     run = shapes.SHAPES[Kind.RUN].queryset().get(pk=run_id)
     issue = shapes.SHAPES[Kind.ISSUE].queryset().get(pk=run.for_issue_id)
     repo = shapes.SHAPES[Kind.REPO].queryset().get(pk=run.repo_id)
-    packet_ids = [link.packet_id for link in run.context_packet_links.all()]
+    packet_ids = shapes.ref_ids(run, "context_packet_links")
     packets = {p.pk: p for p in shapes.SHAPES[Kind.CONTEXT_PACKET].queryset().filter(pk__in=packet_ids)}
-    doctrine_ids = [link.doctrine_ref_id for link in run.doctrine_ref_links.all()]
+    doctrine_ids = shapes.ref_ids(run, "doctrine_ref_links")
     for packet in packets.values():
-        doctrine_ids += [link.doctrine_ref_id for link in packet.doctrine_ref_links.all()]
+        doctrine_ids += shapes.ref_ids(packet, "doctrine_ref_links")
     doctrine_ids = list(dict.fromkeys(doctrine_ids))
     doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids)}
     snapshot = None

@@ -11,6 +11,10 @@ model's columns and link tables. From that one description come:
   link lists, with every Ref resolved to exactly one object of exactly the right kind.
 
 This module knows nothing about HTTP or DRF; :mod:`cwom.writes` applies what ``parse`` returns.
+
+Reading is cheap whatever the size of an object's ref lists: ``Shape.queryset()`` loads the rows, then
+every ref list (link tables, an issue's runs, a run's artifacts) of the whole batch of rows in one
+``UNION ALL`` query of plain tuples, no model instances; ``dump`` is a tree of closures built once per kind.
 """
 
 from __future__ import annotations
@@ -19,11 +23,12 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
+from operator import attrgetter
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import models
-from django.db.models import Prefetch
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.query import ModelIterable
 
 from . import enums
 from . import validation as v
@@ -132,17 +137,15 @@ class Node:
     def in_schema(self) -> dict[str, Any]:
         return self.out_schema()
 
-    def dump(self, obj: Any) -> Any:
+    def dumper(self) -> Callable[[Any], Any]:
+        """A function of the object giving this node's JSON value (built once per kind, called per object)."""
         raise NotImplementedError
+
+    def dump(self, obj: Any) -> Any:
+        return self.dumper()(obj)
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
         raise NotImplementedError
-
-    def prefetch(self) -> list[Any]:
-        return []
-
-    def select(self) -> list[str]:
-        return []
 
     def columns(self, path: str) -> dict[str, str]:
         """{model attname or field name: contract path} for mapping model errors back to the body."""
@@ -161,8 +164,8 @@ class Col(Node):
     def out_schema(self) -> dict[str, Any]:
         return self.schema
 
-    def dump(self, obj: Any) -> Any:
-        return getattr(obj, self.column)
+    def dumper(self) -> Callable[[Any], Any]:
+        return attrgetter(self.column)
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
         parsed.columns[self.column] = value
@@ -175,8 +178,9 @@ class Col(Node):
 class Time(Col):
     """A timestamp column, ISO-8601 UTC on the wire."""
 
-    def dump(self, obj: Any) -> Any:
-        return iso(getattr(obj, self.column))
+    def dumper(self) -> Callable[[Any], Any]:
+        get = attrgetter(self.column)
+        return lambda obj: iso(get(obj))
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
         if value is None:
@@ -208,8 +212,9 @@ class FKRef(Node):
         schema = ref_input_schema(self.kind)
         return {"anyOf": [*schema["anyOf"], {"type": "null"}]} if self.nullable else schema
 
-    def dump(self, obj: Any) -> Any:
-        return make_ref(self.kind, getattr(obj, self.column))
+    def dumper(self) -> Callable[[Any], Any]:
+        get, kind = attrgetter(self.column), self.kind
+        return lambda obj: None if (value := get(obj)) is None else {"kind": kind, "id": value, "role": None}
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
         if value is None:
@@ -222,8 +227,55 @@ class FKRef(Node):
         return {self.column: path, self.column.removesuffix("_id"): path}
 
 
+# Where Shape.queryset() (or prime) leaves each object's ref lists: {related name: [(id, role), ...]}.
+REFS_ATTR = "_cwom_refs"
+REF_BATCH = 500
+
+
+class RefList(Node):
+    """A list of Refs read from another table, loaded for a batch of objects by :meth:`Shape.load_refs`.
+
+    ``related`` is the owner's reverse accessor to the rows. Each list is one arm of the shape's single
+    ref query (``select_sql``). An object that was not loaded through its shape's queryset (or primed)
+    loads its lists on first use (one query).
+    """
+
+    kind: str
+    related: str
+
+    def out_schema(self) -> dict[str, Any]:
+        return {"type": "array", "items": ref_schema(self.kind)}
+
+    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+        """This list's arm of the ref query: columns ``n`` (its number), ``o`` (owner id), ``t`` (target id),
+        ``r`` (role) and the sort keys ``k1`` (a time) and ``k2`` (an integer), in that order."""
+        raise NotImplementedError
+
+    def dumper(self) -> Callable[[Any], Any]:
+        kind, related = self.kind, self.related
+
+        def dump(obj: Any) -> list[dict[str, Any]]:
+            loaded = obj.__dict__.get(REFS_ATTR)
+            if loaded is None or related not in loaded:
+                shape_for(obj).load_refs([obj])
+                loaded = obj.__dict__[REFS_ATTR]
+            return [{"kind": kind, "id": target_id, "role": role} for target_id, role in loaded[related]]
+
+        return dump
+
+
+def _null_of(field: models.Field[Any, Any], connection: Any) -> str:
+    """A typed NULL (the arms of a UNION need one type per column on PostgreSQL)."""
+    return f"CAST(NULL AS {field.db_type(connection)})"
+
+
+def _owner_column(model: type[models.Model], related: str) -> str:
+    """The column of the related rows pointing at ``model`` (``issue_id`` for Issue.doctrine_ref_links)."""
+    return model._meta.get_field(related).field.attname  # type: ignore[union-attr]
+
+
 @dataclass
-class LinkRefs(Node):
+class LinkRefs(RefList):
     """A list of Refs kept in a link table (``related`` is the owner's reverse accessor to its rows)."""
 
     name: str
@@ -232,17 +284,18 @@ class LinkRefs(Node):
     kind: str
     read_only: bool = False
 
-    def out_schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": ref_schema(self.kind)}
-
     def in_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200}
 
-    def dump(self, obj: Any) -> Any:
-        return [
-            make_ref(self.kind, getattr(link, f"{self.target}_id"), link.role)
-            for link in getattr(obj, self.related).all()
-        ]
+    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+        # Ordered by the link row's id (the order the links were written in).
+        q, owner = connection.ops.quote_name, _owner_column(model, self.related)
+        table = _link_model(model, self.related)._meta.db_table
+        return (
+            f"SELECT {number} AS n, {q(owner)} AS o, {q(self.target + '_id')} AS t, {q('role')} AS r, "  # noqa: S608 - names from _meta
+            f"{_null_of(models.DateTimeField(), connection)} AS k1, {q('id')} AS k2 "
+            f"FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+        )
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
         items = [refs.want(item, self.kind, f"{path}.{i}") for i, item in enumerate(value)]
@@ -250,30 +303,45 @@ class LinkRefs(Node):
             errors.add(path, "duplicate_ref", "The same object is listed twice.")
         parsed.links[self.name] = items
 
-    def prefetch(self) -> list[Any]:
-        return [self.related]
-
     def columns(self, path: str) -> dict[str, str]:
         return {self.name: path}
 
 
 @dataclass
 class Derived(Node):
-    """A read-only value computed from prefetched relations."""
+    """A read-only value computed from the object's own columns."""
 
     fn: Callable[[Any], Any]
     schema: dict[str, Any]
-    prefetches: tuple[Any, ...] = ()
     read_only: bool = True
 
     def out_schema(self) -> dict[str, Any]:
         return self.schema
 
-    def dump(self, obj: Any) -> Any:
-        return self.fn(obj)
+    def dumper(self) -> Callable[[Any], Any]:
+        return self.fn
 
-    def prefetch(self) -> list[Any]:
-        return list(self.prefetches)
+
+class ReverseRefs(RefList, Derived):
+    """Read-only Refs to every row pointing at this object (an issue's runs, a run's artifacts), oldest first.
+
+    Derived (no column or link table of its own); served by an index on ``(owner, created_at, id)``:
+    an index-only scan in the list's order.
+    """
+
+    def __init__(self, related: str, kind: str) -> None:
+        self.related, self.kind = related, kind
+        super().__init__(fn=self.dump, schema=self.out_schema())
+
+    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+        # Ordered by (created_at, id), oldest first.
+        q, owner = connection.ops.quote_name, _owner_column(model, self.related)
+        table = _link_model(model, self.related)._meta.db_table
+        return (
+            f"SELECT {number} AS n, {q(owner)} AS o, {q('id')} AS t, "  # noqa: S608 - names from _meta
+            f"{_null_of(models.CharField(max_length=64), connection)} AS r, {q('created_at')} AS k1, 0 AS k2 "
+            f"FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+        )
 
 
 @dataclass
@@ -307,10 +375,12 @@ class Group(Node):
         }
         return v.nullable(schema) if self.nullable_via else schema
 
-    def dump(self, obj: Any) -> Any:
-        if self.nullable_via and getattr(obj, self.nullable_via) is None:
-            return None
-        return {name: child.dump(obj) for name, child in self.children.items()}
+    def dumper(self) -> Callable[[Any], Any]:
+        parts = [(name, child.dumper()) for name, child in self.children.items()]
+        if not self.nullable_via:
+            return lambda obj: {name: part(obj) for name, part in parts}
+        via = attrgetter(self.nullable_via)
+        return lambda obj: None if via(obj) is None else {name: part(obj) for name, part in parts}
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
         if value is None:  # only reachable when nullable: clear every column of the group
@@ -320,12 +390,6 @@ class Group(Node):
             return
         for name, child_value in value.items():
             self.children[name].load(child_value, _join(path, name), parsed, errors, refs)
-
-    def prefetch(self) -> list[Any]:
-        return [p for child in self.children.values() for p in child.prefetch()]
-
-    def select(self) -> list[str]:
-        return [s for child in self.children.values() for s in child.select()]
 
     def columns(self, path: str) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -396,10 +460,6 @@ TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength"
 META = {"type": "object", "description": "free-form; namespaced keys recommended (github.*, jct.*)"}
 
 
-def _refs_of(kind: str, attr: str, id_attr: str = "id") -> Callable[[Any], list[dict[str, Any] | None]]:
-    return lambda obj: [make_ref(kind, getattr(o, id_attr)) for o in getattr(obj, attr).all()]
-
-
 @dataclass
 class Shape:
     """A kind's full shape: its model and its body nodes between the shared head and tail."""
@@ -426,18 +486,48 @@ class Shape:
             tail["updated_at"] = Time("updated_at", TS, read_only=True)
         return {**head, **self.body, **tail}
 
+    @cached_property
+    def dumper(self) -> Callable[[Any], dict[str, Any]]:
+        return Group(self.nodes).dumper()  # type: ignore[no-any-return]
+
+    @cached_property
+    def ref_lists(self) -> list[RefList]:
+        return [node for node in _leaves(Group(self.nodes)) if isinstance(node, RefList)]
+
     def queryset(self) -> models.QuerySet[Any]:
-        """The model's rows with everything ``dump`` touches loaded in a fixed number of queries."""
-        lookups: list[Any] = []
-        for node in self.nodes.values():
-            lookups += node.prefetch()
-        ordered = [
-            Prefetch(lookup, queryset=_link_model(self.model, lookup)._default_manager.order_by("id"))
-            if isinstance(lookup, str) and lookup.endswith("_links")
-            else lookup
-            for lookup in lookups
-        ]
-        return self.model._default_manager.select_related(*self.select_related).prefetch_related(*ordered)
+        """The model's rows with everything ``dump`` touches loaded in a fixed number of queries.
+
+        One query for the rows, then one query for every ref list of all of them (:meth:`load_refs`).
+        """
+        queryset = ShapeQuerySet(self.model)
+        if self.select_related:  # select_related() with no names would join every foreign key
+            queryset = queryset.select_related(*self.select_related)
+        queryset.shape = self
+        return queryset
+
+    def load_refs(self, objs: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
+        """Every ref list of ``objs`` (rows of this kind): one ``UNION ALL`` query of plain tuples.
+
+        One query per ``REF_BATCH`` objects (a page holds at most 500), no model instances.
+        """
+        if not objs or not self.ref_lists:
+            return
+        connection = connections[using]
+        lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
+        for start in range(0, len(objs), REF_BATCH):
+            ids = [obj.pk for obj in objs[start : start + REF_BATCH]]
+            marks = ", ".join(["%s"] * len(ids))
+            arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
+            with connection.cursor() as cursor:
+                # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
+                union = " UNION ALL ".join(arms)
+                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", ids * len(arms))  # noqa: S608 - arms above
+                for number, owner_id, target_id, role in cursor.fetchall():
+                    lists[number].setdefault(owner_id, []).append((target_id, role))
+        for obj in objs:
+            loaded = obj.__dict__.setdefault(REFS_ATTR, {})
+            for node, grouped in zip(self.ref_lists, lists, strict=True):
+                loaded[node.related] = grouped.get(obj.pk, [])
 
     def column_paths(self) -> dict[str, str]:
         found: dict[str, str] = {}
@@ -448,6 +538,31 @@ class Shape:
 
 def _link_model(model: type[models.Model], related: str) -> type[models.Model]:
     return model._meta.get_field(related).related_model  # type: ignore[return-value]
+
+
+def ref_ids(obj: Any, related: str) -> list[str]:
+    """The ids in ``obj``'s ref list ``related`` (loaded by its shape's queryset, or one query)."""
+    for node in shape_for(obj).ref_lists:
+        if node.related == related:
+            return [ref["id"] for ref in node.dumper()(obj)]
+    raise KeyError(f"{obj.KIND} has no ref list {related!r}")
+
+
+class ShapeQuerySet(models.QuerySet[Any]):
+    """A kind's rows that load their ref lists (:meth:`Shape.load_refs`) when the rows are fetched."""
+
+    shape: Shape | None = None
+
+    def _clone(self) -> ShapeQuerySet:
+        clone: ShapeQuerySet = super()._clone()  # type: ignore[misc]
+        clone.shape = self.shape
+        return clone
+
+    def _fetch_all(self) -> None:
+        fresh = self._result_cache is None
+        super()._fetch_all()  # type: ignore[misc]
+        if fresh and self.shape is not None and self._iterable_class is ModelIterable:
+            self.shape.load_refs(self._result_cache, using=self.db)  # type: ignore[arg-type]
 
 
 SHAPES: dict[str, Shape] = {
@@ -505,11 +620,7 @@ SHAPES: dict[str, Shape] = {
                     "duplicates": LinkRefs("duplicates", "duplicate_links", "duplicate_of", enums.Kind.ISSUE),
                 }
             ),
-            "runs": Derived(
-                _refs_of(enums.Kind.RUN, "runs"),
-                {"type": "array", "items": ref_schema(enums.Kind.RUN)},
-                (Prefetch("runs", queryset=Run.objects.only("id", "for_issue_id").order_by("created_at", "id")),),
-            ),
+            "runs": ReverseRefs("runs", enums.Kind.RUN),
         },
     ),
     enums.Kind.CONTEXT_PACKET: Shape(
@@ -664,16 +775,7 @@ SHAPES: dict[str, Shape] = {
             ),
             "outputs": Group(
                 {
-                    "artifacts": Derived(
-                        _refs_of(enums.Kind.ARTIFACT, "artifacts"),
-                        {"type": "array", "items": ref_schema(enums.Kind.ARTIFACT)},
-                        (
-                            Prefetch(
-                                "artifacts",
-                                queryset=Artifact.objects.only("id", "produced_by_id").order_by("created_at", "id"),
-                            ),
-                        ),
-                    ),
+                    "artifacts": ReverseRefs("artifacts", enums.Kind.ARTIFACT),
                     "result_summary": Col("result_summary", _str(200_000, nullable=True)),
                     "decision_log": Col("decision_log", {"type": "array", "items": v.STRING, "maxItems": 10_000}),
                 }
@@ -727,21 +829,18 @@ def shape_for(kind_or_model: str | type[models.Model] | models.Model) -> Shape:
 
 
 def prime(obj: Any, link_rows: dict[str, list[models.Model]]) -> None:
-    """Fill the prefetch caches of a just-created ``obj`` so ``dump`` needs no query.
+    """Fill the ref lists of a just-created ``obj`` so ``dump`` needs no query.
 
-    ``link_rows`` holds the link rows just written, by link name; every other relation ``dump``
-    reads (reverse links, runs, artifacts) is empty for an object that did not exist a moment ago.
+    ``link_rows`` holds the link rows just written, by link name; every other list ``dump``
+    reads (runs, artifacts) is empty for an object that did not exist a moment ago.
     Column values are normalised as a read from the database would give them (45 -> 45.0).
     """
     for model_field in obj._meta.concrete_fields:
         setattr(obj, model_field.attname, model_field.to_python(getattr(obj, model_field.attname)))
-    cache = obj.__dict__.setdefault("_prefetched_objects_cache", {})
-    for node in _leaves(Group(shape_for(obj).nodes)):
-        if isinstance(node, LinkRefs):
-            cache[node.related] = _cached(_link_model(type(obj), node.related), link_rows.get(node.name, []))
-        elif isinstance(node, Derived):
-            for lookup in node.prefetches:
-                cache[lookup.prefetch_to] = _cached(lookup.queryset.model, [])
+    loaded = obj.__dict__.setdefault(REFS_ATTR, {})
+    for node in shape_for(obj).ref_lists:
+        rows = link_rows.get(node.name, []) if isinstance(node, LinkRefs) else []
+        loaded[node.related] = [(getattr(row, f"{node.target}_id"), row.role) for row in rows]  # type: ignore[attr-defined]
 
 
 def _leaves(node: Node) -> Iterable[Node]:
@@ -752,16 +851,9 @@ def _leaves(node: Node) -> Iterable[Node]:
         yield node
 
 
-def _cached(model: type[models.Model], rows: list[models.Model]) -> models.QuerySet[Any]:
-    queryset = model._default_manager.all()
-    queryset._result_cache = rows
-    queryset._prefetch_done = True  # type: ignore[attr-defined]  # private QuerySet flag, absent from django-stubs
-    return queryset
-
-
 def dump(obj: Any) -> dict[str, Any]:
     """``obj`` in the contract's JSON shape (load it through ``shape_for(obj).queryset()`` first)."""
-    return {name: node.dump(obj) for name, node in shape_for(obj).nodes.items()}
+    return shape_for(obj).dumper(obj)
 
 
 def dump_many(objs: Iterable[Any]) -> list[dict[str, Any]]:

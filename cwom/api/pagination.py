@@ -23,6 +23,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .errors import BadRequest
+from .filters import ORDERING_ALIASES
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -90,6 +91,7 @@ class CwomCursorPagination(CursorPagination):
 
     def _check_position(self, position: str) -> None:
         name = tuple(self.ordering or ("id",))[0].lstrip("-")
+        name = ORDERING_ALIASES.get(name, name)
         try:
             field: models.Field[Any, Any] = self._model._meta.get_field(name)  # type: ignore[assignment]
             if "\x00" in position:

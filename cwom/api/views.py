@@ -249,6 +249,16 @@ class IssueViewSet(PatchableKindViewSet):
     filterset_class = filters.IssueFilterSet
     ordering_fields = ("created_at", "updated_at", "priority", "title")
 
+    def resolve_ordering(self, request: Request) -> tuple[str, ...]:
+        # A list filtered by one tag is ordered by the tag row's created_at (the same value as the
+        # issue's): the tag index then serves the page in order (see filters.IssueTagFilter).
+        ordering = super().resolve_ordering(request)
+        by_creation = ordering[0].lstrip("-") == "created_at"
+        if self.action == "list" and by_creation and filters.IssueTagFilter.single_tag(request):
+            sign = "-" if ordering[0].startswith("-") else ""
+            return (f"{sign}{filters.TAG_CREATED_AT}", f"{sign}id")
+        return ordering
+
 
 class ContextPacketViewSet(PatchableKindViewSet):
     """Context packets: versioned briefings. PATCH only while a draft; ``POST .../seal`` seals (one-way)."""

@@ -4,7 +4,16 @@ from .access import ApiToken, IdempotencyRecord
 from .base import CwomObject, Event, Link, MutableCwomObject, ObjectIndex, record_event
 from .briefing import ConstraintSnapshot, ContextPacket, DoctrineApplicableRepo, DoctrineRef, PacketDoctrineRef
 from .runs import Artifact, Run, RunConflictError, RunContextPacket, RunDoctrineRef, RunTransitionError
-from .work import Issue, IssueBlock, IssueConstraintSnapshot, IssueContextPacket, IssueDoctrineRef, IssueDuplicate, Repo
+from .work import (
+    Issue,
+    IssueBlock,
+    IssueConstraintSnapshot,
+    IssueContextPacket,
+    IssueDoctrineRef,
+    IssueDuplicate,
+    IssueTag,
+    Repo,
+)
 
 KIND_MODELS: dict[str, type[CwomObject]] = {
     model.KIND: model for model in (Repo, Issue, ContextPacket, ConstraintSnapshot, DoctrineRef, Run, Artifact)
@@ -27,6 +36,7 @@ __all__ = [
     "IssueContextPacket",
     "IssueDoctrineRef",
     "IssueDuplicate",
+    "IssueTag",
     "Link",
     "MutableCwomObject",
     "ObjectIndex",

@@ -91,7 +91,10 @@ class Run(MutableCwomObject):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["for_issue", "status", "created_at"], name="run_issue_status_idx"),
+            # Lists order by (-created_at, -id): with id last the index serves a page in order, no sort.
+            models.Index(fields=["for_issue", "status", "created_at", "id"], name="run_issue_status_idx"),
+            # An issue's `runs` refs, oldest first: an index-only scan of this one index.
+            models.Index(fields=["for_issue", "created_at", "id"], name="run_issue_created_idx"),
             models.Index(fields=["repo", "status", "created_at"], name="run_repo_status_idx"),
             models.Index(fields=["status", "created_at"], name="run_status_idx"),
             models.Index(fields=["created_at", "id"], name="run_created_idx"),
@@ -349,7 +352,9 @@ class Artifact(MutableCwomObject):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["produced_by", "type", "created_at"], name="artifact_run_type_idx"),
+            models.Index(fields=["produced_by", "type", "created_at", "id"], name="artifact_run_type_idx"),
+            # A run's `outputs.artifacts` refs, oldest first: an index-only scan of this one index.
+            models.Index(fields=["produced_by", "created_at", "id"], name="artifact_run_created_idx"),
             models.Index(fields=["for_issue", "created_at"], name="artifact_issue_idx"),
             models.Index(fields=["created_at", "id"], name="artifact_created_idx"),
             models.Index(fields=["type", "created_at"], name="artifact_type_idx"),

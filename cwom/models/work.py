@@ -106,7 +106,8 @@ class Issue(MutableCwomObject):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
-            models.Index(fields=["repo", "status", "created_at"], name="issue_repo_status_idx"),
+            # Lists order by (-created_at, -id): with id last the index serves a page in order, no sort.
+            models.Index(fields=["repo", "status", "created_at", "id"], name="issue_repo_status_idx"),
             models.Index(fields=["status", "created_at"], name="issue_status_idx"),
             models.Index(fields=["created_at", "id"], name="issue_created_idx"),
             models.Index(fields=["updated_at", "id"], name="issue_updated_idx"),
@@ -222,3 +223,31 @@ class IssueDuplicate(Link):
             ),
         ]
         indexes = [models.Index(fields=["duplicate_of"], name="issue_duplicate_target_idx")]
+
+
+class IssueTag(models.Model):
+    """One row per tag of an issue, with the issue's repo, status and creation time: a tag index.
+
+    Written only by database triggers on ``cwom_issue`` (:mod:`cwom.db_guards`, migration 0004), so every
+    write path (the ORM, ``QuerySet.update()``, raw SQL, the importer) keeps it in step. It exists for
+    ``GET /issues?repo_id=&status=&tag=``: the btree ``(tag, repo_id, status, created_at, issue_id)``
+    serves a page of matches in the list's order, reading as many index entries as the page has rows,
+    whatever the size of the repo or the popularity of the tag.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    issue = models.ForeignKey(Issue, on_delete=models.CASCADE, related_name="tag_rows", db_index=False)
+    tag = models.TextField()
+    repo_id = models.CharField(max_length=26)
+    status = models.CharField(max_length=16)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["issue", "tag"], name="issue_tag_unique")]
+        indexes = [
+            models.Index(fields=["tag", "repo_id", "status", "created_at", "issue"], name="issue_tag_list_idx"),
+            models.Index(fields=["tag", "created_at", "issue"], name="issue_tag_created_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issue_id} #{self.tag}"

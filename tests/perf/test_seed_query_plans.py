@@ -24,6 +24,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
+from cwom.api.filters import TAG_CREATED_AT, IssueFilterSet
 from cwom.ids import new_ulid
 from cwom.models import Artifact, Issue, Repo, Run
 
@@ -159,3 +160,15 @@ def test_deep_cursor_pages_use_the_created_index(seeded: dict[str, Any], model: 
     position = timezone.now() - dt.timedelta(minutes=ROWS // 2)
     queryset = model.objects.filter(created_at__lt=position).order_by("-created_at", "-id")[:PAGE]
     assert_index_served(queryset, table)
+
+
+def test_issues_by_repo_status_and_one_tag_read_a_page_in_order_from_an_index(seeded: dict[str, Any]) -> None:
+    # The API's own queryset (IssueFilterSet) in the list's order (IssueViewSet.resolve_ordering):
+    # one tag goes through the tag index cwom_issuetag.
+    params = {"repo_id": seeded["repo"].pk, "status": "done", "tag": "perf"}
+    filtered = IssueFilterSet(params, queryset=Issue.objects.all()).qs
+    queryset = filtered.order_by(f"-{TAG_CREATED_AT}", "-id")[:PAGE]
+    nodes = explain(queryset)
+    assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
+    assert not [n for n in nodes if n["Node Type"] in {"Sort", "Incremental Sort"}], nodes
+    assert "issue_tag_list_idx" in {n.get("Index Name") for n in nodes}, nodes
