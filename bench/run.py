@@ -215,42 +215,50 @@ def drf_cursor(position: str) -> str:
 
 
 # --- part: EXPLAIN ---------------------------------------------------------------------------------------------------
-def seed_querysets(p: dict[str, Any]) -> dict[str, Any]:
+def api_queryset(kind: str, params: dict[str, Any], limit: int = 51) -> Any:
+    """The queryset a list endpoint runs for ``params``: the API's own FilterSet and the list's order (a list
+    of issues filtered by one tag is ordered by the tag row's copy of ``created_at``; see IssueViewSet)."""
+    from cwom.api import filters
     from cwom.models import Artifact, Issue, Run
 
-    order = ("-created_at", "-id")
+    model, filterset = {
+        "issues": (Issue, filters.IssueFilterSet),
+        "runs": (Run, filters.RunFilterSet),
+        "artifacts": (Artifact, filters.ArtifactFilterSet),
+    }[kind]
+    created = filters.TAG_CREATED_AT if kind == "issues" and "tag" in params else "created_at"
+    fs = filterset({k: str(v) for k, v in params.items()}, queryset=model.objects.all())
+    if not fs.is_valid():
+        raise ValueError(f"bad benchmark parameters for {kind}: {fs.errors}")
+    return fs.qs.order_by(f"-{created}", "-id")[:limit]
+
+
+def deep_page(kind: str, position: Any) -> Any:
+    from cwom.models import Artifact, Issue, Run
+
+    model = {"issues": Issue, "runs": Run, "artifacts": Artifact}[kind]
+    return model.objects.filter(created_at__lt=position).order_by("-created_at", "-id")[:51]
+
+
+def seed_querysets(p: dict[str, Any]) -> dict[str, Any]:
     repo, status, tag = p["issues"][0]
+    run_issue, run_status = p["runs"][0]
+    artifact_run, artifact_type = p["artifacts"][0]
     return {
-        "issues by repo+status+tag (typical)": Issue.objects.filter(
-            repo_id=repo, status__in=[status], tags__has_any=[tag]
-        ).order_by(*order)[:50],
-        "issues by repo+status+tag (hot repo, common tag)": Issue.objects.filter(
-            repo_id=p["hot_repo"], status__in=["done"], tags__has_any=[p["common_tag"]]
-        ).order_by(*order)[:50],
-        "issues by repo+status+tag (hot repo, rare tag)": Issue.objects.filter(
-            repo_id=p["hot_repo"], status__in=["done"], tags__has_any=[p["rare_tag"]]
-        ).order_by(*order)[:50],
-        "runs by issue+status (typical)": Run.objects.filter(
-            for_issue_id=p["runs"][0][0], status__in=[p["runs"][0][1]]
-        ).order_by(*order)[:50],
-        "runs by issue+status (hot issue)": Run.objects.filter(
-            for_issue_id=p["hot_issue"], status__in=["done"]
-        ).order_by(*order)[:50],
-        "artifacts by run+type (typical)": Artifact.objects.filter(
-            produced_by_id=p["artifacts"][0][0], type__in=[p["artifacts"][0][1]]
-        ).order_by(*order)[:50],
-        "artifacts by run+type (hot run)": Artifact.objects.filter(
-            produced_by_id=p["hot_run"], type__in=["log"]
-        ).order_by(*order)[:50],
-        "deep page: issues (cursor position)": Issue.objects.filter(created_at__lt=p["deep"]["issues"][0]).order_by(
-            *order
-        )[:51],
-        "deep page: runs (cursor position)": Run.objects.filter(created_at__lt=p["deep"]["runs"][0]).order_by(*order)[
-            :51
-        ],
-        "deep page: artifacts (cursor position)": Artifact.objects.filter(
-            created_at__lt=p["deep"]["artifacts"][0]
-        ).order_by(*order)[:51],
+        "issues by repo+status+tag (typical)": api_queryset("issues", {"repo_id": repo, "status": status, "tag": tag}),
+        "issues by repo+status+tag (hot repo, common tag)": api_queryset(
+            "issues", {"repo_id": p["hot_repo"], "status": "done", "tag": p["common_tag"]}
+        ),
+        "issues by repo+status+tag (hot repo, rare tag)": api_queryset(
+            "issues", {"repo_id": p["hot_repo"], "status": "done", "tag": p["rare_tag"]}
+        ),
+        "runs by issue+status (typical)": api_queryset("runs", {"issue_id": run_issue, "status": run_status}),
+        "runs by issue+status (hot issue)": api_queryset("runs", {"issue_id": p["hot_issue"], "status": "done"}),
+        "artifacts by run+type (typical)": api_queryset("artifacts", {"run_id": artifact_run, "type": artifact_type}),
+        "artifacts by run+type (hot run)": api_queryset("artifacts", {"run_id": p["hot_run"], "type": "log"}),
+        "deep page: issues (cursor position)": deep_page("issues", p["deep"]["issues"][0]),
+        "deep page: runs (cursor position)": deep_page("runs", p["deep"]["runs"][0]),
+        "deep page: artifacts (cursor position)": deep_page("artifacts", p["deep"]["artifacts"][0]),
     }
 
 
@@ -262,22 +270,24 @@ def walk(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 def part_db_time(app: InProcess, p: dict[str, Any], n: int = 200) -> dict[str, Any]:
     """Each seed query's own time in PostgreSQL (ORM SQL, sampled parameters, rows fetched), no HTTP, no serializer."""
-    from cwom.models import Artifact, Issue, Run
 
-    order = ("-created_at", "-id")
+    def issues() -> Any:
+        repo, status, tag = rng.choice(p["issues"])
+        return api_queryset("issues", {"repo_id": repo, "status": status, "tag": tag})
+
+    def runs() -> Any:
+        issue, status = rng.choice(p["runs"])
+        return api_queryset("runs", {"issue_id": issue, "status": status})
+
+    def artifacts() -> Any:
+        run, kind = rng.choice(p["artifacts"])
+        return api_queryset("artifacts", {"run_id": run, "type": kind})
+
     families: dict[str, Callable[[], Any]] = {
-        "issues by repo+status+tag": lambda: Issue.objects.filter(
-            repo_id=(x := rng.choice(p["issues"]))[0], status__in=[x[1]], tags__has_any=[x[2]]
-        ).order_by(*order)[:51],
-        "runs by issue+status": lambda: Run.objects.filter(
-            for_issue_id=(x := rng.choice(p["runs"]))[0], status__in=[x[1]]
-        ).order_by(*order)[:51],
-        "artifacts by run+type": lambda: Artifact.objects.filter(
-            produced_by_id=(x := rng.choice(p["artifacts"]))[0], type__in=[x[1]]
-        ).order_by(*order)[:51],
-        "deep page: issues": lambda: Issue.objects.filter(created_at__lt=rng.choice(p["deep"]["issues"])).order_by(
-            *order
-        )[:51],
+        "issues by repo+status+tag": issues,
+        "runs by issue+status": runs,
+        "artifacts by run+type": artifacts,
+        "deep page: issues": lambda: deep_page("issues", rng.choice(p["deep"]["issues"])),
     }
     out = {}
     with app.connection.cursor() as cursor:
