@@ -26,6 +26,7 @@ import copy
 import json
 from typing import Any
 
+import orjson
 from django.db import models
 
 from ..enums import Kind
@@ -73,6 +74,29 @@ def header() -> dict[str, Any]:
 def encode(record: dict[str, Any]) -> str:
     """One record as one line of JSON (no newline)."""
     return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+
+
+class StandardRecord(dict[str, Any]):
+    """A record that only the standard encoder spells as the format says (a float column holds NaN or
+    an infinity, which orjson would write as null)."""
+
+
+def encode_fast(record: dict[str, Any]) -> str:
+    """:func:`encode`, byte for byte, with orjson where it spells the line the same way.
+
+    The two differ only for floats below 1e-4 (``1e-05`` vs ``0.00001``), NaN and infinities, integers
+    beyond 64 bits and lone surrogates: orjson refuses the last two, and every float it writes
+    differently leaves an ``e-`` or ``.0000`` in its output. Such lines go to the standard encoder.
+    """
+    if type(record) is not StandardRecord:
+        try:
+            line = orjson.dumps(record)
+        except orjson.JSONEncodeError:
+            pass
+        else:
+            if b"e-" not in line and b".0000" not in line:
+                return line.decode()
+    return encode(record)
 
 
 def without(data: dict[str, Any], paths: tuple[str, ...]) -> dict[str, Any]:
