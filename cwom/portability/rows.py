@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import models
+import orjson
+from django.db import connection, models
 from django.db.models import Prefetch
 
 from .. import shapes
@@ -95,6 +96,7 @@ class RowShape:
     derived: list[_DerivedList] = field(default_factory=list)
     floats: list[int] = field(default_factory=list)  # positions of float columns (NaN/inf need care)
     readers: dict[str, Reader] = field(default_factory=dict)
+    _lists_sql: str | None = None
 
     def position(self, column: str) -> int:
         if column not in self.columns:
@@ -102,23 +104,23 @@ class RowShape:
         return self.columns.index(column)
 
     def rows(self, chunk: Sequence[Sequence[Any]]) -> list[_Row]:
-        """The chunk's rows (tuples of :attr:`columns`, pk first) with their links and lists: one query each."""
+        """The chunk's rows (tuples of :attr:`columns`, pk first) with their links and lists.
+
+        On PostgreSQL every link table and derived list of the chunk comes in one query (each part
+        aggregated in its own order); elsewhere in one query each.
+        """
         ids = [values[0] for values in chunk]
         links: dict[str, dict[Any, list[tuple[Any, Any]]]] = {}
-        for table in self.links:
+        derived: dict[str, dict[Any, list[_Related]]] = {}
+        parts = self._lists_in_one_query(ids) if connection.vendor == "postgresql" else self._lists_one_by_one(ids)
+        for table, items in zip(self.links, parts, strict=False):
             grouped: dict[Any, list[tuple[Any, Any]]] = defaultdict(list)
-            query = (
-                table.model._default_manager.filter(**{f"{table.owner}__in": ids})
-                .order_by("id")
-                .values_list(table.owner, table.target, "role")
-            )
-            for owner, target, role in query:
+            for owner, target, role in items:
                 grouped[owner].append((target, role))
             links[table.related] = grouped
-        derived: dict[str, dict[Any, list[_Related]]] = {}
-        for item in self.derived:
+        for item, items in zip(self.derived, parts[len(self.links) :], strict=True):
             found: dict[Any, list[_Related]] = defaultdict(list)
-            for owner, pk in item.queryset.filter(**{f"{item.owner}__in": ids}).values_list(item.owner, "pk"):
+            for owner, pk in items:
                 found[owner].append(_Related(pk))
             derived[item.name] = found
         empty: list[Any] = []
@@ -131,6 +133,56 @@ class RowShape:
             )
             for values in chunk
         ]
+
+    def _lists_one_by_one(self, ids: list[Any]) -> list[Iterable[Sequence[Any]]]:
+        parts: list[Iterable[Sequence[Any]]] = []
+        for table in self.links:
+            query = table.model._default_manager.filter(**{f"{table.owner}__in": ids}).order_by("id")
+            parts.append(query.values_list(table.owner, table.target, "role"))
+        for item in self.derived:
+            parts.append(item.queryset.filter(**{f"{item.owner}__in": ids}).values_list(item.owner, "pk"))
+        return parts
+
+    def _lists_in_one_query(self, ids: list[Any]) -> list[Iterable[Sequence[Any]]]:
+        if not self.links and not self.derived:
+            return []
+        if self._lists_sql is None:
+            self._lists_sql = self._compose_lists_sql()
+        with connection.cursor() as cursor:
+            cursor.execute(self._lists_sql, [ids])
+            row = cursor.fetchone()
+        return [orjson.loads(part) if part is not None else [] for part in row]
+
+    def _compose_lists_sql(self) -> str:
+        """One SELECT of one JSON array per link table and derived list: ``[[owner, ...], ...]`` in order."""
+        quote = connection.ops.quote_name
+        chunk = "(SELECT ids FROM chunk)::text[]"
+        parts = []
+        for table in self.links:
+            meta = table.model._meta
+            owner, target = (quote(_field(table.model, name).column) for name in (table.owner, table.target))
+            row = f"json_build_array({owner}, {target}, {quote('role')})"
+            parts.append(
+                f"(SELECT json_agg({row} ORDER BY {quote(meta.pk.column)})::text "  # noqa: S608 - our own names
+                f"FROM {quote(meta.db_table)} WHERE {owner} = ANY({chunk}))"
+            )
+        for item in self.derived:
+            query = item.queryset.query
+            if query.where or query.low_mark or query.high_mark is not None:
+                raise TypeError(f"{self.kind}.{item.name}: only an ordered queryset can be read in one query")
+            model = item.queryset.model
+            order = ", ".join(
+                f"{quote(model._meta.get_field(name.lstrip('-')).column)}{' DESC' if name.startswith('-') else ''}"
+                for name in (query.order_by or ["pk"])
+                if name.lstrip("-") != "pk"
+            ) or quote(model._meta.pk.column)
+            owner = quote(_field(model, item.owner).column)
+            row = f"json_build_array({owner}, {quote(model._meta.pk.column)})"
+            parts.append(
+                f"(SELECT json_agg({row} ORDER BY {order})::text "  # noqa: S608 - our own names
+                f"FROM {quote(model._meta.db_table)} WHERE {owner} = ANY({chunk}))"
+            )
+        return f"WITH chunk AS MATERIALIZED (SELECT %s::text[] AS ids) SELECT {', '.join(parts)}"
 
     def dump(self, row: _Row) -> dict[str, Any]:
         """The contract object of ``row``: what ``shapes.dump`` gives for its model instance."""
