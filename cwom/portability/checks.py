@@ -47,6 +47,11 @@ def schema_validator(schema: dict[str, Any]) -> Callable[[Any], bool]:
 
 
 @cache
+def _shape_validator(name: str) -> Callable[[Any], bool]:
+    return schema_validator(v.SHAPES[name])
+
+
+@cache
 def _body_validator(kind: str) -> Callable[[Any], bool]:
     return schema_validator(shapes.json_schema(kind, "in"))
 
@@ -85,7 +90,7 @@ def clean_fields(obj: models.Model, exclude: list[str]) -> None:
         f.validate(value, obj)
         for validator in f.validators:
             if isinstance(validator, v.ShapeValidator):
-                if not schema_validator(v.SHAPES[validator.shape])(value):
+                if not _shape_validator(validator.shape)(value):
                     raise Refused(f"{f.name}: not a valid {validator.shape}")
             else:
                 validator(value)

@@ -22,12 +22,13 @@ import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import orjson
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.db.models import UniqueConstraint
 
 from .. import shapes, writes
@@ -513,7 +514,7 @@ class _Chunk:
             packet.sealed, packet.sealed_at = was_sealed, sealed_at
             if was_sealed:
                 sealed.append(packet)
-        ContextPacket.objects.bulk_update(sealed, ["sealed", "sealed_at"])
+        _update_rows(ContextPacket, sealed, ["sealed", "sealed_at"])
 
     def _create_runs(self, runs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
         """As Importer._create_run, for many: inserted open, inputs linked, then moved to their recorded status."""
@@ -539,7 +540,7 @@ class _Chunk:
                     setattr(run, name, value)
                 moved.append(run)
         # The database checks each final state's constraints here.
-        Run.objects.bulk_update(moved, list(RUN_FINAL_COLUMNS))
+        _update_rows(Run, moved, list(RUN_FINAL_COLUMNS))
 
     # --- events ------------------------------------------------------------------------------------
     def _events(self, records: list[dict[str, Any]]) -> None:
@@ -622,13 +623,55 @@ def _write_rows(model: type[Any], objs: list[Any]) -> None:
         model._default_manager.bulk_create(objs)
         return
     fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
-    quote = connection.ops.quote_name
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
+    quote = db.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    with connection.cursor() as cursor, connection.wrap_database_errors:
+    preparers = [
+        _jsonb if isinstance(f, models.JSONField) else partial(f.get_db_prep_save, connection=db) for f in fields
+    ]
+    with db.cursor() as cursor, db.wrap_database_errors:
         raw = cursor.cursor  # psycopg's own cursor, for its COPY
         with raw.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
             for obj in objs:
-                copy.write_row([f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields])
+                copy.write_row([prepare(getattr(obj, f.attname)) for prepare, f in zip(preparers, fields, strict=True)])
+
+
+def _jsonb(value: Any) -> Any:
+    """A JSON column's value for COPY: jsonb keeps the parsed document, so orjson's spelling of it stores the
+    same value as the standard encoder's (values read by orjson hold no NaN; anything else goes the slow way)."""
+    from psycopg.types.json import Jsonb  # only on PostgreSQL
+
+    if value is None:
+        return None
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, cls=DjangoJSONEncoder)
+    return Jsonb(value, dumps=lambda _value: text)
+
+
+def _update_rows(model: type[Any], objs: list[Any], names: list[str]) -> None:
+    """UPDATE the columns ``names`` of ``objs`` to their values: one statement (PostgreSQL: from arrays,
+    elsewhere ``bulk_update``). Row triggers see each row's change as with a single UPDATE."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, names)
+        return
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    fields = [pk, *(model._meta.get_field(name) for name in names)]
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    aliases = ", ".join(quote(f.column) for f in fields)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[1:])
+    table = quote(model._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608 - our own names
+        f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}"
+    )
+    params = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # --- helpers -------------------------------------------------------------------------------------------
