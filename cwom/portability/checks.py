@@ -12,6 +12,7 @@ line by line through the full write path, which says precisely why. So these che
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from functools import cache
@@ -22,10 +23,16 @@ from django.db import models
 from .. import shapes
 from .. import validation as v
 
-try:  # pragma: no cover - which branch runs depends on the environment
-    import jsonschema_rs
-except ImportError:  # pragma: no cover
-    jsonschema_rs = None
+
+def _rust_validator() -> Any:
+    """jsonschema-rs when installed (requirements/dev.txt has it; base.txt does not, yet), else None."""
+    try:
+        return importlib.import_module("jsonschema_rs")
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
+
+jsonschema_rs: Any = _rust_validator()
 
 
 class Refused(Exception):

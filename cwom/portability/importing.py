@@ -2,8 +2,11 @@
 
 Each object is checked by the same rules as every other write: ``shapes.parse`` for the contract shape
 and its Refs, ``full_clean()`` for the model's rules, then the database's constraints and guard triggers.
-Each line is written in its own savepoint, so a bad line leaves nothing behind; it is reported with its
-line number and skipped (or, in an atomic import, the whole file is refused).
+Lines are applied a chunk at a time (:class:`_Chunk`): the same checks with the ones that read other rows
+batched (one query per chunk, not per object), each table written at once. A chunk with a line that is not
+good is rolled back and applied line by line, each line in its own savepoint, so a bad line leaves nothing
+behind and is reported with its line number and skipped while the chunk's good lines land (in an atomic
+import, the whole file is refused).
 
 The import is idempotent: a line whose object, link or event is already here exactly as the line says
 changes nothing; one that differs is reported as a conflict and never overwritten. No new events are

@@ -163,7 +163,7 @@ class RowShape:
             owner, target = (quote(_field(table.model, name).column) for name in (table.owner, table.target))
             row = f"json_build_array({owner}, {target}, {quote('role')})"
             parts.append(
-                f"(SELECT json_agg({row} ORDER BY {quote(meta.pk.column)})::text "  # noqa: S608 - our own names
+                f"(SELECT json_agg({row} ORDER BY {quote(str(meta.pk.column))})::text "  # noqa: S608 - our own names
                 f"FROM {quote(meta.db_table)} WHERE {owner} = ANY({chunk}))"
             )
         for item in self.derived:
@@ -171,13 +171,17 @@ class RowShape:
             if query.where or query.low_mark or query.high_mark is not None:
                 raise TypeError(f"{self.kind}.{item.name}: only an ordered queryset can be read in one query")
             model = item.queryset.model
+            names = [name for name in query.order_by if isinstance(name, str)]
+            if len(names) != len(query.order_by):
+                raise TypeError(f"{self.kind}.{item.name}: ordered by an expression")
             order = ", ".join(
-                f"{quote(model._meta.get_field(name.lstrip('-')).column)}{' DESC' if name.startswith('-') else ''}"
-                for name in (query.order_by or ["pk"])
+                f"{quote(_field(model, model._meta.get_field(name.lstrip('-')).attname).column)}"
+                f"{' DESC' if name.startswith('-') else ''}"
+                for name in names
                 if name.lstrip("-") != "pk"
-            ) or quote(model._meta.pk.column)
+            ) or quote(str(model._meta.pk.column))
             owner = quote(_field(model, item.owner).column)
-            row = f"json_build_array({owner}, {quote(model._meta.pk.column)})"
+            row = f"json_build_array({owner}, {quote(str(model._meta.pk.column))})"
             parts.append(
                 f"(SELECT json_agg({row} ORDER BY {order})::text "  # noqa: S608 - our own names
                 f"FROM {quote(model._meta.db_table)} WHERE {owner} = ANY({chunk}))"
