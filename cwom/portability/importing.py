@@ -310,24 +310,9 @@ class Importer:
 
     # --- issue links ---------------------------------------------------------------------------------
     def _issue_link(self, record: dict[str, Any]) -> str:
-        relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
-        if not isinstance(issue_id, str):
-            raise LineError("issue: the id of an Issue")
-        if relation not in ISSUE_LINK_RELATIONS:
-            raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
-        if not isinstance(target, dict) or not isinstance(target.get("id"), str):
-            raise LineError("target: a Ref ({kind, id, role})")
-        target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
-        target_id, role = target["id"], target.get("role")
-        if role is not None and (not isinstance(role, str) or len(role) > 64):
-            raise LineError("target.role: a string of at most 64 characters, or null")
+        relation, issue_id, target_kind, target_id, role = _checked_link(record)
         kinds = dict(ObjectIndex.objects.filter(pk__in=[issue_id, target_id]).values_list("id", "kind"))
-        if kinds.get(issue_id) != Kind.ISSUE:
-            raise LineError(f"issue: no Issue has id {issue_id!r} here")
-        if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
-            raise LineError(f"target: no {target_kind} has id {target_id!r} here")
-        if relation != "context_packets" and target_id == issue_id:
-            raise LineError(f"target: an issue cannot be its own {relation}")
+        _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
         if relation == PARENT:
             return self._set_parent(issue_id, target_id)
         model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
@@ -369,6 +354,34 @@ class Importer:
                 return UNCHANGED
         event.save()
         return CREATED
+
+
+def _checked_link(record: dict[str, Any]) -> tuple[str, str, str, str, str | None]:
+    """An IssueLink line's (relation, issue id, target kind, target id, role), its fields checked."""
+    relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
+    if not isinstance(issue_id, str):
+        raise LineError("issue: the id of an Issue")
+    if relation not in ISSUE_LINK_RELATIONS:
+        raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
+    if not isinstance(target, dict) or not isinstance(target.get("id"), str):
+        raise LineError("target: a Ref ({kind, id, role})")
+    target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
+    target_id, role = target["id"], target.get("role")
+    if role is not None and (not isinstance(role, str) or len(role) > 64):
+        raise LineError("target.role: a string of at most 64 characters, or null")
+    return relation, issue_id, target_kind, target_id, role
+
+
+def _check_link_ends(
+    relation: str, issue_id: str, target_kind: str, target_id: str, target: dict[str, Any], kinds: dict[str, str]
+) -> None:
+    """Both ends of an issue link exist here with the right kinds (``kinds``: their ids' kinds here)."""
+    if kinds.get(issue_id) != Kind.ISSUE:
+        raise LineError(f"issue: no Issue has id {issue_id!r} here")
+    if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
+        raise LineError(f"target: no {target_kind} has id {target_id!r} here")
+    if relation != "context_packets" and target_id == issue_id:
+        raise LineError(f"target: an issue cannot be its own {relation}")
 
 
 def _checked_event(record: dict[str, Any]) -> Event:
@@ -432,6 +445,8 @@ class _Chunk:
                     self._objects(kind, items)
                 elif kind == EVENT:
                     self._events(items)
+                elif kind == ISSUE_LINK:
+                    self._issue_links(items)
                 else:
                     for record in items:
                         self._one(kind, record)
@@ -544,6 +559,42 @@ class _Chunk:
                 moved.append(run)
         # The database checks each final state's constraints here.
         _update_rows(Run, moved, list(RUN_FINAL_COLUMNS))
+
+    # --- issue links -------------------------------------------------------------------------------
+    def _issue_links(self, records: list[dict[str, Any]]) -> None:
+        """As Importer._issue_link, for many: the ends, the links already here and the packets' issues read
+        once per chunk; a parent goes through the line handler (its chain is walked row by row)."""
+        links = [_checked_link(record) for record in records]
+        ends = {end for _relation, issue_id, _kind, target_id, _role in links for end in (issue_id, target_id)}
+        kinds = dict(ObjectIndex.objects.filter(pk__in=ends).values_list("id", "kind"))
+        here: dict[str, dict[tuple[str, str], str | None]] = {}
+        for relation, (model, owner, target_field, _kind) in ISSUE_LINK_TABLES.items():
+            owners = {issue_id for rel, issue_id, *_rest in links if rel == relation}
+            rows = model._default_manager.filter(**{f"{owner}_id__in": owners}) if owners else None
+            found = rows.values_list(f"{owner}_id", f"{target_field}_id", "role") if rows is not None else []
+            here[relation] = {(issue_id, target_id): role for issue_id, target_id, role in found}
+        packet_ids = {target_id for rel, _issue, _kind, target_id, _role in links if rel == "context_packets"}
+        packet_issues = dict(ContextPacket.objects.filter(pk__in=packet_ids).values_list("id", "for_issue_id"))
+        new: dict[type[Any], list[Any]] = defaultdict(list)
+        for record, (relation, issue_id, target_kind, target_id, role) in zip(records, links, strict=True):
+            _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
+            if relation == PARENT:
+                self._one(ISSUE_LINK, record)
+                continue
+            pair = (issue_id, target_id)
+            if pair in here[relation]:
+                if here[relation][pair] != role:
+                    raise Refused("conflict: this link exists here with another role")
+                self.unchanged[ISSUE_LINK] += 1
+                continue
+            if relation == "context_packets" and packet_issues.get(target_id) != issue_id:
+                raise Refused(f"target: context packet {target_id} is for another issue")
+            model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
+            here[relation][pair] = role
+            new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role}))
+            self.created[ISSUE_LINK] += 1
+        for model, link_rows in new.items():
+            _write_rows(model, link_rows)
 
     # --- events ------------------------------------------------------------------------------------
     def _events(self, records: list[dict[str, Any]]) -> None:

@@ -267,3 +267,15 @@ def test_a_bad_line_in_a_bulk_chunk_keeps_the_chunks_good_lines(demo: Run, tmp_p
     assert not Artifact.objects.filter(pk=bad["id"]).exists()
     assert Artifact.objects.count() == len(artifact_lines) - 1
     assert Event.objects.exists()  # the chunk's later lines landed too
+
+
+def test_an_issue_link_that_differs_here_is_a_conflict_reported_by_line(rich: Run, tmp_path: Path) -> None:
+    lines = export_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("relation") == "context_packets")
+    link = json.loads(lines[at])
+    link["target"]["role"] = "another_role"
+    lines[at] = json.dumps(link)
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("cwom_import", write(tmp_path, "\n".join(lines)), stdout=io.StringIO(), stderr=err)
+    assert f"line {at + 1}: IssueLink: conflict: this link exists here with role" in err.getvalue()
