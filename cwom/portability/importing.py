@@ -2,8 +2,11 @@
 
 Each object is checked by the same rules as every other write: ``shapes.parse`` for the contract shape
 and its Refs, ``full_clean()`` for the model's rules, then the database's constraints and guard triggers.
-Each line is written in its own savepoint, so a bad line leaves nothing behind; it is reported with its
-line number and skipped (or, in an atomic import, the whole file is refused).
+Lines are applied a chunk at a time (:class:`_Chunk`): the same checks with the ones that read other rows
+batched (one query per chunk, not per object), each table written at once. A chunk with a line that is not
+good is rolled back and applied line by line, each line in its own savepoint, so a bad line leaves nothing
+behind and is reported with its line number and skipped while the chunk's good lines land (in an atomic
+import, the whole file is refused).
 
 The import is idempotent: a line whose object, link or event is already here exactly as the line says
 changes nothing; one that differs is reported as a conflict and never overwritten. No new events are
@@ -19,14 +22,16 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import orjson
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DatabaseError, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.db.models import UniqueConstraint
 
 from .. import shapes, writes
@@ -47,13 +52,15 @@ from . import (
     OBJECT_ORDER,
     PARENT,
     TRAILER,
+    checks,
     comparable,
     without,
 )
+from .checks import Refused
 
 CREATED = "created"
 UNCHANGED = "unchanged"
-DEFAULT_BATCH = 500
+DEFAULT_BATCH = 2000
 KEPT_PROBLEMS = 1000
 # A run's columns that are set after its inputs are linked (the database refuses new inputs once started).
 RUN_FINAL_COLUMNS = ("status", "started_at", "ended_at", "duration_s", "failure_category", "failure_message")
@@ -133,8 +140,8 @@ class Importer:
         if atomic or dry_run:
             try:
                 with transaction.atomic():
-                    for number, text in numbered:
-                        self._line(number, text)
+                    while batch := list(itertools.islice(numbered, self.batch_size)):
+                        self._batch(batch)
                     if dry_run or self.result.problem_count:
                         raise _RollBack
             except _RollBack:
@@ -142,9 +149,25 @@ class Importer:
             return self.result
         while batch := list(itertools.islice(numbered, self.batch_size)):
             with transaction.atomic():
-                for number, text in batch:
-                    self._line(number, text)
+                self._batch(batch)
         return self.result
+
+    def _batch(self, batch: list[tuple[int, str]]) -> None:
+        """One chunk of lines: in bulk, or, when some line of it is not good, line by line."""
+        chunk = _Chunk(self)
+        try:
+            with transaction.atomic():
+                chunk.apply(batch)
+        except Refused:
+            for number, text in batch:
+                self._line(number, text)
+            return
+        self.result.created.update(chunk.created)
+        self.result.unchanged.update(chunk.unchanged)
+        self.result.lines = batch[-1][0]
+        if self.on_line:
+            for number, _text in batch:
+                self.on_line(number)
 
     def _line(self, number: int, text: str) -> None:
         self.result.lines = number
@@ -287,24 +310,9 @@ class Importer:
 
     # --- issue links ---------------------------------------------------------------------------------
     def _issue_link(self, record: dict[str, Any]) -> str:
-        relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
-        if not isinstance(issue_id, str):
-            raise LineError("issue: the id of an Issue")
-        if relation not in ISSUE_LINK_RELATIONS:
-            raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
-        if not isinstance(target, dict) or not isinstance(target.get("id"), str):
-            raise LineError("target: a Ref ({kind, id, role})")
-        target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
-        target_id, role = target["id"], target.get("role")
-        if role is not None and (not isinstance(role, str) or len(role) > 64):
-            raise LineError("target.role: a string of at most 64 characters, or null")
+        relation, issue_id, target_kind, target_id, role = _checked_link(record)
         kinds = dict(ObjectIndex.objects.filter(pk__in=[issue_id, target_id]).values_list("id", "kind"))
-        if kinds.get(issue_id) != Kind.ISSUE:
-            raise LineError(f"issue: no Issue has id {issue_id!r} here")
-        if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
-            raise LineError(f"target: no {target_kind} has id {target_id!r} here")
-        if relation != "context_packets" and target_id == issue_id:
-            raise LineError(f"target: an issue cannot be its own {relation}")
+        _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
         if relation == PARENT:
             return self._set_parent(issue_id, target_id)
         model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
@@ -335,35 +343,389 @@ class Importer:
 
     # --- events --------------------------------------------------------------------------------------
     def _event(self, record: dict[str, Any]) -> str:
-        about = record.get("object")
-        if not isinstance(about, dict) or about.get("kind") not in OBJECT_ORDER or not isinstance(about.get("id"), str):
-            raise LineError("object: a Ref to the object the event is about")
-        action, changes, principal, actor = (record.get(k) for k in ("action", "changes", "principal", "actor"))
-        if action not in EventAction.values:
-            raise LineError(f"action: one of {', '.join(EventAction.values)}")
-        if not isinstance(changes, dict):
-            raise LineError("changes: a JSON object")
-        if not isinstance(principal, str) or not principal or len(principal) > 255:
-            raise LineError("principal: a string of 1 to 255 characters")
-        if actor is not None and not isinstance(actor, dict):
-            raise LineError("actor: an Actor or null")
-        at = _moment(record.get("at"), "at")
-        if ObjectIndex.objects.filter(pk=about["id"]).values_list("kind", flat=True).first() != about["kind"]:
-            raise LineError(f"object: no {about['kind']} has id {about['id']!r} here")
-        same_key = Event.objects.filter(object_id=about["id"], action=action, at=at, principal=principal)
-        for event in same_key:
-            if event.changes == changes and event.actor == actor and event.object_kind == about["kind"]:
-                return UNCHANGED
-        Event.objects.create(
-            object_id=about["id"],
-            object_kind=about["kind"],
-            action=action,
-            changes=changes,
-            principal=principal,
-            actor=actor,
-            at=at,
+        event = _checked_event(record)
+        if ObjectIndex.objects.filter(pk=event.object_id).values_list("kind", flat=True).first() != event.object_kind:
+            raise LineError(f"object: no {event.object_kind} has id {event.object_id!r} here")
+        same_key = Event.objects.filter(
+            object_id=event.object_id, action=event.action, at=event.at, principal=event.principal
         )
+        for found in same_key:
+            if found.changes == event.changes and found.actor == event.actor and found.object_kind == event.object_kind:
+                return UNCHANGED
+        event.save()
         return CREATED
+
+
+def _checked_link(record: dict[str, Any]) -> tuple[str, str, str, str, str | None]:
+    """An IssueLink line's (relation, issue id, target kind, target id, role), its fields checked."""
+    relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
+    if not isinstance(issue_id, str):
+        raise LineError("issue: the id of an Issue")
+    if relation not in ISSUE_LINK_RELATIONS:
+        raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
+    if not isinstance(target, dict) or not isinstance(target.get("id"), str):
+        raise LineError("target: a Ref ({kind, id, role})")
+    target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
+    target_id, role = target["id"], target.get("role")
+    if role is not None and (not isinstance(role, str) or len(role) > 64):
+        raise LineError("target.role: a string of at most 64 characters, or null")
+    return relation, issue_id, target_kind, target_id, role
+
+
+def _check_link_ends(
+    relation: str, issue_id: str, target_kind: str, target_id: str, target: dict[str, Any], kinds: dict[str, str]
+) -> None:
+    """Both ends of an issue link exist here with the right kinds (``kinds``: their ids' kinds here)."""
+    if kinds.get(issue_id) != Kind.ISSUE:
+        raise LineError(f"issue: no Issue has id {issue_id!r} here")
+    if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
+        raise LineError(f"target: no {target_kind} has id {target_id!r} here")
+    if relation != "context_packets" and target_id == issue_id:
+        raise LineError(f"target: an issue cannot be its own {relation}")
+
+
+def _checked_event(record: dict[str, Any]) -> Event:
+    """An Event line as an unsaved Event, its fields checked (the object it is about is not looked up)."""
+    about = record.get("object")
+    if not isinstance(about, dict) or about.get("kind") not in OBJECT_ORDER or not isinstance(about.get("id"), str):
+        raise LineError("object: a Ref to the object the event is about")
+    action, changes, principal, actor = (record.get(k) for k in ("action", "changes", "principal", "actor"))
+    if action not in EventAction.values:
+        raise LineError(f"action: one of {', '.join(EventAction.values)}")
+    if not isinstance(changes, dict):
+        raise LineError("changes: a JSON object")
+    if not isinstance(principal, str) or not principal or len(principal) > 255:
+        raise LineError("principal: a string of 1 to 255 characters")
+    if actor is not None and not isinstance(actor, dict):
+        raise LineError("actor: an Actor or null")
+    at = _moment(record.get("at"), "at")
+    return Event(
+        object_id=about["id"],
+        object_kind=about["kind"],
+        action=action,
+        changes=changes,
+        principal=principal,
+        actor=actor,
+        at=at,
+    )
+
+
+# --- bulk ------------------------------------------------------------------------------------------------
+class _Chunk:
+    """A chunk of lines applied in bulk: a fixed number of queries per run of same-kind records.
+
+    Every object is checked by the same rules as on the line-by-line path (:mod:`cwom.portability.checks`
+    batches the ones that read other rows), then each table is written with one ``bulk_create``; the
+    database's constraints and guard triggers check every row. A line that is not good as it stands
+    raises Refused: the caller rolls the chunk back and applies it line by line, where the good lines
+    land and the bad one is reported with its reasons.
+    """
+
+    def __init__(self, importer: Importer) -> None:
+        self.importer = importer
+        self.created: Counter[str] = Counter()
+        self.unchanged: Counter[str] = Counter()
+
+    def apply(self, batch: list[tuple[int, str]]) -> None:
+        records = []
+        for _number, text in batch:
+            if not text.strip():
+                continue
+            try:
+                record = orjson.loads(text)
+            except orjson.JSONDecodeError:
+                raise Refused("not a JSON document") from None  # json.loads may still read it
+            if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+                raise Refused("not a record")
+            records.append(record)
+        try:
+            for kind, group in itertools.groupby(records, key=lambda record: record["kind"]):
+                items = list(group)
+                if kind in OBJECT_ORDER:
+                    self._objects(kind, items)
+                elif kind == EVENT:
+                    self._events(items)
+                elif kind == ISSUE_LINK:
+                    self._issue_links(items)
+                else:
+                    for record in items:
+                        self._one(kind, record)
+        except (LineError, ValidationError, DatabaseError) as error:
+            raise Refused(str(error)) from error
+
+    def _count(self, kind: str, outcome: str | None) -> None:
+        if outcome == CREATED:
+            self.created[kind] += 1
+        elif outcome == UNCHANGED:
+            self.unchanged[kind] += 1
+
+    def _one(self, kind: str, record: dict[str, Any]) -> None:
+        """A record the bulk path has no batch for: through its line handler (without a savepoint)."""
+        handler = self.importer._handlers.get(kind)
+        if handler is None:
+            raise Refused(f"unknown record kind {kind!r}")
+        self._count(kind, handler(record))
+
+    # --- objects -----------------------------------------------------------------------------------
+    def _objects(self, kind: str, records: list[dict[str, Any]]) -> None:
+        ids = [record.get("id") for record in records]
+        if not all(isinstance(i, str) and ULID_RE.match(i) for i in ids) or len(set(ids)) != len(ids):
+            raise Refused("an id is missing, malformed or repeated")
+        found = set(ObjectIndex.objects.filter(pk__in=ids).values_list("id", flat=True))
+        fresh = []
+        for record in records:
+            if record["id"] in found:
+                self._one(kind, record)  # compared with what is here: unchanged, or a conflict
+            else:
+                fresh.append(record)
+        if not fresh:
+            return
+        shape = shapes.SHAPES[kind]
+        parsed = [self._parse(kind, shape, record) for record in fresh]
+        _check_refs(shape, [want for _obj, _links, wanted in parsed for want in wanted])
+        objs = [obj for obj, _links, _wanted in parsed]
+        links = [links for _obj, links, _wanted in parsed]
+        for obj in objs:
+            _check(obj)
+        if kind == Kind.CONTEXT_PACKET:
+            self._create_packets(objs, links)
+        elif kind == Kind.DOCTRINE_REF:
+            _insert(kind, objs, links)
+            DoctrineRef.objects.filter(pk__in=[obj.pk for obj in objs]).update(published=True)
+        elif kind == Kind.RUN:
+            self._create_runs(objs, links)
+        else:
+            _insert(kind, objs, links)
+        self.created[kind] += len(objs)
+
+    def _parse(
+        self, kind: str, shape: shapes.Shape, record: dict[str, Any]
+    ) -> tuple[Any, dict[str, list[tuple[str, str | None]]], list[tuple[str, str, str]]]:
+        """``shapes.parse`` of the line's create body, its Refs collected for one look-up per chunk."""
+        preserved: dict[str, Any] = {}
+        deferred = DEFERRED_FIELDS.get(kind, ())
+        # ``without``, minus its deep copy (the record is this chunk's own): deferred fields are top-level.
+        line = {k: v for k, v in record.items() if k not in deferred} if all("." not in d for d in deferred) else None
+        body = _split(shape.nodes, line if line is not None else without(record, deferred), preserved, "")
+        if not checks.body_is_valid(kind, body):
+            raise Refused("the body does not fit the contract's schema")
+        parsed = shapes.Parsed(kind)
+        errors = shapes._Errors()
+        refs = shapes._RefCollector()
+        _body_group(kind).load({k: v for k, v in body.items() if k != "kind"}, "", parsed, errors, refs)
+        if errors.items:
+            raise Refused("the body does not parse")
+        return shape.model(**{**parsed.columns, **preserved}), parsed.links, refs.wanted
+
+    def _create_packets(self, packets: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
+        """As Importer._create_packet, for many: written as drafts, linked, then sealed with their own times."""
+        seals = []
+        for packet in packets:
+            if packet.sealed and packet.sealed_at is None:
+                raise Refused("a sealed packet needs its sealed_at")
+            packet.clean()  # its data blob rules (and the id check, one query)
+            seals.append((packet.sealed, packet.sealed_at))
+            packet.sealed, packet.sealed_at = False, None
+        _insert(Kind.CONTEXT_PACKET, packets, links)
+        sealed = []
+        for packet, (was_sealed, sealed_at) in zip(packets, seals, strict=True):
+            packet.sealed, packet.sealed_at = was_sealed, sealed_at
+            if was_sealed:
+                sealed.append(packet)
+        _update_rows(ContextPacket, sealed, ["sealed", "sealed_at"])
+
+    def _create_runs(self, runs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
+        """As Importer._create_run, for many: inserted open, inputs linked, then moved to their recorded status."""
+        packet_ids = {pk for run_links in links for pk, _role in run_links.get("context_packets", [])}
+        packets = {
+            p.pk: p for p in ContextPacket.objects.filter(pk__in=packet_ids).only("id", "for_issue_id", "sealed")
+        }
+        finals = []
+        for run, run_links in zip(runs, links, strict=True):
+            final = {name: getattr(run, name) for name in RUN_FINAL_COLUMNS}  # checked by _check already
+            mine = [packets[pk] for pk, _role in run_links.get("context_packets", []) if pk in packets]
+            run.validate_inputs(status=final["status"], packets=mine)
+            finals.append(final)
+            opening = final["status"] if final["status"] in OPEN_INPUT_STATUSES else Status.PLANNED
+            for name in RUN_FINAL_COLUMNS:
+                setattr(run, name, None)
+            run.status = opening
+        _insert(Kind.RUN, runs, links)
+        moved = []
+        for run, final in zip(runs, finals, strict=True):
+            if final["status"] != run.status:
+                for name, value in final.items():
+                    setattr(run, name, value)
+                moved.append(run)
+        # The database checks each final state's constraints here.
+        _update_rows(Run, moved, list(RUN_FINAL_COLUMNS))
+
+    # --- issue links -------------------------------------------------------------------------------
+    def _issue_links(self, records: list[dict[str, Any]]) -> None:
+        """As Importer._issue_link, for many: the ends, the links already here and the packets' issues read
+        once per chunk; a parent goes through the line handler (its chain is walked row by row)."""
+        links = [_checked_link(record) for record in records]
+        ends = {end for _relation, issue_id, _kind, target_id, _role in links for end in (issue_id, target_id)}
+        kinds = dict(ObjectIndex.objects.filter(pk__in=ends).values_list("id", "kind"))
+        here: dict[str, dict[tuple[str, str], str | None]] = {}
+        for relation, (model, owner, target_field, _kind) in ISSUE_LINK_TABLES.items():
+            owners = {issue_id for rel, issue_id, *_rest in links if rel == relation}
+            rows = model._default_manager.filter(**{f"{owner}_id__in": owners}) if owners else None
+            found = rows.values_list(f"{owner}_id", f"{target_field}_id", "role") if rows is not None else []
+            here[relation] = {(issue_id, target_id): role for issue_id, target_id, role in found}
+        packet_ids = {target_id for rel, _issue, _kind, target_id, _role in links if rel == "context_packets"}
+        packet_issues = dict(ContextPacket.objects.filter(pk__in=packet_ids).values_list("id", "for_issue_id"))
+        new: dict[type[Any], list[Any]] = defaultdict(list)
+        for record, (relation, issue_id, target_kind, target_id, role) in zip(records, links, strict=True):
+            _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
+            if relation == PARENT:
+                self._one(ISSUE_LINK, record)
+                continue
+            pair = (issue_id, target_id)
+            if pair in here[relation]:
+                if here[relation][pair] != role:
+                    raise Refused("conflict: this link exists here with another role")
+                self.unchanged[ISSUE_LINK] += 1
+                continue
+            if relation == "context_packets" and packet_issues.get(target_id) != issue_id:
+                raise Refused(f"target: context packet {target_id} is for another issue")
+            model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
+            here[relation][pair] = role
+            new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role}))
+            self.created[ISSUE_LINK] += 1
+        for model, link_rows in new.items():
+            _write_rows(model, link_rows)
+
+    # --- events ------------------------------------------------------------------------------------
+    def _events(self, records: list[dict[str, Any]]) -> None:
+        events = [_checked_event(record) for record in records]
+        ids = {event.object_id for event in events}
+        kinds = dict(ObjectIndex.objects.filter(pk__in=ids).values_list("id", "kind"))
+        here: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+        columns = ("object_id", "action", "at", "principal", "changes", "actor", "object_kind")
+        for object_id, action, at, principal, *rest in Event.objects.filter(object_id__in=ids).values_list(*columns):
+            here[(object_id, action, at, principal)].append(tuple(rest))
+        new = []
+        for event in events:
+            if kinds.get(event.object_id) != event.object_kind:
+                raise Refused(f"no {event.object_kind} has id {event.object_id!r} here")
+            key = (event.object_id, event.action, event.at, event.principal)
+            if (event.changes, event.actor, event.object_kind) in here[key]:
+                self.unchanged[EVENT] += 1
+                continue
+            here[key].append((event.changes, event.actor, event.object_kind))
+            new.append(event)
+        Event.objects.bulk_create(new)
+        self.created[EVENT] += len(new)
+
+
+_BODY_GROUPS: dict[str, shapes.Group] = {}
+
+
+def _body_group(kind: str) -> shapes.Group:
+    if kind not in _BODY_GROUPS:
+        _BODY_GROUPS[kind] = shapes.Group({n: node for n, node in shapes.SHAPES[kind].nodes.items() if n != "kind"})
+    return _BODY_GROUPS[kind]
+
+
+def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> None:
+    """Every Ref of a chunk names an object of the right kind here: one query (as _RefCollector.resolve)."""
+    if not wanted:
+        return
+    found = dict(ObjectIndex.objects.filter(pk__in={w[0] for w in wanted}).values_list("id", "kind"))
+    expected: dict[str, str] = {}
+    for object_id, declared, path in wanted:
+        if path not in expected:
+            expected[path] = shapes._kind_at(shape, path)
+        if declared != expected[path] or found.get(object_id) != expected[path]:
+            raise Refused(f"{path}: no {expected[path]} has id {object_id!r} here")
+
+
+def _check(obj: Any) -> None:
+    """The model's rules for a new object that need no other row (the rest: batched, or the database's).
+
+    As ``_validate``: ``full_clean`` without the per-object queries. The id's uniqueness was checked for
+    the chunk; Refs were resolved for the chunk; a run's repo and an artifact's run and issue are held by
+    the guard triggers, unique constraints by the database.
+    """
+    obj.fill_defaults()
+    checks.clean_fields(obj, ["id", *(f.name for f in obj._meta.concrete_fields if f.is_relation)])
+    if isinstance(obj, Issue):
+        obj.check_parent_chain()
+        obj.check_repo_move()
+
+
+def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
+    """Index rows, object rows and link rows, one write each (link rows in the order of the lines)."""
+    _write_rows(ObjectIndex, [ObjectIndex(pk=obj.pk, kind=kind) for obj in objs])
+    _write_rows(shapes.SHAPES[kind].model, objs)
+    rows: dict[type[Any], list[Any]] = defaultdict(list)
+    for obj, obj_links in zip(objs, links, strict=True):
+        for name, items in obj_links.items():
+            model, owner, target = shapes.LINK_TABLES[(kind, name)]
+            rows[model] += [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
+    for model, link_rows in rows.items():
+        _write_rows(model, link_rows)
+
+
+def _write_rows(model: type[Any], objs: list[Any]) -> None:
+    """INSERT ``objs``: on PostgreSQL with COPY (row triggers and constraints apply to COPY as to INSERT),
+    elsewhere with ``bulk_create``. An auto-increment primary key is left to the database, in list order."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create(objs)
+        return
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
+    quote = db.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in fields)
+    preparers = [
+        _jsonb if isinstance(f, models.JSONField) else partial(f.get_db_prep_save, connection=db) for f in fields
+    ]
+    with db.cursor() as cursor, db.wrap_database_errors:
+        raw = cursor.cursor  # psycopg's own cursor, for its COPY
+        with raw.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([prepare(getattr(obj, f.attname)) for prepare, f in zip(preparers, fields, strict=True)])
+
+
+def _jsonb(value: Any) -> Any:
+    """A JSON column's value for COPY: jsonb keeps the parsed document, so orjson's spelling of it stores the
+    same value as the standard encoder's (values read by orjson hold no NaN; anything else goes the slow way)."""
+    from psycopg.types.json import Jsonb  # only on PostgreSQL
+
+    if value is None:
+        return None
+    try:
+        text = orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        text = json.dumps(value, cls=DjangoJSONEncoder)
+    return Jsonb(value, dumps=lambda _value: text)
+
+
+def _update_rows(model: type[Any], objs: list[Any], names: list[str]) -> None:
+    """UPDATE the columns ``names`` of ``objs`` to their values: one statement (PostgreSQL: from arrays,
+    elsewhere ``bulk_update``). Row triggers see each row's change as with a single UPDATE."""
+    if not objs:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_update(objs, names)
+        return
+    quote = connection.ops.quote_name
+    pk = model._meta.pk
+    fields = [pk, *(model._meta.get_field(name) for name in names)]
+    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    aliases = ", ".join(quote(f.column) for f in fields)
+    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[1:])
+    table = quote(model._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608 - our own names
+        f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}"
+    )
+    params = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
 
 
 # --- helpers -------------------------------------------------------------------------------------------

@@ -11,8 +11,12 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from cwom import writes
-from cwom.models import ContextPacket, Event, Issue, IssueBlock, ObjectIndex, Repo, Run
+from cwom import shapes, writes
+from cwom.ids import new_ulid
+from cwom.models import Artifact, ContextPacket, Event, Issue, IssueBlock, ObjectIndex, Repo, Run
+from cwom.portability import OBJECT_ORDER, StandardRecord, encode, encode_fast
+from cwom.portability.exporting import _row_shape
+from cwom.portability.importing import Importer
 from tests import factories
 from tests.ops.helpers import export_text, wipe_cwom_tables
 
@@ -179,3 +183,99 @@ def test_export_memory_is_chunked(rich: Run, django_assert_max_num_queries: Any)
     with django_assert_max_num_queries(400):
         small = export_text("--chunk-size", "1")
     assert small == export_text()
+
+
+# --- the fast paths keep the format ------------------------------------------------------------------------
+def test_the_row_exporter_gives_what_shapes_dump_gives_for_every_kind(rich: Run) -> None:
+    for kind in OBJECT_ORDER:
+        compiled = _row_shape(kind)
+        rows = list(compiled.model._default_manager.order_by("created_at", "id").values_list(*compiled.columns))
+        expected = [shapes.dump(obj) for obj in shapes.SHAPES[kind].queryset().order_by("created_at", "id")]
+        assert expected, kind
+        assert [compiled.dump(row) for row in compiled.rows(rows)] == expected, kind
+
+
+def test_the_export_encodes_every_line_as_the_standard_encoder_does(rich: Run) -> None:
+    for line in export_text().splitlines():
+        assert encode(json.loads(line)) == line
+
+
+@pytest.mark.parametrize(
+    "value",
+    [1e-05, 1.5e-7, -3e-300, 0.0001, 1e16, 123456.789, 2**64, -(2**70), float("nan"), float("inf"), "é\u2028\x7f"],
+)
+def test_fast_encoding_spells_numbers_and_text_like_the_standard_encoder(value: Any) -> None:
+    record = {"kind": "Run", "meta": {"x": [value]}}
+    if isinstance(value, float) and value != value or value in (float("inf"),):
+        record = StandardRecord(record)  # what the exporter marks for a NaN or infinite float column
+    assert encode_fast(record) == encode(record)
+
+
+def test_a_float_column_holding_nan_is_exported_as_the_standard_encoder_spells_it(demo: Run) -> None:
+    Run.objects.filter(pk=demo.pk).update(cost_usd=float("nan"))  # SQLite keeps a null
+    line = next(line for line in export_text("--kind", "Run").splitlines() if demo.pk in line)
+    assert line == encode(shapes.dump(shapes.SHAPES["Run"].queryset().get(pk=demo.pk)))
+
+
+def test_a_clean_import_goes_in_bulk_without_a_line_by_line_pass(
+    rich: Run, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = export_text()
+    wipe_cwom_tables()
+    single: list[int] = []
+    original = Importer._line
+    monkeypatch.setattr(Importer, "_line", lambda self, n, t: (single.append(n), original(self, n, t)))
+    import_file(write(tmp_path, text))
+    assert single == []
+    assert export_text() == text
+
+
+def test_import_queries_per_chunk_do_not_grow_with_its_objects(
+    demo: Run, tmp_path: Path, django_assert_max_num_queries: Any
+) -> None:
+    lines = export_text().splitlines()
+    repo = json.loads(next(line for line in lines if json.loads(line)["kind"] == "Issue"))["repo"]["id"]
+    wipe_cwom_tables()
+    header, repo_line = lines[0], next(line for line in lines if json.loads(line)["kind"] == "Repo")
+    issues = [json.dumps(issue_line(repo, i)) for i in range(300)]
+    path = write(tmp_path, "\n".join([header, repo_line, *issues]))
+    with django_assert_max_num_queries(30):
+        import_file(path)
+    assert Issue.objects.count() == 300
+
+
+def issue_line(repo_id: str, i: int) -> dict[str, Any]:
+    """A minimal Issue line (the importer fills the defaults, as a create body would)."""
+    return {
+        "kind": "Issue",
+        "id": new_ulid(),
+        "repo": {"kind": "Repo", "id": repo_id, "role": None},
+        "title": f"Issue {i}",
+        "created_at": "2026-01-01T00:00:00Z",
+        "updated_at": "2026-01-01T00:00:00Z",
+    }
+
+
+def test_a_bad_line_in_a_bulk_chunk_keeps_the_chunks_good_lines(demo: Run, tmp_path: Path) -> None:
+    lines = export_text().splitlines()
+    wipe_cwom_tables()
+    artifact_lines = [i for i, line in enumerate(lines) if json.loads(line)["kind"] == "Artifact"]
+    bad = json.loads(lines[artifact_lines[0]]) | {"type": "hologram"}
+    lines[artifact_lines[0]] = json.dumps(bad)
+    with pytest.raises(CommandError):
+        import_file(write(tmp_path, "\n".join(lines)))
+    assert not Artifact.objects.filter(pk=bad["id"]).exists()
+    assert Artifact.objects.count() == len(artifact_lines) - 1
+    assert Event.objects.exists()  # the chunk's later lines landed too
+
+
+def test_an_issue_link_that_differs_here_is_a_conflict_reported_by_line(rich: Run, tmp_path: Path) -> None:
+    lines = export_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("relation") == "context_packets")
+    link = json.loads(lines[at])
+    link["target"]["role"] = "another_role"
+    lines[at] = json.dumps(link)
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("cwom_import", write(tmp_path, "\n".join(lines)), stdout=io.StringIO(), stderr=err)
+    assert f"line {at + 1}: IssueLink: conflict: this link exists here with role" in err.getvalue()

@@ -10,7 +10,7 @@ from typing import Any, TextIO
 from django.core.management.base import CommandError
 
 from cwom.management.base import CwomCommand, Progress, moment, positive_int
-from cwom.portability import OBJECT_ORDER
+from cwom.portability import OBJECT_ORDER, few_collections
 from cwom.portability.exporting import DEFAULT_CHUNK, ExportCounts, Selection, export_lines
 
 
@@ -71,8 +71,9 @@ class Command(CwomCommand):
         self, stream: Any, selection: Selection, options: dict[str, Any], counts: ExportCounts, progress: Progress
     ) -> None:
         out: TextIO = getattr(stream, "_out", stream)  # past Django's OutputWrapper: no per-line styling
-        for line in export_lines(selection, chunk_size=options["chunk_size"], counts=counts):
-            out.write(line)
-            out.write("\n")
-            progress.advance()
+        with few_collections():
+            for line in export_lines(selection, chunk_size=options["chunk_size"], counts=counts):
+                out.write(line)
+                out.write("\n")
+                progress.advance()
         out.flush()

@@ -19,9 +19,11 @@ class Command(CwomCommand):
     help = (
         "Import a file written by cwom_export (JSON Lines; '-' reads stdin). Ids, timestamps, links and events "
         "are preserved; every object is validated by the model's rules. Idempotent: what is already here "
-        "unchanged is skipped, what differs is reported and never overwritten. Each line is written in its own "
-        "savepoint: a bad line is reported with its line number and skipped (committed every --batch-size "
-        "lines), or with --atomic the whole file is refused if any line is bad. --dry-run checks everything "
+        "unchanged is skipped, what differs is reported and never overwritten. Lines are applied in chunks of "
+        "--batch-size, each table of a chunk written at once in one transaction (the database's constraints and "
+        "triggers check every row); a chunk with a bad line is applied again line by line, each line in its own "
+        "savepoint, so a bad line is reported with its line number and skipped while the chunk's good lines land. "
+        "With --atomic the whole file is refused if any line is bad. --dry-run checks everything "
         "and writes nothing. Exit 0 when every line applied, 1 when some line was refused, 2 when the file "
         "cannot be read or is not a CWOM export."
     )
@@ -35,7 +37,7 @@ class Command(CwomCommand):
             "--batch-size",
             type=positive_int,
             default=DEFAULT_BATCH,
-            help=f"lines per committed transaction without --atomic (default {DEFAULT_BATCH})",
+            help=f"lines per chunk, one transaction each without --atomic (default {DEFAULT_BATCH})",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
