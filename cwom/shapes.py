@@ -506,28 +506,36 @@ class Shape:
         return queryset
 
     def load_refs(self, objs: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
-        """Every ref list of ``objs`` (rows of this kind): one ``UNION ALL`` query of plain tuples.
-
-        One query per ``REF_BATCH`` objects (a page holds at most 500), no model instances.
-        """
+        """Every ref list of ``objs`` (rows of this kind), loaded by :meth:`ref_rows`."""
         if not objs or not self.ref_lists:
             return
-        connection = connections[using]
-        lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
-        for start in range(0, len(objs), REF_BATCH):
-            ids = [obj.pk for obj in objs[start : start + REF_BATCH]]
-            marks = ", ".join(["%s"] * len(ids))
-            arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
-            with connection.cursor() as cursor:
-                # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
-                union = " UNION ALL ".join(arms)
-                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", ids * len(arms))  # noqa: S608 - arms above
-                for number, owner_id, target_id, role in cursor.fetchall():
-                    lists[number].setdefault(owner_id, []).append((target_id, role))
+        lists = self.ref_rows([obj.pk for obj in objs], using)
         for obj in objs:
             loaded = obj.__dict__.setdefault(REFS_ATTR, {})
             for node, grouped in zip(self.ref_lists, lists, strict=True):
                 loaded[node.related] = grouped.get(obj.pk, [])
+
+    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> list[dict[Any, list[tuple[str, str | None]]]]:
+        """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order.
+
+        One ``UNION ALL`` query of plain tuples per ``REF_BATCH`` ids (a page holds at most 500), no model
+        instances.
+        """
+        lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
+        if not ids or not self.ref_lists:
+            return lists
+        connection = connections[using]
+        for start in range(0, len(ids), REF_BATCH):
+            batch = ids[start : start + REF_BATCH]
+            marks = ", ".join(["%s"] * len(batch))
+            arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
+            with connection.cursor() as cursor:
+                # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
+                union = " UNION ALL ".join(arms)
+                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", batch * len(arms))  # noqa: S608 - arms above
+                for number, owner_id, target_id, role in cursor.fetchall():
+                    lists[number].setdefault(owner_id, []).append((target_id, role))
+        return lists
 
     def column_paths(self) -> dict[str, str]:
         found: dict[str, str] = {}
