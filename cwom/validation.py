@@ -104,9 +104,32 @@ def _validator(schema_json: str) -> Draft202012Validator:
     return Draft202012Validator(json.loads(schema_json), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
-def schema_errors(schema: dict[str, Any], value: Any) -> list[tuple[str, str]]:
-    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+# The module's own schema constants, by identity: they never change, so their validators are found without
+# encoding the schema again on every call (see ``compiled``).
+_CONSTANT_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> Draft202012Validator:
+    """The (cached) validator of ``schema``; a schema built on the fly is keyed by its canonical JSON."""
+    known = _CONSTANT_VALIDATORS.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    return _validator(json.dumps(schema, sort_keys=True))
+
+
+def _register_constants(*schemas: dict[str, Any]) -> None:
+    for schema in schemas:
+        _CONSTANT_VALIDATORS[id(schema)] = (schema, _validator(json.dumps(schema, sort_keys=True)))
+
+
+def schema_errors(schema: dict[str, Any] | Draft202012Validator, value: Any) -> list[tuple[str, str]]:
+    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits.
+
+    ``schema`` may also be a validator from :func:`compiled` (what callers on a hot path keep).
+    """
+    validator = schema if isinstance(schema, Draft202012Validator) else compiled(schema)
+    if validator.is_valid(value):  # the common case, without sorting or formatting anything
+        return []
     found = []
     for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
         path = ".".join(str(part) for part in error.absolute_path)
@@ -136,8 +159,7 @@ class ShapeValidator:
         self.shape = shape
 
     def __call__(self, value: Any) -> None:
-        schema = SHAPES[self.shape]
-        problems = schema_errors(schema, value)
+        problems = schema_errors(SHAPES[self.shape], value)
         if problems:
             raise ValidationError(
                 [
@@ -168,6 +190,7 @@ SHAPES: dict[str, dict[str, Any]] = {
     "checks": list_of(CHECK),
     "issue_types": list_of(enum_schema(enums.IssueType)),
 }
+_register_constants(ACTOR, *SHAPES.values())
 
 
 def json_depth(value: Any) -> int:

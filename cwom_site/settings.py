@@ -218,6 +218,11 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["cwom.api.schema.document_errors"],
 }
 
+# A token's row is cached this many seconds after a request reads it (0: every request reads the database).
+# Saving the token (revoke, admin) drops the entry: at once where the cache is shared (CACHE_URL), at most this
+# late in other processes when each has its own.
+CWOM_TOKEN_CACHE_SECONDS = env_int("CWOM_TOKEN_CACHE_SECONDS", 5)
+
 # Idempotency-Key records are kept at least this long (cwom.api.idempotency).
 CWOM_IDEMPOTENCY_TTL_HOURS = env_int("CWOM_IDEMPOTENCY_TTL_HOURS", 24)
 

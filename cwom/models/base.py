@@ -20,6 +20,9 @@ from ..ids import new_ulid, validate_ulid
 from ..validation import ShapeValidator, validate_meta, validate_tags
 
 
+DUPLICATE_ID = "An object with this id already exists."
+
+
 class ObjectIndex(models.Model):
     """One row per object of any kind: makes ids unique across kinds and resolves an id alone."""
 
@@ -119,6 +122,12 @@ class CwomObject(models.Model):
     class Meta:
         abstract = True
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The id this instance drew from the field's default (None when it was supplied or read): a
+        # fresh ULID is not worth asking the object index about (see clean()).
+        self._drawn_id = None if args or "id" in kwargs or "pk" in kwargs else self.pk
+
     def __str__(self) -> str:
         return f"{self.KIND} {self.pk}"
 
@@ -132,6 +141,7 @@ class CwomObject(models.Model):
         # the caller's transaction anyway.
         with transaction.atomic(using=kwargs.get("using"), savepoint=False):
             if adding:
+                # A taken id fails here (IntegrityError, answered 409 duplicate) if clean() did not see it.
                 ObjectIndex.objects.create(pk=self.pk, kind=self.KIND)
             if hasattr(self, "updated_at") and not adding:
                 self.updated_at = timezone.now()
@@ -201,9 +211,30 @@ class CwomObject(models.Model):
     def fill_defaults(self) -> None:
         """Derive fields that default from other objects (a run's repo); runs before field validation."""
 
-    def full_clean(self, *args: Any, **kwargs: Any) -> None:
-        self.fill_defaults()
-        super().full_clean(*args, **kwargs)
+    def full_clean(self, *args: Any, known_refs: dict[str, str] | None = None, **kwargs: Any) -> None:
+        """Django's full_clean; ``known_refs`` ({id: kind}) names objects the caller has just found in the
+        object index, so a foreign key to one of them needs no existence query of its own."""
+        self._known_refs = known_refs or {}
+        try:
+            self.fill_defaults()
+            super().full_clean(*args, **kwargs)
+        finally:
+            self._known_refs = {}
+
+    def clean_fields(self, exclude: Any = None) -> None:
+        known = getattr(self, "_known_refs", None)
+        if known:
+            verified = {
+                f.name
+                for f in self._meta.concrete_fields
+                if f.many_to_one
+                and f.related_model is not None
+                and getattr(f.related_model, "KIND", None) is not None
+                and known.get(getattr(self, f.attname)) == f.related_model.KIND  # type: ignore[union-attr]
+            }
+            # A key to an object of the right kind that exists: all ForeignKey.validate() would check.
+            exclude = set(exclude or ()) | verified
+        super().clean_fields(exclude)
 
     def _get_unique_checks(self, exclude: Any = None, include_meta_constraints: bool = False) -> Any:
         # The id's uniqueness is checked once, across every kind, against ObjectIndex in clean().
@@ -245,8 +276,12 @@ class CwomObject(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        if self._state.adding and ObjectIndex.objects.filter(pk=self.pk).exists():
-            raise ValidationError({"id": ValidationError("An object with this id already exists.", code="duplicate")})
+        if (
+            self._state.adding
+            and self.pk != getattr(self, "_drawn_id", None)
+            and ObjectIndex.objects.filter(pk=self.pk).exists()
+        ):
+            raise ValidationError({"id": ValidationError(DUPLICATE_ID, code="duplicate")})
         self.check_frozen()
 
 
