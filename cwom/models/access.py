@@ -37,6 +37,16 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"token {self.name} ({'read-write' if self.can_write else 'read-only'})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self.forget()
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().delete(*args, **kwargs)
+        finally:
+            self.forget()
+
     @property
     def principal(self) -> str:
         return f"token:{self.name}"
@@ -88,16 +98,6 @@ class ApiToken(models.Model):
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        super().save(*args, **kwargs)
-        self.forget()
-
-    def delete(self, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return super().delete(*args, **kwargs)
-        finally:
-            self.forget()
 
     def forget(self) -> None:
         """Drop the cached row now, and again when the transaction commits (a request may have re-read

@@ -19,7 +19,6 @@ from ..fields import JSONListField
 from ..ids import new_ulid, validate_ulid
 from ..validation import ShapeValidator, validate_meta, validate_tags
 
-
 DUPLICATE_ID = "An object with this id already exists."
 
 
@@ -224,14 +223,11 @@ class CwomObject(models.Model):
     def clean_fields(self, exclude: Any = None) -> None:
         known = getattr(self, "_known_refs", None)
         if known:
-            verified = {
-                f.name
-                for f in self._meta.concrete_fields
-                if f.many_to_one
-                and f.related_model is not None
-                and getattr(f.related_model, "KIND", None) is not None
-                and known.get(getattr(self, f.attname)) == f.related_model.KIND  # type: ignore[union-attr]
-            }
+            verified = set()
+            for f in self._meta.concrete_fields:
+                kind = getattr(f.related_model, "KIND", None) if f.many_to_one else None
+                if kind is not None and known.get(getattr(self, f.attname)) == kind:
+                    verified.add(f.name)
             # A key to an object of the right kind that exists: all ForeignKey.validate() would check.
             exclude = set(exclude or ()) | verified
         super().clean_fields(exclude)
