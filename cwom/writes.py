@@ -91,7 +91,9 @@ def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
                     ValidationError(f"Context packet {packet_id} is for another issue.", code="packet_issue_mismatch")
                 )
     if obj.KIND == Kind.RUN and "context_packets" in links:
-        packets = list(ContextPacket.objects.filter(pk__in=[t for t, _ in links["context_packets"]]))
+        packet_ids = [t for t, _ in links["context_packets"]]
+        # What validate_inputs() reads (a packet's instructions may be large).
+        packets = list(ContextPacket.objects.filter(pk__in=packet_ids).only("id", "for_issue_id", "sealed"))
         try:
             obj.validate_inputs(packets=packets)  # type: ignore[attr-defined]
         except ValidationError as error:
