@@ -192,7 +192,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "cwom.api.errors.problem_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["cwom.api.auth.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"principal": env_str("CWOM_THROTTLE_RATE", "6000/min")},
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    "DEFAULT_RENDERER_CLASSES": ["cwom.api.renderers.CwomJSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     # No OPTIONS metadata: the API is described by its OpenAPI schema (OPTIONS answers 405).
     "DEFAULT_METADATA_CLASS": None,
