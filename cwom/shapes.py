@@ -360,7 +360,7 @@ class _RefCollector:
         """Check every wanted Ref against the object index; returns what it found, {id: kind}."""
         if not self.wanted:
             return {}
-        found = dict(ObjectIndex.objects.filter(pk__in={w[0] for w in self.wanted}).values_list("id", "kind"))
+        found = ObjectIndex.kinds_of({w[0] for w in self.wanted})
         for object_id, declared, path in self.wanted:
             want_kind = expected[path]
             actual = found.get(object_id)
