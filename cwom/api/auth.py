@@ -128,6 +128,8 @@ class PrincipalRateThrottle(throttling.SimpleRateThrottle):
     """``DEFAULT_THROTTLE_RATES['principal']`` per principal, on the default (shared) cache."""
 
     scope = "principal"
+    num_requests: int  # set by DRF from the rate (absent from the stubs)
+    duration: int
 
     def get_rate(self) -> str | None:
         # Read at request time (not import time) so settings changes apply.
@@ -138,3 +140,39 @@ class PrincipalRateThrottle(throttling.SimpleRateThrottle):
         principal = principal_of(request)
         ident = principal if principal != "anonymous" else f"ip:{self.get_ident(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
+
+    # DRF keeps one timestamp per request of the window: at a high rate that list, read and written on
+    # every request, grows to thousands of entries. Here the window is kept as at most BUCKETS + 1
+    # [start, count] pairs (newest first), each covering 1/BUCKETS of the duration. A bucket counts
+    # until it has left the window entirely, so the limit is never exceeded; at most one bucket's worth
+    # of requests is refused early.
+    BUCKETS = 60
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        self.now = self.timer()
+        width = self.duration / self.BUCKETS
+        self.history = [b for b in self.cache.get(self.key, []) if b[0] + width > self.now - self.duration]
+        if sum(count for _, count in self.history) >= self.num_requests:
+            return self.throttle_failure()
+        start = self.now - self.now % width
+        if self.history and self.history[0][0] == start:
+            self.history[0] = [start, self.history[0][1] + 1]
+        else:
+            self.history.insert(0, [start, 1])
+        self.cache.set(self.key, self.history, self.duration)
+        return True
+
+    def wait(self) -> float | None:
+        width = self.duration / self.BUCKETS
+        if self.history:
+            # The oldest bucket leaves the window when its end does.
+            remaining = min(self.duration, self.history[-1][0] + width + self.duration - self.now)
+        else:
+            remaining = self.duration
+        available = self.num_requests - sum(count for _, count in self.history) + 1
+        if available <= 0:
+            return None
+        return max(remaining, 0) / available

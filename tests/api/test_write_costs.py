@@ -124,3 +124,29 @@ def test_a_number_beyond_64_bits_is_kept_exactly(writer: Api) -> None:
 
     assert response.status_code == 201, response.content
     assert response.json()["meta"] == {"n": big}
+
+
+def test_the_rate_limit_keeps_a_small_window_and_never_lets_more_through(
+    writer: Api, settings: Any, monkeypatch: Any
+) -> None:
+    from django.core.cache import cache
+
+    from cwom.api.auth import PrincipalRateThrottle
+
+    clock = [1000.0]
+    monkeypatch.setattr(PrincipalRateThrottle, "timer", lambda self: clock[0])
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"principal": "5/min"}}
+    statuses = []
+    for _ in range(6):
+        statuses.append(writer.get("repos").status_code)
+        clock[0] += 1
+    assert statuses == [200, 200, 200, 200, 200, 429]
+    clock[0] = 1061.0  # the first request's second has left the window, the others have not
+    assert [writer.get("repos").status_code for _ in range(2)] == [200, 429]
+
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"principal": "100000/min"}}
+    for _ in range(150):
+        assert writer.get("repos").status_code == 200
+        clock[0] += 0.25
+    state = cache.get("throttle_principal_token:writer-agent")
+    assert len(state) <= PrincipalRateThrottle.BUCKETS + 1  # not one entry per request
