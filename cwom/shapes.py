@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cache, cached_property
 from operator import attrgetter
 from typing import Any
 
@@ -105,6 +105,8 @@ class Parsed:
     columns: dict[str, Any] = field(default_factory=dict)
     links: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    # Every Ref of the body as resolved through the object index, {id: kind}: these objects exist.
+    known_refs: dict[str, str] = field(default_factory=dict)
 
 
 class _Errors:
@@ -418,10 +420,11 @@ class _RefCollector:
         self.wanted.append((object_id, declared, path))
         return object_id, role
 
-    def resolve(self, expected: dict[str, str], errors: _Errors) -> None:
+    def resolve(self, expected: dict[str, str], errors: _Errors) -> dict[str, str]:
+        """Check every wanted Ref against the object index; returns what it found, {id: kind}."""
         if not self.wanted:
-            return
-        found = dict(ObjectIndex.objects.filter(pk__in={w[0] for w in self.wanted}).values_list("id", "kind"))
+            return {}
+        found = ObjectIndex.kinds_of({w[0] for w in self.wanted})
         for object_id, declared, path in self.wanted:
             want_kind = expected[path]
             actual = found.get(object_id)
@@ -431,6 +434,7 @@ class _RefCollector:
                 errors.add(path, "unknown_ref", f"No {want_kind} has id {object_id}.")
             elif actual != want_kind:
                 errors.add(path, "wrong_kind", f"{object_id} is a {actual}, not a {want_kind}.")
+        return found
 
 
 # --- the kinds ---------------------------------------------------------------------------------------
@@ -896,6 +900,12 @@ def json_schema(kind: str, mode: str = "out") -> dict[str, Any]:
     }
 
 
+@cache
+def _body_validator(kind: str, mode: str) -> Any:
+    """The compiled JSON Schema of a create or PATCH body (built once per kind and mode)."""
+    return v.compiled(json_schema(kind, mode))
+
+
 def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
     """Check a create (``in``) or PATCH (``patch``) body and turn it into model terms.
 
@@ -907,7 +917,7 @@ def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
         errors.raise_if_any()
     if mode == "patch" and not data:
         errors.add("", "empty_patch", "The body names no field to change.")
-    problems = v.schema_errors(json_schema(kind, mode), data)
+    problems = v.schema_errors(_body_validator(kind, mode), data)
     for path, message in problems:
         errors.add(path, _schema_code(message), message)
     errors.raise_if_any()
@@ -917,7 +927,7 @@ def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
     group = Group({name: node for name, node in shape.nodes.items() if name != "kind"})
     body = {name: value for name, value in data.items() if name != "kind"}
     group.load(body, "", parsed, errors, refs)
-    refs.resolve({path: _kind_at(shape, path) for _id, _kind, path in refs.wanted}, errors)
+    parsed.known_refs = refs.resolve({path: _kind_at(shape, path) for _id, _kind, path in refs.wanted}, errors)
     errors.raise_if_any()
     return parsed
 

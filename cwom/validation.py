@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import numbers
+import re
+from collections.abc import Callable
 from functools import cache
 from typing import Any
 
@@ -99,14 +102,143 @@ def list_of(item: dict[str, Any]) -> dict[str, Any]:
     return {"type": "array", "items": item, "maxItems": 200}
 
 
+class CompiledSchema:
+    """A schema ready to check values: ``is_valid`` answers fast, ``validator`` explains the errors."""
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
+        self.is_valid: Callable[[Any], bool] = _predicate(schema) or self.validator.is_valid
+
+
 @cache
-def _validator(schema_json: str) -> Draft202012Validator:
-    return Draft202012Validator(json.loads(schema_json), format_checker=Draft202012Validator.FORMAT_CHECKER)
+def _compile(schema_json: str) -> CompiledSchema:
+    return CompiledSchema(json.loads(schema_json))
 
 
-def schema_errors(schema: dict[str, Any], value: Any) -> list[tuple[str, str]]:
-    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits."""
-    validator = _validator(json.dumps(schema, sort_keys=True))
+# The module's own schema constants, by identity: they never change, so they are found without encoding
+# the schema again on every call (see ``compiled``).
+_CONSTANTS: dict[int, tuple[dict[str, Any], CompiledSchema]] = {}
+
+
+def compiled(schema: dict[str, Any]) -> CompiledSchema:
+    """``schema`` compiled once; a schema built on the fly is found again by its canonical JSON."""
+    known = _CONSTANTS.get(id(schema))
+    if known is not None and known[0] is schema:
+        return known[1]
+    return _compile(json.dumps(schema, sort_keys=True))
+
+
+def _register_constants(*schemas: dict[str, Any]) -> None:
+    for schema in schemas:
+        _CONSTANTS[id(schema)] = (schema, _compile(json.dumps(schema, sort_keys=True)))
+
+
+# --- a fast yes/no for the JSON Schema subset the kernel writes -------------------------------------------
+# Each schema becomes a nested predicate equivalent to Draft 2020-12's verdict (jsonschema's own ``is_valid``);
+# only when it says no does jsonschema run, to name the errors. A schema using any other keyword keeps
+# jsonschema for both.
+_ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
+_TYPES: dict[str, Callable[[Any], bool]] = {
+    "string": lambda x: isinstance(x, str),
+    "object": lambda x: isinstance(x, dict),
+    "array": lambda x: isinstance(x, list),
+    "boolean": lambda x: isinstance(x, bool),
+    "null": lambda x: x is None,
+    "number": lambda x: _is_number(x),
+    # Draft 6 and later: 1.0 is an integer too.
+    "integer": lambda x: (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer()),
+}
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, numbers.Number) and not isinstance(x, bool)
+
+
+Check = Callable[[Any], bool]
+_UNSUPPORTED = object()
+
+
+def _predicate(schema: Any) -> Check | None:
+    """The yes/no check of ``schema``, or None when it uses a keyword outside the subset."""
+    if not isinstance(schema, dict):
+        return None
+    checks: list[Check] = []
+    for keyword, arg in schema.items():
+        check = _keyword(keyword, arg, schema)
+        if check is _UNSUPPORTED:
+            return None
+        if check is not None:
+            checks.append(check)  # type: ignore[arg-type]
+    return lambda x: all(check(x) for check in checks)
+
+
+def _all_of(subschemas: Any) -> list[Check] | None:
+    found = [_predicate(sub) for sub in subschemas]
+    return None if any(p is None for p in found) else found  # type: ignore[return-value]
+
+
+def _keyword(keyword: str, arg: Any, schema: dict[str, Any]) -> Check | object | None:  # noqa: C901, PLR0911, PLR0912
+    """One keyword's check (None: nothing to check, _UNSUPPORTED: outside the subset)."""
+    if keyword in _ANNOTATIONS or (keyword == "format" and arg not in Draft202012Validator.FORMAT_CHECKER.checkers):
+        return None  # annotations, and formats jsonschema does not check either
+    if keyword == "type":
+        names = [arg] if isinstance(arg, str) else arg
+        if not all(name in _TYPES for name in names):
+            return _UNSUPPORTED
+        tests = [_TYPES[name] for name in names]
+        return lambda x: any(test(x) for test in tests)
+    if keyword == "enum" and all(isinstance(e, str) or e is None for e in arg):
+        strings, has_null = frozenset(e for e in arg if e is not None), None in arg
+        return lambda x: (x is None and has_null) or (isinstance(x, str) and x in strings)
+    if keyword == "const" and isinstance(arg, str):
+        return lambda x: isinstance(x, str) and x == arg
+    if keyword == "maxLength":
+        return lambda x: not isinstance(x, str) or len(x) <= arg
+    if keyword == "minLength":
+        return lambda x: not isinstance(x, str) or len(x) >= arg
+    if keyword == "maximum":
+        return lambda x: not _is_number(x) or x <= arg
+    if keyword == "minimum":
+        return lambda x: not _is_number(x) or x >= arg
+    if keyword == "pattern":
+        search = re.compile(arg).search
+        return lambda x: not isinstance(x, str) or search(x) is not None
+    if keyword == "maxItems":
+        return lambda x: not isinstance(x, list) or len(x) <= arg
+    if keyword == "required":
+        names = tuple(arg)
+        return lambda x: not isinstance(x, dict) or all(name in x for name in names)
+    if keyword == "additionalProperties" and arg is False:
+        known = frozenset(schema.get("properties", {}))
+        return lambda x: not isinstance(x, dict) or known.issuperset(x)
+    if keyword == "items":
+        item = _predicate(arg)
+        if item is None:
+            return _UNSUPPORTED
+        return lambda x: not isinstance(x, list) or all(item(i) for i in x)
+    if keyword == "properties":
+        props = _all_of(arg.values())
+        if props is None:
+            return _UNSUPPORTED
+        pairs = list(zip(arg, props, strict=True))
+        return lambda x: not isinstance(x, dict) or all(check(x[name]) for name, check in pairs if name in x)
+    if keyword == "anyOf":
+        options = _all_of(arg)
+        if options is None:
+            return _UNSUPPORTED
+        return lambda x: any(option(x) for option in options)
+    return _UNSUPPORTED
+
+
+def schema_errors(schema: dict[str, Any] | CompiledSchema, value: Any) -> list[tuple[str, str]]:
+    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits.
+
+    ``schema`` may also be what :func:`compiled` returns (what callers on a hot path keep).
+    """
+    checked = schema if isinstance(schema, CompiledSchema) else compiled(schema)
+    if checked.is_valid(value):  # the common case: nothing to sort or explain
+        return []
+    validator = checked.validator
     found = []
     for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
         path = ".".join(str(part) for part in error.absolute_path)
@@ -136,8 +268,7 @@ class ShapeValidator:
         self.shape = shape
 
     def __call__(self, value: Any) -> None:
-        schema = SHAPES[self.shape]
-        problems = schema_errors(schema, value)
+        problems = schema_errors(SHAPES[self.shape], value)
         if problems:
             raise ValidationError(
                 [
@@ -168,6 +299,7 @@ SHAPES: dict[str, dict[str, Any]] = {
     "checks": list_of(CHECK),
     "issue_types": list_of(enum_schema(enums.IssueType)),
 }
+_register_constants(ACTOR, *SHAPES.values())
 
 
 def json_depth(value: Any) -> int:

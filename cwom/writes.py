@@ -54,9 +54,9 @@ def integrity_code(error: IntegrityError) -> str:
     return "conflict"
 
 
-def _validate(obj: CwomObject) -> None:
+def _validate(obj: CwomObject, known_refs: dict[str, str] | None = None) -> None:
     try:
-        obj.full_clean()
+        obj.full_clean(known_refs=known_refs)
     except ValidationError as error:
         raise contract_error(obj.KIND, error) from None
 
@@ -84,13 +84,16 @@ def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
                     ValidationError("An issue cannot relate to itself.", code="self_reference")
                 )
         packet_ids = [target for target, _ in links.get("context_packets", [])]
-        foreign = ContextPacket.objects.filter(pk__in=packet_ids).exclude(for_issue_id=obj.pk)
-        for packet_id in foreign.values_list("id", flat=True):
-            errors.setdefault("context_packets", []).append(
-                ValidationError(f"Context packet {packet_id} is for another issue.", code="packet_issue_mismatch")
-            )
+        if packet_ids:  # (no list, no query)
+            foreign = ContextPacket.objects.filter(pk__in=packet_ids).exclude(for_issue_id=obj.pk)
+            for packet_id in foreign.values_list("id", flat=True):
+                errors.setdefault("context_packets", []).append(
+                    ValidationError(f"Context packet {packet_id} is for another issue.", code="packet_issue_mismatch")
+                )
     if obj.KIND == Kind.RUN and "context_packets" in links:
-        packets = list(ContextPacket.objects.filter(pk__in=[t for t, _ in links["context_packets"]]))
+        packet_ids = [t for t, _ in links["context_packets"]]
+        # What validate_inputs() reads (a packet's instructions may be large).
+        packets = list(ContextPacket.objects.filter(pk__in=packet_ids).only("id", "for_issue_id", "sealed"))
         try:
             obj.validate_inputs(packets=packets)  # type: ignore[attr-defined]
         except ValidationError as error:
@@ -138,7 +141,7 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
         # Written as a draft first so its links can be added, then sealed in the same transaction.
         seal_after = columns.get("sealed", True)
         obj.sealed, obj.sealed_at = False, None
-    _validate(obj)
+    _validate(obj, parsed.known_refs)
     checked_links = dict(parsed.links)
     if isinstance(obj, Run) and obj.status != Status.PLANNED:
         # A run created ready needs its packets even when the body names none.
@@ -196,7 +199,7 @@ def update_parsed(obj: Any, parsed: shapes.Parsed) -> None:
         )
     for name, value in columns.items():
         setattr(obj, name, value)
-    _validate(obj)
+    _validate(obj, parsed.known_refs)
     _check_links(obj, parsed.links)
     changes = obj.changed_fields()
     for name, items in parsed.links.items():

@@ -192,7 +192,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "cwom.api.errors.problem_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["cwom.api.auth.PrincipalRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"principal": env_str("CWOM_THROTTLE_RATE", "6000/min")},
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    "DEFAULT_RENDERER_CLASSES": ["cwom.api.renderers.CwomJSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     # No OPTIONS metadata: the API is described by its OpenAPI schema (OPTIONS answers 405).
     "DEFAULT_METADATA_CLASS": None,
@@ -217,6 +217,11 @@ SPECTACULAR_SETTINGS = {
     # The kernel's schemas are used verbatim (no enum extraction into separate components).
     "POSTPROCESSING_HOOKS": ["cwom.api.schema.document_errors"],
 }
+
+# A token's row is cached this many seconds after a request reads it (0: every request reads the database).
+# Saving the token (revoke, admin) drops the entry: at once where the cache is shared (CACHE_URL), at most this
+# late in other processes when each has its own.
+CWOM_TOKEN_CACHE_SECONDS = env_int("CWOM_TOKEN_CACHE_SECONDS", 5)
 
 # Idempotency-Key records are kept at least this long (cwom.api.idempotency).
 CWOM_IDEMPOTENCY_TTL_HOURS = env_int("CWOM_IDEMPOTENCY_TTL_HOURS", 24)

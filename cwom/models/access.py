@@ -7,7 +7,9 @@ import hmac
 import secrets
 from typing import Any
 
-from django.db import models
+from django.conf import settings
+from django.core.cache import cache
+from django.db import models, transaction
 from django.utils import timezone
 
 TOKEN_PREFIX = "cwom_"  # noqa: S105 - a public prefix, not a secret
@@ -35,6 +37,16 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"token {self.name} ({'read-write' if self.can_write else 'read-only'})"
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        self.forget()
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().delete(*args, **kwargs)
+        finally:
+            self.forget()
+
     @property
     def principal(self) -> str:
         return f"token:{self.name}"
@@ -57,14 +69,50 @@ class ApiToken(models.Model):
         if not presented.startswith(TOKEN_PREFIX):
             return None
         key_id, _, secret = presented[len(TOKEN_PREFIX) :].partition("_")
-        token = cls.objects.filter(key_id=key_id, revoked_at__isnull=True).first()
+        token = cls.active(key_id)
         if token is None or not hmac.compare_digest(token.secret_hash, hash_secret(secret)):
             return None
+        return token
+
+    @classmethod
+    def active(cls, key_id: str) -> ApiToken | None:
+        """The unrevoked token with ``key_id``, from the cache when it was read in the last few seconds.
+
+        The cache holds the row (the secret's hash, never the secret) for ``CWOM_TOKEN_CACHE_SECONDS``;
+        saving a token (``revoke()``, the admin) drops its entry, so a revocation is seen at once
+        wherever the cache is shared, and at most that many seconds late in a process with its own.
+        """
+        seconds = cache_seconds()
+        if seconds <= 0 or not key_id:
+            return cls.objects.filter(key_id=key_id, revoked_at__isnull=True).first()
+        key = cache_key(key_id)
+        names = [f.attname for f in cls._meta.concrete_fields]
+        row = cache.get(key)
+        if row is not None and len(row) == len(names):
+            return cls.from_db(None, names, row)
+        token = cls.objects.filter(key_id=key_id, revoked_at__isnull=True).first()
+        if token is not None:
+            cache.set(key, tuple(getattr(token, name) for name in names), seconds)
         return token
 
     def revoke(self) -> None:
         self.revoked_at = timezone.now()
         self.save(update_fields=["revoked_at"])
+
+    def forget(self) -> None:
+        """Drop the cached row now, and again when the transaction commits (a request may have re-read
+        the row in between)."""
+        key = cache_key(self.key_id)
+        cache.delete(key)
+        transaction.on_commit(lambda: cache.delete(key))
+
+
+def cache_seconds() -> float:
+    return float(getattr(settings, "CWOM_TOKEN_CACHE_SECONDS", 0))
+
+
+def cache_key(key_id: str) -> str:
+    return f"cwom:token:{hashlib.sha256(key_id.encode()).hexdigest()[:32]}"
 
 
 class IdempotencyRecord(models.Model):

@@ -124,17 +124,25 @@ class Run(MutableCwomObject):
         ]
 
     # --- validation ------------------------------------------------------------------------------
+    def _issue_repo_id(self) -> str | None:
+        issue_id = self.for_issue_id
+        return self.looked_up(
+            ("issue_repo", issue_id),
+            lambda: Issue.objects.filter(pk=issue_id).values_list("repo_id", flat=True).first(),
+        )
+
     def fill_defaults(self) -> None:
         """A run's repo defaults to its issue's repo."""
         if self.repo_id is None and self.for_issue_id is not None:
-            self.repo_id = Issue.objects.filter(pk=self.for_issue_id).values_list("repo_id", flat=True).first()
+            self.repo_id = self._issue_repo_id()
+            self.known_to_exist(self.repo_id, Kind.REPO)  # an issue's repo: no existence query for the key
 
     def clean(self) -> None:
         self.fill_defaults()
         super().clean()
         errors: dict[str, list[ValidationError]] = {}
         if self.for_issue_id is not None:
-            issue_repo = Issue.objects.filter(pk=self.for_issue_id).values_list("repo_id", flat=True).first()
+            issue_repo = self._issue_repo_id()
             if issue_repo is not None and self.repo_id != issue_repo:
                 errors.setdefault("repo", []).append(
                     ValidationError(
@@ -378,19 +386,25 @@ class Artifact(MutableCwomObject):
             allowed |= self.CONTENT_FIELDS
         return frozenset(f.attname for f in self._meta.concrete_fields) - allowed
 
+    def _run_row(self) -> dict[str, Any] | None:
+        run_id = self.produced_by_id
+        return self.looked_up(
+            ("run", run_id), lambda: Run.objects.filter(pk=run_id).values("for_issue_id", "status").first()
+        )
+
     def fill_defaults(self) -> None:
         """An artifact's issue defaults to its run's issue."""
         if self.for_issue_id is None and self.produced_by_id is not None:
-            self.for_issue_id = (
-                Run.objects.filter(pk=self.produced_by_id).values_list("for_issue_id", flat=True).first()
-            )
+            run = self._run_row()
+            self.for_issue_id = run["for_issue_id"] if run else None
+            self.known_to_exist(self.for_issue_id, Kind.ISSUE)  # a run's issue: no existence query for the key
 
     def clean(self) -> None:
         self.fill_defaults()
         super().clean()
         if self.produced_by_id is None:
             return
-        run = Run.objects.filter(pk=self.produced_by_id).values("for_issue_id", "status").first()
+        run = self._run_row()
         if run is None:
             return
         errors: dict[str, ValidationError] = {}

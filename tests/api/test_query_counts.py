@@ -7,6 +7,7 @@ a minute, so each test makes one warm-up request first.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,13 @@ from cwom import writes
 from tests import factories as make
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _token_read_every_time(settings: Any) -> None:
+    """The counts below include the token lookup: with the token cache off, each is the cold-cache worst case
+    (tests/api/test_auth.py checks what a cached token saves)."""
+    settings.CWOM_TOKEN_CACHE_SECONDS = 0
 
 
 def rows_of(kind: str, n: int) -> Callable[[], str]:
