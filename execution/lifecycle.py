@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -20,14 +21,23 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from cwom import writes
+from cwom import lineage, writes
 from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Status
-from cwom.models import ConstraintSnapshot, Event, Run, RunConflictError, RunTransitionError
+from cwom.models import (
+    ConstraintSnapshot,
+    Event,
+    PacketDoctrineRef,
+    Run,
+    RunConflictError,
+    RunContextPacket,
+    RunDoctrineRef,
+    RunTransitionError,
+)
 from cwom.shapes import iso
 
 from . import content
 from .config import conf
-from .executors.base import ExecutionResult
+from .executors.base import ExecutionResult, RunInputs
 from .models import RunExecution
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,10 @@ def time_limits(run: Run) -> tuple[float, float]:
         minutes = (
             ConstraintSnapshot.objects.filter(pk=snapshot_id).values_list("time_available_minutes", flat=True).first()
         )
+    return _limits(minutes)
+
+
+def _limits(minutes: float | None) -> tuple[float, float]:
     seconds = float(minutes) * 60 if minutes is not None else float(conf()["default_run_seconds"])
     soft = max(min(seconds, float(conf()["max_run_seconds"])), 1.0)
     return soft, soft + float(conf()["hard_limit_grace_seconds"])
@@ -105,12 +119,20 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
     (unknown run, not enqueued for execution, already claimed, canceled, finished)."""
     now = timezone.now()
     with transaction.atomic():
-        execution = RunExecution.objects.select_for_update().filter(run_id=run_id).first()
+        # The execution row and the run locked in one statement, with the snapshot the run names (its
+        # time limit); a run naming none is pinned to its issue's latest snapshot by the transition.
+        execution = (
+            RunExecution.objects.select_for_update(of=("self", "run"))
+            .select_related("run", "run__constraint_snapshot")
+            .filter(run_id=run_id)
+            .first()
+        )
         if execution is None:
             return None
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != Status.READY:
+        run = execution.run
+        if run.status != Status.READY:
             return None
+        named = run.constraint_snapshot
         try:
             writes.transition(run, Status.RUNNING)
         except (RunConflictError, RunTransitionError):
@@ -127,8 +149,65 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
         if won != 1:  # pragma: no cover - the row is locked above; kept as the compare-and-set guard
             transaction.set_rollback(True)
             return None
-    soft, _hard = time_limits(run)
+    if named is not None and named.pk == run.constraint_snapshot_id:
+        soft, _hard = _limits(named.time_available_minutes)
+    else:
+        soft, _hard = time_limits(run)
     return Claim(run_id, attempt, execution.executor_name, dict(execution.executor_config), soft, worker)
+
+
+# --- what a run names --------------------------------------------------------------------------------
+class LazyBundle(Mapping[str, Any]):
+    """The run's bundle (:func:`cwom.lineage.run_bundle`), built on first access, for executors that
+    declare they need none: one that reads it anyway gets exactly what the others get."""
+
+    KEYS = ("run", "repo", "issue", "context_packets", "constraint_snapshot", "doctrine_refs", "artifacts")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._built: dict[str, Any] | None = None
+
+    def _bundle(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = lineage.run_bundle(self.run_id)
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._bundle()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+def run_inputs(run_id: str) -> RunInputs:
+    """The ids ``run_id`` names and its issue's title, in four small queries (no object is dumped)."""
+    run = Run.objects.filter(pk=run_id).values("for_issue_id", "for_issue__title", "constraint_snapshot_id").get()
+    packets = list(
+        RunContextPacket.objects.filter(run_id=run_id).order_by("id").values_list("packet_id", "packet__version")
+    )
+    packet_ids = [packet_id for packet_id, _version in packets]
+    doctrine_ids = list(
+        RunDoctrineRef.objects.filter(run_id=run_id).order_by("id").values_list("doctrine_ref_id", flat=True)
+    )
+    by_packet: dict[str, list[str]] = {}
+    for packet_id, doctrine_id in (
+        PacketDoctrineRef.objects.filter(packet_id__in=packet_ids)
+        .order_by("id")
+        .values_list("packet_id", "doctrine_ref_id")
+    ):
+        by_packet.setdefault(packet_id, []).append(doctrine_id)
+    for packet_id in packet_ids:
+        doctrine_ids += by_packet.get(packet_id, [])
+    return RunInputs(
+        issue_id=run["for_issue_id"],
+        issue_title=run["for_issue__title"],
+        context_packets=[{"id": packet_id, "version": version} for packet_id, version in packets],
+        doctrine_ref_ids=list(dict.fromkeys(doctrine_ids)),
+        constraint_snapshot_id=run["constraint_snapshot_id"],
+    )
 
 
 # --- heartbeat ---------------------------------------------------------------------------------------
@@ -165,26 +244,31 @@ def finish(claim_: Claim, outcome: Outcome) -> str:
 
     Fenced (nothing written) when a newer attempt exists or the run left ``running`` meanwhile (the
     reaper re-queued or ended it, an agent moved it). A pending cancel wins over any result: a late
-    success never overwrites a cancel.
+    success never overwrites a cancel. One transaction: the terminal transition with its event, then
+    every artifact (results, ``log``, ``trace``) with its create event in three bulk statements.
     """
     saved: list[str] = []
     try:
         with transaction.atomic():
-            execution = RunExecution.objects.select_for_update().get(run_id=claim_.run_id)
-            run = Run.objects.select_for_update().get(pk=claim_.run_id)
+            execution = _lock_execution(claim_.run_id)
+            run = execution.run
             if execution.attempt != claim_.attempt or run.status != Status.RUNNING:
                 return "fenced"
             status = Status.CANCELED if execution.cancel_requested_at else outcome.status
             if status == Status.CANCELED and outcome.status != Status.CANCELED:
                 outcome.log_text += f"\nA cancel was requested: the {outcome.status} result is not recorded.\n"
             _end_run(run, status, outcome)
-            if status != Status.CANCELED:
-                _store_result_artifacts(run, outcome, saved)
-            store_log_and_trace(run, execution, outcome.log_text, outcome.steps, saved)
+            results = _result_artifacts(outcome) if status != Status.CANCELED else []
+            store_log_and_trace(run, execution, outcome.log_text, outcome.steps, saved, results)
             return status
     except BaseException:
         content.delete_stored(saved)
         raise
+
+
+def _lock_execution(run_id: str) -> RunExecution:
+    """The run's execution row and the run itself (``execution.run``), both locked, in one statement."""
+    return RunExecution.objects.select_for_update(of=("self", "run")).select_related("run").get(run_id=run_id)
 
 
 def _end_run(run: Run, status: str, outcome: Outcome) -> None:
@@ -214,42 +298,34 @@ def _end_run(run: Run, status: str, outcome: Outcome) -> None:
         writes.transition(run, status, **extra)
 
 
-def _store_result_artifacts(run: Run, outcome: Outcome, saved: list[str]) -> None:
+def _result_artifacts(outcome: Outcome) -> list[content.NewArtifact]:
     if outcome.result is None:
-        return
-    for spec in outcome.result.artifacts:
-        if spec.content is not None:
-            content.create_with_content(
-                run,
-                type=spec.type,
-                title=spec.title,
-                content=spec.content,
-                media_type=spec.media_type,
-                preview=spec.preview,
-                saved=saved,
-            )
-        else:
-            content.create_link(
-                run,
-                type=spec.type,
-                title=spec.title[:500],
-                uri=spec.uri,
-                digest=spec.digest,
-                media_type=spec.media_type,
-                preview=spec.preview,
-            )
+        return []
+    return [
+        content.NewArtifact(
+            type=spec.type,
+            title=spec.title,
+            content=spec.content,
+            uri=spec.uri,
+            digest=spec.digest if spec.content is None else None,
+            media_type=spec.media_type,
+            preview=spec.preview,
+        )
+        for spec in outcome.result.artifacts
+    ]
 
 
 def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's timeline: its recorded state changes merged with the worker's steps, by time."""
     timeline: list[dict[str, Any]] = []
-    for event in Event.objects.filter(object_id=run.pk).order_by("id"):
-        entry: dict[str, Any] = {"at": iso(event.at), "source": "event", "action": event.action}
-        if "status" in event.changes:
-            entry["from"], entry["to"] = event.changes["status"]
-        if "failure_category" in event.changes:
-            entry["failure_category"] = event.changes["failure_category"][1]
-        entry["principal"] = event.principal
+    events = Event.objects.filter(object_id=run.pk).order_by("id").values_list("at", "action", "changes", "principal")
+    for at, action, changes, principal in events:
+        entry: dict[str, Any] = {"at": iso(at), "source": "event", "action": action}
+        if "status" in changes:
+            entry["from"], entry["to"] = changes["status"]
+        if "failure_category" in changes:
+            entry["failure_category"] = changes["failure_category"][1]
+        entry["principal"] = principal
         timeline.append(entry)
     timeline += [{"source": "worker", **step} for step in steps]
     timeline.sort(key=lambda entry: entry["at"])
@@ -264,29 +340,38 @@ def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]
 
 
 def store_log_and_trace(
-    run: Run, execution: RunExecution, log_text: str, steps: list[dict[str, Any]], saved: list[str]
+    run: Run,
+    execution: RunExecution,
+    log_text: str,
+    steps: list[dict[str, Any]],
+    saved: list[str],
+    results: list[content.NewArtifact] | None = None,
 ) -> None:
-    """Attach the ``log`` and ``trace`` artifacts every started run leaves (inside the caller's transaction)."""
+    """Attach the ``log`` and ``trace`` artifacts every started run leaves, after ``results`` (the
+    executor's outputs), all in one bulk write inside the caller's transaction."""
     cap = int(conf()["log_max_bytes"])
     log_bytes = log_text.encode("utf-8", errors="replace")
     if len(log_bytes) > cap:
         log_bytes = log_bytes[:cap] + f"\n[log truncated at {cap} bytes]\n".encode()
-    content.create_with_content(
-        run,
-        type="log",
-        title=f"Run log (attempt {execution.attempt})",
-        content=log_bytes,
-        media_type="text/plain; charset=utf-8",
-        saved=saved,
-    )
     trace = json.dumps(trace_document(run, execution, steps), indent=2).encode()
-    content.create_with_content(
+    content.create_many(
         run,
-        type="trace",
-        title=f"Run trace (attempt {execution.attempt})",
-        content=trace,
-        media_type="application/json",
-        saved=saved,
+        [
+            *(results or []),
+            content.NewArtifact(
+                type="log",
+                title=f"Run log (attempt {execution.attempt})",
+                content=log_bytes,
+                media_type="text/plain; charset=utf-8",
+            ),
+            content.NewArtifact(
+                type="trace",
+                title=f"Run trace (attempt {execution.attempt})",
+                content=trace,
+                media_type="application/json",
+            ),
+        ],
+        saved,
     )
 
 
