@@ -162,7 +162,8 @@ def validate(body: Any) -> None:
 
 def _issue(value: Any) -> tuple[Issue, bool]:
     if _is_ref(value):
-        return Issue.objects.get(pk=_ref_id(value, Kind.ISSUE, "issue")), False
+        # Locked: enqueues against one issue are serialized so two cannot take the same next version.
+        return Issue.objects.select_for_update().get(pk=_ref_id(value, Kind.ISSUE, "issue")), False
     fields = dict(value)
     repo = fields.get("repo")
     if isinstance(repo, str) and not ULID_RE.match(repo):
@@ -218,9 +219,6 @@ def enqueue(body: Any) -> EnqueueResult:
     name, config = _executor(body)
     with transaction.atomic():
         issue, issue_created = _issue(body["issue"])
-        if not issue_created:
-            # Serialize enqueues against one issue so two of them cannot take the same next version.
-            Issue.objects.select_for_update().filter(pk=issue.pk).exists()
         snapshot = _snapshot(body.get("constraints"), issue)
         packet = _packet(body["context"], issue, snapshot)
         doctrine_ids = [
@@ -254,5 +252,9 @@ def enqueue(body: Any) -> EnqueueResult:
             executor_config=config,
             max_attempts=max(int(conf()["max_attempts"]), 1),
         )
-        lifecycle.dispatch_on_commit(run.pk)
+        if snapshot is not None:
+            limits = lifecycle.limits_for_minutes(snapshot.time_available_minutes)
+        else:
+            limits = lifecycle.time_limits(run)
+        lifecycle.dispatch_on_commit(run.pk, limits)
     return EnqueueResult(issue, packet, snapshot, run, execution, issue_created)

@@ -59,27 +59,36 @@ def time_limits(run: Run) -> tuple[float, float]:
         minutes = (
             ConstraintSnapshot.objects.filter(pk=snapshot_id).values_list("time_available_minutes", flat=True).first()
         )
-    return _limits(minutes)
+    return limits_for_minutes(minutes)
 
 
-def _limits(minutes: float | None) -> tuple[float, float]:
+def limits_for_minutes(minutes: float | None) -> tuple[float, float]:
+    """(soft, hard) seconds for a snapshot's ``time.available_minutes`` (None: the default)."""
     seconds = float(minutes) * 60 if minutes is not None else float(conf()["default_run_seconds"])
     soft = max(min(seconds, float(conf()["max_run_seconds"])), 1.0)
     return soft, soft + float(conf()["hard_limit_grace_seconds"])
 
 
-def dispatch(run_id: str) -> bool:
-    """Send the task for a ``ready`` run (the message carries the run id only). False if not ready."""
+def dispatch(run_id: str, limits: tuple[float, float] | None = None) -> bool:
+    """Send the task for a ``ready`` run (the message carries the run id only). False if not ready.
+
+    ``limits`` are the run's (soft, hard) seconds when the caller knows them (the enqueue that just
+    created the run): then the dispatch is one statement and the publish.
+    """
     from .tasks import execute_run  # the tasks module imports this one
 
-    run = Run.objects.filter(pk=run_id, execution__isnull=False).first()
-    if run is None or run.status != Status.READY:
-        return False
-    soft, hard = time_limits(run)
+    if limits is None:
+        run = Run.objects.filter(pk=run_id, execution__isnull=False).first()
+        if run is None or run.status != Status.READY:
+            return False
+        limits = time_limits(run)
+    soft, hard = limits
     # Stamp first: an eager (in-process) run must find its own dispatch recorded, not overwrite it later.
-    RunExecution.objects.filter(run_id=run_id).update(
+    stamped = RunExecution.objects.filter(run_id=run_id, run__status=Status.READY).update(
         dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
     )
+    if not stamped:
+        return False
     options: dict[str, Any] = {"queue": conf()["queue"]} if conf().get("queue") else {}
     execute_run.apply_async(
         args=[run_id], soft_time_limit=soft, time_limit=hard, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
@@ -87,18 +96,18 @@ def dispatch(run_id: str) -> bool:
     return True
 
 
-def _dispatch_quietly(run_id: str) -> None:
+def _dispatch_quietly(run_id: str, limits: tuple[float, float] | None) -> None:
     try:
-        dispatch(run_id)
+        dispatch(run_id, limits)
     except Exception:
         # The run stays ready and the reaper dispatches it again: a broker outage never loses a run.
         log.exception("Could not dispatch run %s; the reaper will retry.", run_id)
         RunExecution.objects.filter(run_id=run_id).update(dispatched_at=None)
 
 
-def dispatch_on_commit(run_id: str) -> None:
+def dispatch_on_commit(run_id: str, limits: tuple[float, float] | None = None) -> None:
     """Dispatch ``run_id`` once the current transaction commits (nothing at all if it rolls back)."""
-    transaction.on_commit(partial(_dispatch_quietly, run_id), robust=True)
+    transaction.on_commit(partial(_dispatch_quietly, run_id, limits), robust=True)
 
 
 # --- claim ----------------------------------------------------------------------------------------
@@ -150,7 +159,7 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
             transaction.set_rollback(True)
             return None
     if named is not None and named.pk == run.constraint_snapshot_id:
-        soft, _hard = _limits(named.time_available_minutes)
+        soft, _hard = limits_for_minutes(named.time_available_minutes)
     else:
         soft, _hard = time_limits(run)
     return Claim(run_id, attempt, execution.executor_name, dict(execution.executor_config), soft, worker)

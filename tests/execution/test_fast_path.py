@@ -68,7 +68,9 @@ def test_an_executor_that_reads_the_bundle_it_declined_gets_the_full_bundle(disp
     assert SEEN["bundle"]["issue"] == expected["issue"]
     assert SEEN["bundle"]["context_packets"] == expected["context_packets"]
     assert SEEN["inputs"].issue_id == expected["issue"]["id"]
-    assert SEEN["inputs"].context_packets == [{"id": p["id"], "version": p["version"]} for p in expected["context_packets"]]
+    assert SEEN["inputs"].context_packets == [
+        {"id": p["id"], "version": p["version"]} for p in expected["context_packets"]
+    ]
 
 
 def test_every_artifact_of_a_run_has_its_create_event_by_the_worker(dispatched):
@@ -126,3 +128,17 @@ def test_a_noop_run_takes_a_bounded_number_of_queries(dispatched):
     assert len(work_queries) <= 5, [q["sql"] for q in work_queries]
     # Finish: one locking read, the transition, the trace's events, three parses, three bulk inserts.
     assert len(finish_queries) <= 18, [q["sql"] for q in finish_queries]
+
+
+def test_the_dispatch_after_an_enqueue_is_one_statement_and_the_publish(dispatched, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = enqueue(enqueue_body())
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert [(m["args"], m["soft_time_limit"]) for m in dispatched] == [([result.run.pk], 1800)]
+    # A second enqueue for the issue, naming no snapshot: the limits of the issue's latest one.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = enqueue({"issue": result.issue.pk, "context": {"summary": "again"}, "constraints": None})
+    assert dispatched[-1]["args"] == [again.run.pk] and dispatched[-1]["soft_time_limit"] == 1800
