@@ -142,3 +142,25 @@ def test_the_dispatch_after_an_enqueue_is_one_statement_and_the_publish(dispatch
     with django_capture_on_commit_callbacks(execute=True):
         again = enqueue({"issue": result.issue.pk, "context": {"summary": "again"}, "constraints": None})
     assert dispatched[-1]["args"] == [again.run.pk] and dispatched[-1]["soft_time_limit"] == 1800
+
+
+def test_a_worker_keeps_its_database_connection_between_tasks(monkeypatch):
+    import django.db
+
+    from cwom_site import celery as celery_module
+
+    # Celery's Django fixup would close it around every task; the setting turns that off ...
+    assert int(celery_module.app.conf.get("CELERY_DB_REUSE_MAX") or 0) >= 100
+    calls: list[str] = []
+    monkeypatch.setattr(django.db, "close_old_connections", lambda: calls.append("closed old"))
+
+    class Task:
+        class request:  # noqa: N801 - Celery's attribute name
+            is_eager = False
+
+    # ... and around a task the connection is dropped only if broken or too old, as around a request.
+    celery_module.close_old_connections(task=Task())
+    assert calls == ["closed old"]
+    Task.request.is_eager = True  # an eager task runs inside its caller's transaction: left alone
+    celery_module.close_old_connections(task=Task())
+    assert calls == ["closed old"]
