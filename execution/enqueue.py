@@ -91,14 +91,20 @@ def _is_ref(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, dict) and "id" in value and set(value) <= REF_KEYS)
 
 
-def _ref_id(value: Any, kind: str, path: str) -> str:
-    """The id of a Ref or bare id that must name an existing object of ``kind``."""
+def _ref_form(value: Any, kind: str, path: str) -> str:
+    """The id of a Ref or bare id to an object of ``kind``, checked for its form only."""
     object_id = value if isinstance(value, str) else value.get("id")
     declared = kind if isinstance(value, str) else value.get("kind", kind)
     if not isinstance(object_id, str) or not ULID_RE.match(object_id):
         raise _error(path, f"{object_id!r} is not a ULID.", "invalid_id")
     if declared != kind:
         raise _error(path, f"Expected a Ref to a {kind}, got kind {declared}.", "wrong_kind")
+    return object_id
+
+
+def _ref_id(value: Any, kind: str, path: str) -> str:
+    """The id of a Ref or bare id that must name an existing object of ``kind``."""
+    object_id = _ref_form(value, kind, path)
     actual = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
     if actual is None:
         raise _error(path, f"No {kind} has id {object_id}.", "unknown_ref")
@@ -163,7 +169,11 @@ def validate(body: Any) -> None:
 def _issue(value: Any) -> tuple[Issue, bool]:
     if _is_ref(value):
         # Locked: enqueues against one issue are serialized so two cannot take the same next version.
-        return Issue.objects.select_for_update().get(pk=_ref_id(value, Kind.ISSUE, "issue")), False
+        issue = Issue.objects.select_for_update().filter(pk=_ref_form(value, Kind.ISSUE, "issue")).first()
+        if issue is None:  # say why: no such object, or one of another kind
+            _ref_id(value, Kind.ISSUE, "issue")
+            raise _error("issue", "No Issue has this id.", "unknown_ref")  # pragma: no cover - raised above
+        return issue, False
     fields = dict(value)
     repo = fields.get("repo")
     if isinstance(repo, str) and not ULID_RE.match(repo):

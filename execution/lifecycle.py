@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
 from django.utils import timezone
 
 from cwom import lineage, writes
@@ -192,24 +192,23 @@ class LazyBundle(Mapping[str, Any]):
 
 
 def run_inputs(run_id: str) -> RunInputs:
-    """The ids ``run_id`` names and its issue's title, in four small queries (no object is dumped)."""
+    """The ids ``run_id`` names and its issue's title, in three small queries (no object is dumped)."""
     run = Run.objects.filter(pk=run_id).values("for_issue_id", "for_issue__title", "constraint_snapshot_id").get()
     packets = list(
         RunContextPacket.objects.filter(run_id=run_id).order_by("id").values_list("packet_id", "packet__version")
     )
-    packet_ids = [packet_id for packet_id, _version in packets]
-    doctrine_ids = list(
-        RunDoctrineRef.objects.filter(run_id=run_id).order_by("id").values_list("doctrine_ref_id", flat=True)
+    # The run's own doctrine refs, then those of its packets in the run's packet order, in one query.
+    position = {packet_id: index for index, (packet_id, _version) in enumerate(packets, start=1)}
+    own = (
+        RunDoctrineRef.objects.filter(run_id=run_id)
+        .annotate(packet=Value(""))
+        .values_list("packet", "id", "doctrine_ref_id")
     )
-    by_packet: dict[str, list[str]] = {}
-    for packet_id, doctrine_id in (
-        PacketDoctrineRef.objects.filter(packet_id__in=packet_ids)
-        .order_by("id")
-        .values_list("packet_id", "doctrine_ref_id")
-    ):
-        by_packet.setdefault(packet_id, []).append(doctrine_id)
-    for packet_id in packet_ids:
-        doctrine_ids += by_packet.get(packet_id, [])
+    of_packets = PacketDoctrineRef.objects.filter(packet_id__in=list(position)).values_list(
+        "packet_id", "id", "doctrine_ref_id"
+    )
+    rows = sorted(own.union(of_packets, all=True), key=lambda row: (position.get(row[0], 0), row[1]))
+    doctrine_ids = [doctrine_id for _packet, _id, doctrine_id in rows]
     return RunInputs(
         issue_id=run["for_issue_id"],
         issue_title=run["for_issue__title"],

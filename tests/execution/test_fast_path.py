@@ -47,8 +47,11 @@ def enqueued(executor: str = "noop", **overrides: Any) -> Run:
 
 
 def test_noop_builds_no_bundle_and_reports_what_the_run_names(dispatched, monkeypatch):
-    doctrine = factories.doctrine()
-    run = enqueued(doctrine_refs=[doctrine.pk])
+    doctrine, of_packet, both = factories.doctrine(), factories.doctrine(), factories.doctrine()
+    body = enqueue_body(executor={"name": "noop", "config": {}}, doctrine_refs=[both.pk, doctrine.pk])
+    body["context"]["doctrine_refs"] = [of_packet.pk, both.pk]
+    run = enqueue(body).run
+    expected_doctrine = [d["id"] for d in lineage.run_bundle(run.pk)["doctrine_refs"]]
     monkeypatch.setattr(lineage, "run_bundle", lambda run_id: pytest.fail("the noop executor needs no bundle"))
     assert runner.execute_run(run.pk, worker="w:1") == "done"
     report = json.loads(assert_digest_matches(artifacts_by_type(run.pk)["report"][0]))
@@ -56,7 +59,7 @@ def test_noop_builds_no_bundle_and_reports_what_the_run_names(dispatched, monkey
     assert report["issue"] == {"id": run.for_issue_id, "title": "Add /healthz endpoint"}
     (packet_id,) = run.context_packet_links.values_list("packet_id", flat=True)
     assert report["context_packets"] == [{"id": packet_id, "version": "1"}]
-    assert report["doctrine_refs"] == [doctrine.pk]
+    assert report["doctrine_refs"] == expected_doctrine == [both.pk, doctrine.pk, of_packet.pk]
     assert report["constraint_snapshot"] == run.constraint_snapshot_id is not None
 
 
