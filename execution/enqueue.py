@@ -183,10 +183,10 @@ def _issue(value: Any) -> tuple[Issue, bool]:
         fields["repo"] = repo_id
     try:
         parsed = shapes.parse(Kind.ISSUE, fields)
-        issue = writes.create_parsed(parsed)
+        created = writes.create_parsed(parsed)
     except ValidationError as error:
         raise _prefixed("issue", writes.contract_error(Kind.ISSUE, error)) from None
-    return issue, True  # type: ignore[return-value]
+    return created, True  # type: ignore[return-value]
 
 
 def _snapshot(value: Any, issue: Issue) -> ConstraintSnapshot | None:
