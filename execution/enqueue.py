@@ -138,8 +138,8 @@ def _executor(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, config
 
 
-def validate(body: Any) -> None:
-    """The checks that need no transaction: the body's own shape and the executor."""
+def validate(body: Any) -> tuple[str, dict[str, Any]]:
+    """The checks that need no transaction: the body's own shape and the executor (its name and config)."""
     if not isinstance(body, dict):
         raise _error("non_field_errors", "The body must be a JSON object.", "invalid_shape")
     unknown = sorted(set(body) - TOP_LEVEL_KEYS)
@@ -163,7 +163,7 @@ def validate(body: Any) -> None:
     mode = body.get("mode", RunMode.AGENT)
     if mode not in RunMode.values:
         raise _error("mode", f"One of: {', '.join(RunMode.values)}.", "invalid_choice")
-    _executor(body)
+    return _executor(body)
 
 
 def _issue(value: Any) -> tuple[Issue, bool]:
@@ -189,7 +189,7 @@ def _issue(value: Any) -> tuple[Issue, bool]:
     return created, True  # type: ignore[return-value]
 
 
-def _snapshot(value: Any, issue: Issue) -> ConstraintSnapshot | None:
+def _snapshot(value: Any, issue: Issue, issue_created: bool) -> ConstraintSnapshot | None:
     if value is None:
         return None
     if _is_ref(value):
@@ -199,20 +199,24 @@ def _snapshot(value: Any, issue: Issue) -> ConstraintSnapshot | None:
             snapshot = writes.create_parsed(shapes.parse(Kind.CONSTRAINT_SNAPSHOT, value))  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("constraints", writes.contract_error(Kind.CONSTRAINT_SNAPSHOT, error)) from None
-    before = list(issue.constraint_links.order_by("id").values_list("snapshot_id", flat=True))
+    # An issue created in this transaction has no snapshot yet.
+    before = [] if issue_created else list(issue.constraint_links.order_by("id").values_list("snapshot_id", flat=True))
     if snapshot.pk not in before:
         IssueConstraintSnapshot.objects.create(issue=issue, snapshot=snapshot)
         record_event(issue, EventAction.UPDATE, {"constraints": (before, [*before, snapshot.pk])})
     return snapshot
 
 
-def _packet(fields: dict[str, Any], issue: Issue, snapshot: ConstraintSnapshot | None) -> ContextPacket:
+def _packet(
+    fields: dict[str, Any], issue: Issue, issue_created: bool, snapshot: ConstraintSnapshot | None
+) -> ContextPacket:
     body = {**fields, "for_issue": issue.pk}
     if snapshot is not None and "constraint_snapshot" not in body:
         body["constraint_snapshot"] = snapshot.pk
     try:
         parsed = shapes.parse(Kind.CONTEXT_PACKET, body)
-        parsed.columns["version"] = ContextPacket.next_version(issue.pk)
+        # An issue created in this transaction has no packet yet: its first one is version 1.
+        parsed.columns["version"] = "1" if issue_created else ContextPacket.next_version(issue.pk)
         packet: ContextPacket = writes.create_parsed(parsed)  # type: ignore[assignment]
     except ValidationError as error:
         raise _prefixed("context", writes.contract_error(Kind.CONTEXT_PACKET, error)) from None
@@ -225,12 +229,11 @@ def enqueue(body: Any) -> EnqueueResult:
     Raises ValidationError keyed by paths of the enqueue body (``issue.title``, ``constraints.scope``,
     ``executor.config.argv``); nothing is written or dispatched then.
     """
-    validate(body)
-    name, config = _executor(body)
+    name, config = validate(body)
     with transaction.atomic():
         issue, issue_created = _issue(body["issue"])
-        snapshot = _snapshot(body.get("constraints"), issue)
-        packet = _packet(body["context"], issue, snapshot)
+        snapshot = _snapshot(body.get("constraints"), issue, issue_created)
+        packet = _packet(body["context"], issue, issue_created, snapshot)
         doctrine_ids = [
             _ref_id(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}")
             for i, ref in enumerate(body.get("doctrine_refs") or [])
