@@ -1,17 +1,18 @@
 """Enqueue -> done latency and single-worker throughput of the execution engine (``noop`` executor).
 
     .venv/bin/python bench/enqueue_latency.py                  # 200 sequential runs, 500 for throughput
-    .venv/bin/python bench/enqueue_latency.py --runs 50 --burst 100
+    .venv/bin/python bench/enqueue_latency.py --runs 50 --burst 100 --concurrency 2
 
 Uses its own PostgreSQL database (``cwom_bench_exec``: dropped, re-created and migrated here) and its own Redis
-database (``redis://127.0.0.1:6379/11``, flushed here), and starts ONE Celery worker process (prefork, -c 1).
+database (``redis://127.0.0.1:6379/11``, flushed here; ``BENCH_BROKER_URL`` picks another), and starts one
+Celery worker with ``--concurrency`` prefork processes (default 1).
 
 Each run is enqueued as in the shared example: a new issue (repo by slug), its packet, a snapshot.
 
 - latency: one run at a time, the time from calling the enqueue service (one transaction + dispatch after
   commit) until the run reads ``done`` (polled every 2 ms), p50/p95/max over ``--runs`` runs;
-- throughput: ``--burst`` runs enqueued back to back, then the time until the last is ``done``: runs/s
-  through one worker process.
+- throughput: ``--burst`` runs enqueued while no worker runs (the queue holds them all), then a worker is
+  started and drains it: runs / (last ``ended_at`` - first ``started_at``), in total and per process.
 
 Each noop run does the full job: claim (compare-and-set), lineage bundle, executor, three artifacts stored
 through the storage API with digests (report, log, trace), the terminal transition and its events.
@@ -72,10 +73,10 @@ def prepare_environment(media: str) -> dict[str, str]:
     return env
 
 
-def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+def start_worker(env: dict[str, str], log_path: Path, concurrency: int) -> subprocess.Popen[bytes]:
     log_file = log_path.open("wb")
     proc = subprocess.Popen(  # noqa: S603 - a fixed argv: this interpreter running celery
-        [sys.executable, "-m", "celery", "-A", "cwom_site", "worker", "--pool=prefork", "--concurrency=1"]
+        [sys.executable, "-m", "celery", "-A", "cwom_site", "worker", "--pool=prefork", f"--concurrency={concurrency}"]
         + ["--loglevel=INFO", "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", "bench@%h"],
         cwd=ROOT,
         env=env,
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200, help="sequential runs for the latency figures")
     parser.add_argument("--burst", type=int, default=500, help="runs enqueued back to back for the throughput")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=1, help="worker processes (prefork)")
     args = parser.parse_args()
 
     media = tempfile.mkdtemp(prefix="cwom-bench-media-")
@@ -106,6 +108,8 @@ def main() -> None:
     import django
 
     django.setup()
+    from django.db.models import Max, Min
+
     from cwom import writes
     from cwom.models import Run
     from execution.enqueue import enqueue
@@ -134,8 +138,14 @@ def main() -> None:
             if pending:
                 time.sleep(0.002)
 
-    log_path = Path(media) / "worker.log"
-    worker = start_worker(env, log_path)
+    def stop(worker: subprocess.Popen[bytes]) -> None:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+
+    worker = start_worker(env, Path(media) / "worker.log", args.concurrency)
     try:
         for _ in range(args.warmup):
             wait_done([enqueue_one()])
@@ -144,17 +154,18 @@ def main() -> None:
             started = time.perf_counter()
             wait_done([enqueue_one()])
             latencies.append((time.perf_counter() - started) * 1000)
-        started = time.perf_counter()
-        burst = [enqueue_one() for _ in range(args.burst)]
-        enqueue_s = time.perf_counter() - started
-        wait_done(burst, timeout=600)
-        total_s = time.perf_counter() - started
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop(worker)
+    started = time.perf_counter()
+    burst = [enqueue_one() for _ in range(args.burst)]
+    enqueue_s = time.perf_counter() - started
+    worker = start_worker(env, Path(media) / "worker-drain.log", args.concurrency)
+    try:
+        wait_done(burst, timeout=600)
+    finally:
+        stop(worker)
+    span = Run.objects.filter(pk__in=burst).aggregate(first=Min("started_at"), last=Max("ended_at"))
+    total_s = (span["last"] - span["first"]).total_seconds()
 
     result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -162,7 +173,7 @@ def main() -> None:
         "broker": BROKER_URL,
         "database": DB_NAME,
         "executor": "noop",
-        "worker": "1 process, prefork -c 1",
+        "worker": f"prefork -c {args.concurrency}",
         "latency_ms": {
             "runs": args.runs,
             "p50": round(statistics.median(latencies), 1),
@@ -174,6 +185,7 @@ def main() -> None:
             "runs": args.burst,
             "enqueue_per_s": round(args.burst / enqueue_s, 1),
             "runs_per_s": round(args.burst / total_s, 1),
+            "runs_per_s_per_process": round(args.burst / total_s / args.concurrency, 1),
             "seconds": round(total_s, 2),
         },
     }

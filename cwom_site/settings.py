@@ -310,6 +310,10 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A worker process keeps its database connection from task to task (a run then costs no new connection):
+# Celery's Django fixup closes it only every CELERY_DB_REUSE_MAX tasks, and cwom_site/celery.py drops it
+# around a task, as Django does around a request, when it is broken or older than DB_CONN_MAX_AGE.
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Per-run limits are set at dispatch; these are the ceiling for any task.
 CELERY_TASK_SOFT_TIME_LIMIT = CWOM_EXECUTION["max_run_seconds"]

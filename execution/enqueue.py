@@ -91,14 +91,20 @@ def _is_ref(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, dict) and "id" in value and set(value) <= REF_KEYS)
 
 
-def _ref_id(value: Any, kind: str, path: str) -> str:
-    """The id of a Ref or bare id that must name an existing object of ``kind``."""
+def _ref_form(value: Any, kind: str, path: str) -> str:
+    """The id of a Ref or bare id to an object of ``kind``, checked for its form only."""
     object_id = value if isinstance(value, str) else value.get("id")
     declared = kind if isinstance(value, str) else value.get("kind", kind)
     if not isinstance(object_id, str) or not ULID_RE.match(object_id):
         raise _error(path, f"{object_id!r} is not a ULID.", "invalid_id")
     if declared != kind:
         raise _error(path, f"Expected a Ref to a {kind}, got kind {declared}.", "wrong_kind")
+    return object_id
+
+
+def _ref_id(value: Any, kind: str, path: str) -> str:
+    """The id of a Ref or bare id that must name an existing object of ``kind``."""
+    object_id = _ref_form(value, kind, path)
     actual = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
     if actual is None:
         raise _error(path, f"No {kind} has id {object_id}.", "unknown_ref")
@@ -132,8 +138,8 @@ def _executor(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     return name, config
 
 
-def validate(body: Any) -> None:
-    """The checks that need no transaction: the body's own shape and the executor."""
+def validate(body: Any) -> tuple[str, dict[str, Any]]:
+    """The checks that need no transaction: the body's own shape and the executor (its name and config)."""
     if not isinstance(body, dict):
         raise _error("non_field_errors", "The body must be a JSON object.", "invalid_shape")
     unknown = sorted(set(body) - TOP_LEVEL_KEYS)
@@ -157,12 +163,17 @@ def validate(body: Any) -> None:
     mode = body.get("mode", RunMode.AGENT)
     if mode not in RunMode.values:
         raise _error("mode", f"One of: {', '.join(RunMode.values)}.", "invalid_choice")
-    _executor(body)
+    return _executor(body)
 
 
 def _issue(value: Any) -> tuple[Issue, bool]:
     if _is_ref(value):
-        return Issue.objects.get(pk=_ref_id(value, Kind.ISSUE, "issue")), False
+        # Locked: enqueues against one issue are serialized so two cannot take the same next version.
+        issue = Issue.objects.select_for_update().filter(pk=_ref_form(value, Kind.ISSUE, "issue")).first()
+        if issue is None:  # say why: no such object, or one of another kind
+            _ref_id(value, Kind.ISSUE, "issue")
+            raise _error("issue", "No Issue has this id.", "unknown_ref")  # pragma: no cover - raised above
+        return issue, False
     fields = dict(value)
     repo = fields.get("repo")
     if isinstance(repo, str) and not ULID_RE.match(repo):
@@ -172,13 +183,13 @@ def _issue(value: Any) -> tuple[Issue, bool]:
         fields["repo"] = repo_id
     try:
         parsed = shapes.parse(Kind.ISSUE, fields)
-        issue = writes.create_parsed(parsed)
+        created = writes.create_parsed(parsed)
     except ValidationError as error:
         raise _prefixed("issue", writes.contract_error(Kind.ISSUE, error)) from None
-    return issue, True  # type: ignore[return-value]
+    return created, True  # type: ignore[return-value]
 
 
-def _snapshot(value: Any, issue: Issue) -> ConstraintSnapshot | None:
+def _snapshot(value: Any, issue: Issue, issue_created: bool) -> ConstraintSnapshot | None:
     if value is None:
         return None
     if _is_ref(value):
@@ -188,20 +199,24 @@ def _snapshot(value: Any, issue: Issue) -> ConstraintSnapshot | None:
             snapshot = writes.create_parsed(shapes.parse(Kind.CONSTRAINT_SNAPSHOT, value))  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("constraints", writes.contract_error(Kind.CONSTRAINT_SNAPSHOT, error)) from None
-    before = list(issue.constraint_links.order_by("id").values_list("snapshot_id", flat=True))
+    # An issue created in this transaction has no snapshot yet.
+    before = [] if issue_created else list(issue.constraint_links.order_by("id").values_list("snapshot_id", flat=True))
     if snapshot.pk not in before:
         IssueConstraintSnapshot.objects.create(issue=issue, snapshot=snapshot)
         record_event(issue, EventAction.UPDATE, {"constraints": (before, [*before, snapshot.pk])})
     return snapshot
 
 
-def _packet(fields: dict[str, Any], issue: Issue, snapshot: ConstraintSnapshot | None) -> ContextPacket:
+def _packet(
+    fields: dict[str, Any], issue: Issue, issue_created: bool, snapshot: ConstraintSnapshot | None
+) -> ContextPacket:
     body = {**fields, "for_issue": issue.pk}
     if snapshot is not None and "constraint_snapshot" not in body:
         body["constraint_snapshot"] = snapshot.pk
     try:
         parsed = shapes.parse(Kind.CONTEXT_PACKET, body)
-        parsed.columns["version"] = ContextPacket.next_version(issue.pk)
+        # An issue created in this transaction has no packet yet: its first one is version 1.
+        parsed.columns["version"] = "1" if issue_created else ContextPacket.next_version(issue.pk)
         packet: ContextPacket = writes.create_parsed(parsed)  # type: ignore[assignment]
     except ValidationError as error:
         raise _prefixed("context", writes.contract_error(Kind.CONTEXT_PACKET, error)) from None
@@ -214,15 +229,11 @@ def enqueue(body: Any) -> EnqueueResult:
     Raises ValidationError keyed by paths of the enqueue body (``issue.title``, ``constraints.scope``,
     ``executor.config.argv``); nothing is written or dispatched then.
     """
-    validate(body)
-    name, config = _executor(body)
+    name, config = validate(body)
     with transaction.atomic():
         issue, issue_created = _issue(body["issue"])
-        if not issue_created:
-            # Serialize enqueues against one issue so two of them cannot take the same next version.
-            Issue.objects.select_for_update().filter(pk=issue.pk).exists()
-        snapshot = _snapshot(body.get("constraints"), issue)
-        packet = _packet(body["context"], issue, snapshot)
+        snapshot = _snapshot(body.get("constraints"), issue, issue_created)
+        packet = _packet(body["context"], issue, issue_created, snapshot)
         doctrine_ids = [
             _ref_id(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}")
             for i, ref in enumerate(body.get("doctrine_refs") or [])
@@ -254,5 +265,9 @@ def enqueue(body: Any) -> EnqueueResult:
             executor_config=config,
             max_attempts=max(int(conf()["max_attempts"]), 1),
         )
-        lifecycle.dispatch_on_commit(run.pk)
+        if snapshot is not None:
+            limits = lifecycle.limits_for_minutes(snapshot.time_available_minutes)
+        else:
+            limits = lifecycle.time_limits(run)
+        lifecycle.dispatch_on_commit(run.pk, limits)
     return EnqueueResult(issue, packet, snapshot, run, execution, issue_created)

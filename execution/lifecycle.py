@@ -11,23 +11,33 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
 from django.utils import timezone
 
-from cwom import writes
+from cwom import lineage, writes
 from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Status
-from cwom.models import ConstraintSnapshot, Event, Run, RunConflictError, RunTransitionError
+from cwom.models import (
+    ConstraintSnapshot,
+    Event,
+    PacketDoctrineRef,
+    Run,
+    RunConflictError,
+    RunContextPacket,
+    RunDoctrineRef,
+    RunTransitionError,
+)
 from cwom.shapes import iso
 
 from . import content
 from .config import conf
-from .executors.base import ExecutionResult
+from .executors.base import ExecutionResult, RunInputs
 from .models import RunExecution
 
 log = logging.getLogger(__name__)
@@ -49,23 +59,36 @@ def time_limits(run: Run) -> tuple[float, float]:
         minutes = (
             ConstraintSnapshot.objects.filter(pk=snapshot_id).values_list("time_available_minutes", flat=True).first()
         )
+    return limits_for_minutes(minutes)
+
+
+def limits_for_minutes(minutes: float | None) -> tuple[float, float]:
+    """(soft, hard) seconds for a snapshot's ``time.available_minutes`` (None: the default)."""
     seconds = float(minutes) * 60 if minutes is not None else float(conf()["default_run_seconds"])
     soft = max(min(seconds, float(conf()["max_run_seconds"])), 1.0)
     return soft, soft + float(conf()["hard_limit_grace_seconds"])
 
 
-def dispatch(run_id: str) -> bool:
-    """Send the task for a ``ready`` run (the message carries the run id only). False if not ready."""
+def dispatch(run_id: str, limits: tuple[float, float] | None = None) -> bool:
+    """Send the task for a ``ready`` run (the message carries the run id only). False if not ready.
+
+    ``limits`` are the run's (soft, hard) seconds when the caller knows them (the enqueue that just
+    created the run): then the dispatch is one statement and the publish.
+    """
     from .tasks import execute_run  # the tasks module imports this one
 
-    run = Run.objects.filter(pk=run_id, execution__isnull=False).first()
-    if run is None or run.status != Status.READY:
-        return False
-    soft, hard = time_limits(run)
+    if limits is None:
+        run = Run.objects.filter(pk=run_id, execution__isnull=False).first()
+        if run is None or run.status != Status.READY:
+            return False
+        limits = time_limits(run)
+    soft, hard = limits
     # Stamp first: an eager (in-process) run must find its own dispatch recorded, not overwrite it later.
-    RunExecution.objects.filter(run_id=run_id).update(
+    stamped = RunExecution.objects.filter(run_id=run_id, run__status=Status.READY).update(
         dispatched_at=timezone.now(), dispatch_count=F("dispatch_count") + 1
     )
+    if not stamped:
+        return False
     options: dict[str, Any] = {"queue": conf()["queue"]} if conf().get("queue") else {}
     execute_run.apply_async(
         args=[run_id], soft_time_limit=soft, time_limit=hard, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
@@ -73,18 +96,18 @@ def dispatch(run_id: str) -> bool:
     return True
 
 
-def _dispatch_quietly(run_id: str) -> None:
+def _dispatch_quietly(run_id: str, limits: tuple[float, float] | None) -> None:
     try:
-        dispatch(run_id)
+        dispatch(run_id, limits)
     except Exception:
         # The run stays ready and the reaper dispatches it again: a broker outage never loses a run.
         log.exception("Could not dispatch run %s; the reaper will retry.", run_id)
         RunExecution.objects.filter(run_id=run_id).update(dispatched_at=None)
 
 
-def dispatch_on_commit(run_id: str) -> None:
+def dispatch_on_commit(run_id: str, limits: tuple[float, float] | None = None) -> None:
     """Dispatch ``run_id`` once the current transaction commits (nothing at all if it rolls back)."""
-    transaction.on_commit(partial(_dispatch_quietly, run_id), robust=True)
+    transaction.on_commit(partial(_dispatch_quietly, run_id, limits), robust=True)
 
 
 # --- claim ----------------------------------------------------------------------------------------
@@ -105,12 +128,20 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
     (unknown run, not enqueued for execution, already claimed, canceled, finished)."""
     now = timezone.now()
     with transaction.atomic():
-        execution = RunExecution.objects.select_for_update().filter(run_id=run_id).first()
+        # The execution row and the run locked in one statement, with the snapshot the run names (its
+        # time limit); a run naming none is pinned to its issue's latest snapshot by the transition.
+        execution = (
+            RunExecution.objects.select_for_update(of=("self", "run"))
+            .select_related("run", "run__constraint_snapshot")
+            .filter(run_id=run_id)
+            .first()
+        )
         if execution is None:
             return None
-        run = Run.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != Status.READY:
+        run = execution.run
+        if run.status != Status.READY:
             return None
+        named = run.constraint_snapshot
         try:
             writes.transition(run, Status.RUNNING)
         except (RunConflictError, RunTransitionError):
@@ -127,8 +158,64 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
         if won != 1:  # pragma: no cover - the row is locked above; kept as the compare-and-set guard
             transaction.set_rollback(True)
             return None
-    soft, _hard = time_limits(run)
+    if named is not None and named.pk == run.constraint_snapshot_id:
+        soft, _hard = limits_for_minutes(named.time_available_minutes)
+    else:
+        soft, _hard = time_limits(run)
     return Claim(run_id, attempt, execution.executor_name, dict(execution.executor_config), soft, worker)
+
+
+# --- what a run names --------------------------------------------------------------------------------
+class LazyBundle(Mapping[str, Any]):
+    """The run's bundle (:func:`cwom.lineage.run_bundle`), built on first access, for executors that
+    declare they need none: one that reads it anyway gets exactly what the others get."""
+
+    KEYS = ("run", "repo", "issue", "context_packets", "constraint_snapshot", "doctrine_refs", "artifacts")
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._built: dict[str, Any] | None = None
+
+    def _bundle(self) -> dict[str, Any]:
+        if self._built is None:
+            self._built = lineage.run_bundle(self.run_id)
+        return self._built
+
+    def __getitem__(self, key: str) -> Any:
+        return self._bundle()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.KEYS)
+
+    def __len__(self) -> int:
+        return len(self.KEYS)
+
+
+def run_inputs(run_id: str) -> RunInputs:
+    """The ids ``run_id`` names and its issue's title, in three small queries (no object is dumped)."""
+    run = Run.objects.filter(pk=run_id).values("for_issue_id", "for_issue__title", "constraint_snapshot_id").get()
+    packets = list(
+        RunContextPacket.objects.filter(run_id=run_id).order_by("id").values_list("packet_id", "packet__version")
+    )
+    # The run's own doctrine refs, then those of its packets in the run's packet order, in one query.
+    position = {packet_id: index for index, (packet_id, _version) in enumerate(packets, start=1)}
+    own = (
+        RunDoctrineRef.objects.filter(run_id=run_id)
+        .annotate(packet=Value(""))
+        .values_list("packet", "id", "doctrine_ref_id")
+    )
+    of_packets = PacketDoctrineRef.objects.filter(packet_id__in=list(position)).values_list(
+        "packet_id", "id", "doctrine_ref_id"
+    )
+    rows = sorted(own.union(of_packets, all=True), key=lambda row: (position.get(row[0], 0), row[1]))
+    doctrine_ids = [doctrine_id for _packet, _id, doctrine_id in rows]
+    return RunInputs(
+        issue_id=run["for_issue_id"],
+        issue_title=run["for_issue__title"],
+        context_packets=[{"id": packet_id, "version": version} for packet_id, version in packets],
+        doctrine_ref_ids=list(dict.fromkeys(doctrine_ids)),
+        constraint_snapshot_id=run["constraint_snapshot_id"],
+    )
 
 
 # --- heartbeat ---------------------------------------------------------------------------------------
@@ -165,26 +252,31 @@ def finish(claim_: Claim, outcome: Outcome) -> str:
 
     Fenced (nothing written) when a newer attempt exists or the run left ``running`` meanwhile (the
     reaper re-queued or ended it, an agent moved it). A pending cancel wins over any result: a late
-    success never overwrites a cancel.
+    success never overwrites a cancel. One transaction: the terminal transition with its event, then
+    every artifact (results, ``log``, ``trace``) with its create event in three bulk statements.
     """
     saved: list[str] = []
     try:
         with transaction.atomic():
-            execution = RunExecution.objects.select_for_update().get(run_id=claim_.run_id)
-            run = Run.objects.select_for_update().get(pk=claim_.run_id)
+            execution = _lock_execution(claim_.run_id)
+            run = execution.run
             if execution.attempt != claim_.attempt or run.status != Status.RUNNING:
                 return "fenced"
             status = Status.CANCELED if execution.cancel_requested_at else outcome.status
             if status == Status.CANCELED and outcome.status != Status.CANCELED:
                 outcome.log_text += f"\nA cancel was requested: the {outcome.status} result is not recorded.\n"
             _end_run(run, status, outcome)
-            if status != Status.CANCELED:
-                _store_result_artifacts(run, outcome, saved)
-            store_log_and_trace(run, execution, outcome.log_text, outcome.steps, saved)
+            results = _result_artifacts(outcome) if status != Status.CANCELED else []
+            store_log_and_trace(run, execution, outcome.log_text, outcome.steps, saved, results)
             return status
     except BaseException:
         content.delete_stored(saved)
         raise
+
+
+def _lock_execution(run_id: str) -> RunExecution:
+    """The run's execution row and the run itself (``execution.run``), both locked, in one statement."""
+    return RunExecution.objects.select_for_update(of=("self", "run")).select_related("run").get(run_id=run_id)
 
 
 def _end_run(run: Run, status: str, outcome: Outcome) -> None:
@@ -214,42 +306,34 @@ def _end_run(run: Run, status: str, outcome: Outcome) -> None:
         writes.transition(run, status, **extra)
 
 
-def _store_result_artifacts(run: Run, outcome: Outcome, saved: list[str]) -> None:
+def _result_artifacts(outcome: Outcome) -> list[content.NewArtifact]:
     if outcome.result is None:
-        return
-    for spec in outcome.result.artifacts:
-        if spec.content is not None:
-            content.create_with_content(
-                run,
-                type=spec.type,
-                title=spec.title,
-                content=spec.content,
-                media_type=spec.media_type,
-                preview=spec.preview,
-                saved=saved,
-            )
-        else:
-            content.create_link(
-                run,
-                type=spec.type,
-                title=spec.title[:500],
-                uri=spec.uri,
-                digest=spec.digest,
-                media_type=spec.media_type,
-                preview=spec.preview,
-            )
+        return []
+    return [
+        content.NewArtifact(
+            type=spec.type,
+            title=spec.title,
+            content=spec.content,
+            uri=spec.uri,
+            digest=spec.digest if spec.content is None else None,
+            media_type=spec.media_type,
+            preview=spec.preview,
+        )
+        for spec in outcome.result.artifacts
+    ]
 
 
 def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's timeline: its recorded state changes merged with the worker's steps, by time."""
     timeline: list[dict[str, Any]] = []
-    for event in Event.objects.filter(object_id=run.pk).order_by("id"):
-        entry: dict[str, Any] = {"at": iso(event.at), "source": "event", "action": event.action}
-        if "status" in event.changes:
-            entry["from"], entry["to"] = event.changes["status"]
-        if "failure_category" in event.changes:
-            entry["failure_category"] = event.changes["failure_category"][1]
-        entry["principal"] = event.principal
+    events = Event.objects.filter(object_id=run.pk).order_by("id").values_list("at", "action", "changes", "principal")
+    for at, action, changes, principal in events:
+        entry: dict[str, Any] = {"at": iso(at), "source": "event", "action": action}
+        if "status" in changes:
+            entry["from"], entry["to"] = changes["status"]
+        if "failure_category" in changes:
+            entry["failure_category"] = changes["failure_category"][1]
+        entry["principal"] = principal
         timeline.append(entry)
     timeline += [{"source": "worker", **step} for step in steps]
     timeline.sort(key=lambda entry: entry["at"])
@@ -264,29 +348,38 @@ def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]
 
 
 def store_log_and_trace(
-    run: Run, execution: RunExecution, log_text: str, steps: list[dict[str, Any]], saved: list[str]
+    run: Run,
+    execution: RunExecution,
+    log_text: str,
+    steps: list[dict[str, Any]],
+    saved: list[str],
+    results: list[content.NewArtifact] | None = None,
 ) -> None:
-    """Attach the ``log`` and ``trace`` artifacts every started run leaves (inside the caller's transaction)."""
+    """Attach the ``log`` and ``trace`` artifacts every started run leaves, after ``results`` (the
+    executor's outputs), all in one bulk write inside the caller's transaction."""
     cap = int(conf()["log_max_bytes"])
     log_bytes = log_text.encode("utf-8", errors="replace")
     if len(log_bytes) > cap:
         log_bytes = log_bytes[:cap] + f"\n[log truncated at {cap} bytes]\n".encode()
-    content.create_with_content(
-        run,
-        type="log",
-        title=f"Run log (attempt {execution.attempt})",
-        content=log_bytes,
-        media_type="text/plain; charset=utf-8",
-        saved=saved,
-    )
     trace = json.dumps(trace_document(run, execution, steps), indent=2).encode()
-    content.create_with_content(
+    content.create_many(
         run,
-        type="trace",
-        title=f"Run trace (attempt {execution.attempt})",
-        content=trace,
-        media_type="application/json",
-        saved=saved,
+        [
+            *(results or []),
+            content.NewArtifact(
+                type="log",
+                title=f"Run log (attempt {execution.attempt})",
+                content=log_bytes,
+                media_type="text/plain; charset=utf-8",
+            ),
+            content.NewArtifact(
+                type="trace",
+                title=f"Run trace (attempt {execution.attempt})",
+                content=trace,
+                media_type="application/json",
+            ),
+        ],
+        saved,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -22,7 +23,7 @@ from cwom.shapes import iso
 from . import lifecycle
 from .config import conf
 from .executors import get_executor_class
-from .executors.base import ExecutionContext, ExecutionResult, ExecutionStopped, ExecutorError
+from .executors.base import ExecutionContext, ExecutionResult, ExecutionStopped, ExecutorError, RunInputs
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ class Attempt:
         self.log_bytes = 0
         self.log_cap = int(conf()["log_max_bytes"])
         self.steps: list[dict[str, Any]] = []
+        self._inputs: RunInputs | None = None
 
     # --- what the executor is lent ---------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -76,7 +78,13 @@ class Attempt:
             trace=self.trace,
             checkpoint_fn=self.checkpoint,
             time_left_fn=self.time_left,
+            inputs_fn=self.inputs,
         )
+
+    def inputs(self) -> RunInputs:
+        if self._inputs is None:
+            self._inputs = lifecycle.run_inputs(self.claim.run_id)
+        return self._inputs
 
     # --- the outcome ------------------------------------------------------------------------------
     def outcome(self, status: str, **fields: Any) -> lifecycle.Outcome:
@@ -97,7 +105,9 @@ def _run_executor(attempt: Attempt) -> lifecycle.Outcome:
             raise ExecutorError(f"No executor named {claim.executor_name!r} is registered.", "policy") from None
         executor_class.check_enabled()
         executor = executor_class(claim.executor_config)
-        bundle = lineage.run_bundle(claim.run_id)
+        bundle: Mapping[str, Any] = (
+            lineage.run_bundle(claim.run_id) if executor_class.needs_bundle else lifecycle.LazyBundle(claim.run_id)
+        )
         attempt.trace("executor.start", executor=claim.executor_name)
         result: ExecutionResult = executor.execute(bundle, attempt.context())
         attempt.trace("executor.end", failed=result.failed, artifacts=len(result.artifacts))

@@ -4,13 +4,16 @@ An executor receives the run's full input bundle (:func:`cwom.lineage.run_bundle
 the lineage endpoint serves) and an :class:`ExecutionContext`, and returns an :class:`ExecutionResult`.
 It never writes to the database: the worker records the result, fenced by the attempt.
 
+An executor that reads no input objects sets ``needs_bundle = False``: it then gets a bundle built
+only if it is read after all, and ``ctx.inputs`` (the ids the run names, and its issue's title).
+
 Long work calls ``ctx.checkpoint()`` at least every few seconds: that heartbeats, and raises
 :class:`ExecutionStopped` when the run was canceled, fenced out by a newer attempt, or out of time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -74,6 +77,18 @@ class ExecutionResult:
         return self.failure_category is not None
 
 
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run names, without the objects: its issue (id and title), its context packets (id and
+    version, in the run's order), its doctrine refs (its own, then its packets', once each), its snapshot."""
+
+    issue_id: str
+    issue_title: str
+    context_packets: list[dict[str, Any]]
+    doctrine_ref_ids: list[str]
+    constraint_snapshot_id: str | None
+
+
 @dataclass
 class ExecutionContext:
     """What the worker lends an executor: the log, the trace, the clock and the stop signal."""
@@ -85,6 +100,14 @@ class ExecutionContext:
     trace: Callable[..., None]
     checkpoint_fn: Callable[[], None]
     time_left_fn: Callable[[], float]
+    inputs_fn: Callable[[], RunInputs] | None = None
+
+    @property
+    def inputs(self) -> RunInputs:
+        """The ids the run names (read once, on first use)."""
+        if self.inputs_fn is None:
+            raise AttributeError("This context has no run inputs.")
+        return self.inputs_fn()
 
     def checkpoint(self) -> None:
         """Heartbeat; raise :class:`ExecutionStopped` if the run must stop (cancel, fence, time)."""
@@ -115,6 +138,8 @@ class Executor:
     """
 
     name: ClassVar[str] = ""
+    # False: the bundle is built only if the executor reads it (``ctx.inputs`` holds the run's ids).
+    needs_bundle: ClassVar[bool] = True
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
@@ -127,7 +152,7 @@ class Executor:
     def check_enabled(cls) -> None:
         """Raise ExecutorError(category=policy) when an operator has not enabled this executor."""
 
-    def execute(self, bundle: dict[str, Any], ctx: ExecutionContext) -> ExecutionResult:
+    def execute(self, bundle: Mapping[str, Any], ctx: ExecutionContext) -> ExecutionResult:
         raise NotImplementedError
 
 

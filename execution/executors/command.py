@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -138,7 +139,7 @@ class CommandExecutor(Executor):
         except ExecutorError as error:
             raise config_error("argv.0", error.message, "not_allowed") from None
 
-    def execute(self, bundle: dict[str, Any], ctx: ExecutionContext) -> ExecutionResult:
+    def execute(self, bundle: Mapping[str, Any], ctx: ExecutionContext) -> ExecutionResult:
         self.check_enabled()
         conf = command_settings()
         argv = list(self.config["argv"])
@@ -158,7 +159,7 @@ class CommandExecutor(Executor):
         argv: list[str],
         scratch: Path,
         timeout: float,
-        bundle: dict[str, Any],
+        bundle: Mapping[str, Any],
         ctx: ExecutionContext,
         conf: dict[str, Any],
     ) -> ExecutionResult:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from .base import ArtifactSpec, ExecutionContext, ExecutionResult, Executor, config_error
 
 
 class NoopExecutor(Executor):
-    """Does nothing but describe what it was given. Config: ``{"summary": "..."}`` (optional)."""
+    """Does nothing but describe what the run names. Config: ``{"summary": "..."}`` (optional)."""
 
     name = "noop"
+    needs_bundle = False  # it describes what the run names: ctx.inputs, not the objects
 
     @classmethod
     def validate_config(cls, config: dict[str, Any]) -> None:
@@ -21,21 +23,21 @@ class NoopExecutor(Executor):
         if "summary" in config and not isinstance(config["summary"], str):
             raise config_error("summary", "Must be a string.")
 
-    def execute(self, bundle: dict[str, Any], ctx: ExecutionContext) -> ExecutionResult:
+    def execute(self, bundle: Mapping[str, Any], ctx: ExecutionContext) -> ExecutionResult:
         ctx.checkpoint()
-        issue = bundle["issue"]
-        packets = bundle["context_packets"]
-        ctx.trace("noop.inspected", packets=len(packets), doctrine_refs=len(bundle["doctrine_refs"]))
-        ctx.log(f"noop: issue {issue['id']} ({issue['title']!r}), {len(packets)} context packet(s)")
+        inputs = ctx.inputs
+        packets = inputs.context_packets
+        ctx.trace("noop.inspected", packets=len(packets), doctrine_refs=len(inputs.doctrine_ref_ids))
+        ctx.log(f"noop: issue {inputs.issue_id} ({inputs.issue_title!r}), {len(packets)} context packet(s)")
         report = {
             "executor": self.name,
-            "issue": {"id": issue["id"], "title": issue["title"]},
+            "issue": {"id": inputs.issue_id, "title": inputs.issue_title},
             "context_packets": [{"id": p["id"], "version": p["version"]} for p in packets],
-            "doctrine_refs": [d["id"] for d in bundle["doctrine_refs"]],
-            "constraint_snapshot": (bundle["constraint_snapshot"] or {}).get("id"),
+            "doctrine_refs": inputs.doctrine_ref_ids,
+            "constraint_snapshot": inputs.constraint_snapshot_id,
         }
         return ExecutionResult(
-            summary=self.config.get("summary") or f"noop: nothing to do for {issue['title']!r}.",
+            summary=self.config.get("summary") or f"noop: nothing to do for {inputs.issue_title!r}.",
             decision_log=["noop executor: no action taken"],
             cost_usd=0.0,
             cost_tokens=0,

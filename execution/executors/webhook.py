@@ -28,6 +28,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -182,7 +183,7 @@ class WebhookExecutor(Executor):
         except ExecutorError as error:
             raise config_error("url", error.message, "not_allowed") from None
 
-    def execute(self, bundle: dict[str, Any], ctx: ExecutionContext) -> ExecutionResult:
+    def execute(self, bundle: Mapping[str, Any], ctx: ExecutionContext) -> ExecutionResult:
         self.check_enabled()
         conf = webhook_settings()
         url = self.config["url"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from execution import lifecycle
@@ -16,7 +17,7 @@ class ScriptedExecutor(Executor):
 
     name = "scripted"
 
-    def execute(self, bundle: dict[str, Any], ctx: ExecutionContext) -> ExecutionResult:
+    def execute(self, bundle: Mapping[str, Any], ctx: ExecutionContext) -> ExecutionResult:
         ctx.log(f"scripted: {self.config}")
         if self.config.get("cancel_during"):
             lifecycle.request_cancel(ctx.run_id, "test")

@@ -1,0 +1,169 @@
+"""The worker's fast path: no bundle for an executor that needs none, artifacts written in bulk with the
+same checks and events, and a bounded number of queries per run (guards, not timings)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from cwom import lineage
+from cwom.models import Artifact, Event, Run
+from execution import lifecycle, runner
+from execution.content import NewArtifact, create_many
+from execution.enqueue import enqueue
+from execution.executors.base import ExecutionResult, Executor
+from tests import factories
+from tests.execution.helpers import artifacts_by_type, assert_digest_matches, enqueue_body
+
+pytestmark = pytest.mark.django_db
+
+SEEN: dict[str, Any] = {}
+
+
+class LazyReader(Executor):
+    """Declares it needs no bundle, then reads it anyway."""
+
+    name = "lazy-reader"
+    needs_bundle = False
+
+    def execute(self, bundle: Any, ctx: Any) -> ExecutionResult:
+        SEEN["bundle"] = dict(bundle)
+        SEEN["inputs"] = ctx.inputs
+        return ExecutionResult(summary="read")
+
+
+@pytest.fixture
+def lazy_reader(execution_settings: dict[str, Any]) -> None:
+    execution_settings["executors"]["lazy-reader"] = f"{__name__}.LazyReader"
+    SEEN.clear()
+
+
+def enqueued(executor: str = "noop", **overrides: Any) -> Run:
+    return enqueue(enqueue_body(executor={"name": executor, "config": {}}, **overrides)).run
+
+
+def test_noop_builds_no_bundle_and_reports_what_the_run_names(dispatched, monkeypatch):
+    doctrine, of_packet, both = factories.doctrine(), factories.doctrine(), factories.doctrine()
+    body = enqueue_body(executor={"name": "noop", "config": {}}, doctrine_refs=[both.pk, doctrine.pk])
+    body["context"]["doctrine_refs"] = [of_packet.pk, both.pk]
+    run = enqueue(body).run
+    expected_doctrine = [d["id"] for d in lineage.run_bundle(run.pk)["doctrine_refs"]]
+    monkeypatch.setattr(lineage, "run_bundle", lambda run_id: pytest.fail("the noop executor needs no bundle"))
+    assert runner.execute_run(run.pk, worker="w:1") == "done"
+    report = json.loads(assert_digest_matches(artifacts_by_type(run.pk)["report"][0]))
+    run.refresh_from_db()
+    assert report["issue"] == {"id": run.for_issue_id, "title": "Add /healthz endpoint"}
+    (packet_id,) = run.context_packet_links.values_list("packet_id", flat=True)
+    assert report["context_packets"] == [{"id": packet_id, "version": "1"}]
+    assert report["doctrine_refs"] == expected_doctrine == [both.pk, doctrine.pk, of_packet.pk]
+    assert report["constraint_snapshot"] == run.constraint_snapshot_id is not None
+
+
+def test_an_executor_that_reads_the_bundle_it_declined_gets_the_full_bundle(dispatched, lazy_reader):
+    run = enqueued("lazy-reader")
+    assert runner.execute_run(run.pk, worker="w:1") == "done"
+    expected = lineage.run_bundle(run.pk)
+    assert set(SEEN["bundle"]) == set(expected)
+    assert SEEN["bundle"]["issue"] == expected["issue"]
+    assert SEEN["bundle"]["context_packets"] == expected["context_packets"]
+    assert SEEN["inputs"].issue_id == expected["issue"]["id"]
+    assert SEEN["inputs"].context_packets == [
+        {"id": p["id"], "version": p["version"]} for p in expected["context_packets"]
+    ]
+
+
+def test_every_artifact_of_a_run_has_its_create_event_by_the_worker(dispatched):
+    run = enqueued("scripted")
+    assert runner.execute_run(run.pk, worker="w:1") == "done"
+    artifacts = list(Artifact.objects.filter(produced_by_id=run.pk))
+    assert sorted(a.type for a in artifacts) == ["link", "log", "report", "trace"]
+    for artifact in artifacts:
+        (event,) = Event.objects.filter(object_id=artifact.pk)
+        assert (event.action, event.object_kind, event.principal) == ("create", "Artifact", "system:worker")
+        assert event.changes["digest"] == [None, artifact.digest]
+        assert event.changes["for_issue_id"] == [None, run.for_issue_id]
+        assert event.actor == lifecycle.WORKER_ACTOR
+        assert artifact.for_issue_id == run.for_issue_id
+    # The ids are registered like any other object's.
+    from cwom.models import ObjectIndex
+
+    assert ObjectIndex.objects.filter(pk__in=[a.pk for a in artifacts], kind="Artifact").count() == 4
+
+
+def test_bulk_artifacts_are_refused_for_a_run_that_has_not_started(execution_settings):
+    from django.core.exceptions import ValidationError
+
+    run = factories.run(status="ready")
+    saved: list[str] = []
+    with pytest.raises(ValidationError) as caught:
+        create_many(run, [NewArtifact(type="log", content=b"x")], saved)
+    assert "produced_by" in caught.value.message_dict
+    assert saved == [] and not Artifact.objects.filter(produced_by_id=run.pk).exists()
+
+
+def test_bulk_artifacts_validate_each_body_like_a_create(execution_settings):
+    from django.core.exceptions import ValidationError
+
+    run = factories.started_run()
+    with pytest.raises(ValidationError) as caught:
+        create_many(run, [NewArtifact(type="link", uri="https://example.com/" + "x" * 3000)], [])
+    assert "uri" in caught.value.message_dict
+    assert not Artifact.objects.filter(produced_by_id=run.pk).exists()
+
+
+def test_a_noop_run_takes_a_bounded_number_of_queries(dispatched):
+    run = enqueued()
+    with CaptureQueriesContext(connection) as claim_queries:
+        claim = lifecycle.claim(run.pk, "w:1")
+    assert claim is not None
+    attempt = runner.Attempt(claim)
+    with CaptureQueriesContext(connection) as work_queries:
+        outcome = runner._run_executor(attempt)
+    with CaptureQueriesContext(connection) as finish_queries:
+        assert runner._finish(attempt, outcome) == "done"
+    # Claim: one locking read, the kernel's transition (its checks, update, event), the attempt update.
+    assert len(claim_queries) <= 14, [q["sql"] for q in claim_queries]
+    # The noop executor: a heartbeat (the test settings beat at every checkpoint), the run's ids, no bundle.
+    assert len(work_queries) <= 5, [q["sql"] for q in work_queries]
+    # Finish: one locking read, the transition, the trace's events, three parses, three bulk inserts.
+    assert len(finish_queries) <= 18, [q["sql"] for q in finish_queries]
+
+
+def test_the_dispatch_after_an_enqueue_is_one_statement_and_the_publish(dispatched, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        result = enqueue(enqueue_body())
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
+    assert len(queries) == 1, [q["sql"] for q in queries]
+    assert [(m["args"], m["soft_time_limit"]) for m in dispatched] == [([result.run.pk], 1800)]
+    # A second enqueue for the issue, naming no snapshot: the limits of the issue's latest one.
+    with django_capture_on_commit_callbacks(execute=True):
+        again = enqueue({"issue": result.issue.pk, "context": {"summary": "again"}, "constraints": None})
+    assert dispatched[-1]["args"] == [again.run.pk] and dispatched[-1]["soft_time_limit"] == 1800
+
+
+def test_a_worker_keeps_its_database_connection_between_tasks(monkeypatch):
+    import django.db
+
+    from cwom_site import celery as celery_module
+
+    # Celery's Django fixup would close it around every task; the setting turns that off ...
+    assert int(celery_module.app.conf.get("CELERY_DB_REUSE_MAX") or 0) >= 100
+    calls: list[str] = []
+    monkeypatch.setattr(django.db, "close_old_connections", lambda: calls.append("closed old"))
+
+    class Task:
+        class request:  # noqa: N801 - Celery's attribute name
+            is_eager = False
+
+    # ... and around a task the connection is dropped only if broken or too old, as around a request.
+    celery_module.close_old_connections(task=Task())
+    assert calls == ["closed old"]
+    Task.request.is_eager = True  # an eager task runs inside its caller's transaction: left alone
+    celery_module.close_old_connections(task=Task())
+    assert calls == ["closed old"]
