@@ -4,16 +4,14 @@ A bulk chunk only needs to know whether every line is good; when one is not, the
 line by line through the full write path, which says precisely why. So these checks answer yes or no:
 
 - :func:`body_is_valid` and the shape validators of the model's JSON columns use the same JSON Schema
-  documents as ``shapes.parse`` and ``ShapeValidator``, through jsonschema-rs when it is installed
-  (about a hundred times faster than the pure-Python validator; formats are not asserted by either);
+  documents as ``shapes.parse`` and ``ShapeValidator``, through the same compiled yes/no check
+  (``validation.compiled``);
 - :func:`clean_fields` is ``Model.clean_fields`` with those validators swapped in;
 - the checks that need other rows (Refs, a run's packets) are batched by the caller.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -24,33 +22,13 @@ from .. import shapes
 from .. import validation as v
 
 
-def _rust_validator() -> Any:
-    """jsonschema-rs when installed (requirements/dev.txt has it; base.txt does not, yet), else None."""
-    try:
-        return importlib.import_module("jsonschema_rs")
-    except ImportError:  # pragma: no cover - depends on the environment
-        return None
-
-
-jsonschema_rs: Any = _rust_validator()
-
-
 class Refused(Exception):
     """A line of a bulk chunk is not good as it stands (the line-by-line path says why)."""
 
 
-@cache
-def _validator(schema_json: str) -> Callable[[Any], bool]:
-    schema = json.loads(schema_json)
-    if jsonschema_rs is not None:
-        return jsonschema_rs.Draft202012Validator(schema, validate_formats=False).is_valid  # type: ignore[no-any-return]
-    # The pure-Python validator, as v.schema_errors builds it.
-    return v._validator(schema_json).is_valid  # type: ignore[no-any-return]
-
-
 def schema_validator(schema: dict[str, Any]) -> Callable[[Any], bool]:
-    """A yes/no validator of ``schema`` (built once per schema)."""
-    return _validator(json.dumps(schema, sort_keys=True))
+    """A yes/no validator of ``schema``: the write path's compiled check (built once per schema)."""
+    return v.compiled(schema).is_valid
 
 
 @cache
