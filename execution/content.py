@@ -13,7 +13,6 @@ import hashlib
 import re
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import IO, Any
 
 from django.core.exceptions import ValidationError
@@ -30,6 +29,7 @@ from cwom.models.base import jsonable
 from cwom.models.runs import OPEN_INPUT_STATUSES
 
 from .config import conf
+from .executors.base import ArtifactSpec
 
 CONTENT_PATH = "/api/v1/artifacts/{id}/content"
 SHA256_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -123,20 +123,7 @@ def create_with_content(
     return artifact
 
 
-@dataclass
-class NewArtifact:
-    """One artifact of a run to record: bytes the service stores (``content``) or a link (``uri``)."""
-
-    type: str
-    title: str = ""
-    content: bytes | None = None
-    uri: str | None = None
-    digest: str | None = None  # links only: for content the service computes it
-    media_type: str | None = None
-    preview: str | None = None
-
-
-def create_many(run: Run, items: Sequence[NewArtifact], saved: list[str]) -> list[Artifact]:
+def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> list[Artifact]:
     """Record the artifacts ``items`` of ``run`` in three statements (ids, rows, their create events),
     storing the bytes of each first; call inside the caller's transaction, holding ``run`` locked.
 

@@ -37,7 +37,7 @@ from cwom.shapes import iso
 
 from . import content
 from .config import conf
-from .executors.base import ExecutionResult, RunInputs
+from .executors.base import ArtifactSpec, ExecutionResult, RunInputs
 from .models import RunExecution
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def finish(claim_: Claim, outcome: Outcome) -> str:
             if status == Status.CANCELED and outcome.status != Status.CANCELED:
                 outcome.log_text += f"\nA cancel was requested: the {outcome.status} result is not recorded.\n"
             _end_run(run, status, outcome)
-            results = _result_artifacts(outcome) if status != Status.CANCELED else []
+            results = outcome.result.artifacts if outcome.result and status != Status.CANCELED else []
             store_log_and_trace(run, execution, outcome.log_text, outcome.steps, saved, results)
             return status
     except BaseException:
@@ -306,23 +306,6 @@ def _end_run(run: Run, status: str, outcome: Outcome) -> None:
         writes.transition(run, status, **extra)
 
 
-def _result_artifacts(outcome: Outcome) -> list[content.NewArtifact]:
-    if outcome.result is None:
-        return []
-    return [
-        content.NewArtifact(
-            type=spec.type,
-            title=spec.title,
-            content=spec.content,
-            uri=spec.uri,
-            digest=spec.digest if spec.content is None else None,
-            media_type=spec.media_type,
-            preview=spec.preview,
-        )
-        for spec in outcome.result.artifacts
-    ]
-
-
 def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's timeline: its recorded state changes merged with the worker's steps, by time."""
     timeline: list[dict[str, Any]] = []
@@ -353,7 +336,7 @@ def store_log_and_trace(
     log_text: str,
     steps: list[dict[str, Any]],
     saved: list[str],
-    results: list[content.NewArtifact] | None = None,
+    results: list[ArtifactSpec] | None = None,
 ) -> None:
     """Attach the ``log`` and ``trace`` artifacts every started run leaves, after ``results`` (the
     executor's outputs), all in one bulk write inside the caller's transaction."""
@@ -366,13 +349,13 @@ def store_log_and_trace(
         run,
         [
             *(results or []),
-            content.NewArtifact(
+            ArtifactSpec(
                 type="log",
                 title=f"Run log (attempt {execution.attempt})",
                 content=log_bytes,
                 media_type="text/plain; charset=utf-8",
             ),
-            content.NewArtifact(
+            ArtifactSpec(
                 type="trace",
                 title=f"Run trace (attempt {execution.attempt})",
                 content=trace,

@@ -13,9 +13,9 @@ from django.test.utils import CaptureQueriesContext
 from cwom import lineage
 from cwom.models import Artifact, Event, Run
 from execution import lifecycle, runner
-from execution.content import NewArtifact, create_many
+from execution.content import create_many
 from execution.enqueue import enqueue
-from execution.executors.base import ExecutionResult, Executor
+from execution.executors.base import ArtifactSpec, ExecutionResult, Executor
 from tests import factories
 from tests.execution.helpers import artifacts_by_type, assert_digest_matches, enqueue_body
 
@@ -100,7 +100,7 @@ def test_bulk_artifacts_are_refused_for_a_run_that_has_not_started(execution_set
     run = factories.run(status="ready")
     saved: list[str] = []
     with pytest.raises(ValidationError) as caught:
-        create_many(run, [NewArtifact(type="log", content=b"x")], saved)
+        create_many(run, [ArtifactSpec(type="log", content=b"x")], saved)
     assert "produced_by" in caught.value.message_dict
     assert saved == [] and not Artifact.objects.filter(produced_by_id=run.pk).exists()
 
@@ -110,7 +110,7 @@ def test_bulk_artifacts_validate_each_body_like_a_create(execution_settings):
 
     run = factories.started_run()
     with pytest.raises(ValidationError) as caught:
-        create_many(run, [NewArtifact(type="link", uri="https://example.com/" + "x" * 3000)], [])
+        create_many(run, [ArtifactSpec(type="link", uri="https://example.com/" + "x" * 3000)], [])
     assert "uri" in caught.value.message_dict
     assert not Artifact.objects.filter(produced_by_id=run.pk).exists()
 
