@@ -20,7 +20,7 @@ every ref list (link tables, an issue's runs, a run's artifacts) of the whole ba
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 from operator import attrgetter
@@ -420,11 +420,17 @@ class _RefCollector:
         self.wanted.append((object_id, declared, path))
         return object_id, role
 
-    def resolve(self, expected: dict[str, str], errors: _Errors) -> dict[str, str]:
-        """Check every wanted Ref against the object index; returns what it found, {id: kind}."""
+    def resolve(
+        self, expected: dict[str, str], errors: _Errors, known: Mapping[str, str] | None = None
+    ) -> dict[str, str]:
+        """Check every wanted Ref against the object index, but for ``known`` ones ({id: kind} the caller
+        holds, e.g. a row it has locked); returns what it found, {id: kind}."""
         if not self.wanted:
             return {}
-        found = ObjectIndex.kinds_of({w[0] for w in self.wanted})
+        known = known or {}
+        wanted = {w[0] for w in self.wanted}
+        found = {object_id: known[object_id] for object_id in wanted if object_id in known}
+        found.update(ObjectIndex.kinds_of(wanted - found.keys()))
         for object_id, declared, path in self.wanted:
             want_kind = expected[path]
             actual = found.get(object_id)
@@ -906,10 +912,12 @@ def _body_validator(kind: str, mode: str) -> Any:
     return v.compiled(json_schema(kind, mode))
 
 
-def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
+def parse(kind: str, data: Any, mode: str = "in", known: Mapping[str, str] | None = None) -> Parsed:
     """Check a create (``in``) or PATCH (``patch``) body and turn it into model terms.
 
-    Raises ValidationError keyed by contract paths (``constraints.energy.score_0_5``) with codes.
+    ``known`` ({id: kind}) names objects the caller knows exist (a row it holds locked): a Ref to one of
+    them is not looked up. Raises ValidationError keyed by contract paths (``constraints.energy.score_0_5``)
+    with codes.
     """
     errors = _Errors()
     if not isinstance(data, dict):
@@ -927,7 +935,8 @@ def parse(kind: str, data: Any, mode: str = "in") -> Parsed:
     group = Group({name: node for name, node in shape.nodes.items() if name != "kind"})
     body = {name: value for name, value in data.items() if name != "kind"}
     group.load(body, "", parsed, errors, refs)
-    parsed.known_refs = refs.resolve({path: _kind_at(shape, path) for _id, _kind, path in refs.wanted}, errors)
+    expected = {path: _kind_at(shape, path) for _id, _kind, path in refs.wanted}
+    parsed.known_refs = refs.resolve(expected, errors, known)
     errors.raise_if_any()
     return parsed
 

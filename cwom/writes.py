@@ -218,12 +218,24 @@ def update_parsed(obj: Any, parsed: shapes.Parsed) -> None:
 
 
 def transition(
-    run: Run, status: str, failure_category: str | None = None, failure_message: str | None = None, **extra: Any
+    run: Run,
+    status: str,
+    failure_category: str | None = None,
+    failure_message: str | None = None,
+    *,
+    locked: bool = False,
+    **extra: Any,
 ) -> Run:
-    """Move ``run`` through its state machine (compare-and-set), raising contract-keyed errors."""
+    """Move ``run`` through its state machine (compare-and-set), raising contract-keyed errors.
+
+    ``locked``: ``run`` was read under a row lock in the current transaction (see Run.transition_to)."""
     try:
         run.transition_to(
-            status, failure_category=failure_category, failure_message=failure_message, extra=extra or None
+            status,
+            failure_category=failure_category,
+            failure_message=failure_message,
+            extra=extra or None,
+            locked=locked,
         )
     except ValidationError as error:
         raise contract_error(Kind.RUN, error) from None

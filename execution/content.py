@@ -154,7 +154,7 @@ def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> li
         else:
             fields = {"uri": item.uri, "digest": item.digest, "media_type": item.media_type, "preview": item.preview}
             body.update({k: v for k, v in fields.items() if v is not None})
-        parsed = shapes.parse(Kind.ARTIFACT, body)
+        parsed = shapes.parse(Kind.ARTIFACT, body, known={run.pk: Kind.RUN})
         artifact = Artifact(**parsed.columns)
         artifact.stored_name = stored_name
         artifact.for_issue_id = run.for_issue_id

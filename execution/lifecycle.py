@@ -143,7 +143,7 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
             return None
         named = run.constraint_snapshot
         try:
-            writes.transition(run, Status.RUNNING)
+            writes.transition(run, Status.RUNNING, locked=True)
         except (RunConflictError, RunTransitionError):
             return None
         attempt = execution.attempt + 1
@@ -300,10 +300,11 @@ def _end_run(run: Run, status: str, outcome: Outcome) -> None:
             status,
             failure_category=outcome.failure_category,
             failure_message=(outcome.failure_message or "")[:20_000],
+            locked=True,
             **extra,
         )
     else:
-        writes.transition(run, status, **extra)
+        writes.transition(run, status, locked=True, **extra)
 
 
 def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]]) -> dict[str, Any]:

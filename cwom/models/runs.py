@@ -234,10 +234,12 @@ class Run(MutableCwomObject):
         failure_category: str | None = None,
         failure_message: str | None = None,
         extra: dict[str, Any] | None = None,
+        locked: bool = False,
     ) -> None:
         """Move the run to ``status`` if the table allows it, compare-and-set against the current status.
 
-        ``extra`` carries other columns written in the same update (result summary, cost, ...).
+        ``extra`` carries other columns written in the same update (result summary, cost, ...). ``locked``:
+        the caller read this copy under a row lock in the current transaction, so it is the stored row.
         Raises RunTransitionError for an illegal move, RunConflictError when another writer moved the
         run first, ValidationError when the target status's rules are not met.
         """
@@ -264,11 +266,13 @@ class Run(MutableCwomObject):
             values.update(failure_category=failure_category, failure_message=failure_message or "")
         if status in NEEDS_PACKETS_STATUSES and current in OPEN_INPUT_STATUSES:
             self.validate_inputs(status)
-        if self.started_at is None and current != Status.PLANNED:
+        if self.started_at is None and current != Status.PLANNED and not locked:
             # This copy may have been read before the run first started: the stored start wins.
             stored = Run.objects.filter(pk=self.pk).values_list("started_at", "constraint_snapshot_id").first()
             if stored and stored[0] is not None:
                 self.started_at, self.constraint_snapshot_id = stored
+        # Columns read from the database, not given: their keys exist (no existence query to validate them).
+        derived = set() if "constraint_snapshot_id" in (extra or {}) else {"constraint_snapshot"}
         if status == Status.RUNNING and self.started_at is None:
             values["started_at"] = now
             if self.constraint_snapshot_id is None:
@@ -282,7 +286,8 @@ class Run(MutableCwomObject):
         for name, value in values.items():
             setattr(self, name, value)
         try:
-            self.clean_fields()
+            # Only the columns this move writes: the others were validated when they were written.
+            self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in values} | derived)
             errors: dict[str, list[ValidationError]] = {}
             self._check_append_only(self.loaded_values(), errors)
             if errors:
@@ -291,16 +296,19 @@ class Run(MutableCwomObject):
             for name, value in loaded_before.items():
                 setattr(self, name, value)
             raise
-        with transaction.atomic():
+        # No savepoint of its own: a lost compare-and-set writes nothing, and a database error fails
+        # the caller's transaction anyway.
+        with transaction.atomic(savepoint=False):
             # Compare-and-set on the status, and on the start so a stale copy cannot restart the clock.
-            won = Run.objects.filter(pk=self.pk, status=current, started_at=stored_start).update(**values)
-            if won != 1:
-                actual = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
-                for name, value in loaded_before.items():
-                    setattr(self, name, value)
-                raise RunConflictError(self.pk, current, actual)
-            changes = {name: (loaded_before[name], value) for name, value in values.items() if name != "updated_at"}
-            record_event(self, EventAction.TRANSITION, changes)
+            won = Run.objects.filter(pk=self.pk, status=current, started_at=stored_start).update(**values) == 1
+            if won:
+                changes = {name: (loaded_before[name], value) for name, value in values.items() if name != "updated_at"}
+                record_event(self, EventAction.TRANSITION, changes)
+        if not won:
+            actual = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
+            for name, value in loaded_before.items():
+                setattr(self, name, value)
+            raise RunConflictError(self.pk, current, actual)
         self._loaded = self._column_values()
 
     def latest_issue_snapshot_id(self) -> str | None:
