@@ -25,7 +25,7 @@ from cwom import audit, shapes, writes
 from cwom.enums import EventAction, Kind
 from cwom.ids import new_ulid
 from cwom.models import Artifact, Event, ObjectIndex, Run
-from cwom.models.base import jsonable
+from cwom.models.base import insert_rows, jsonable
 from cwom.models.runs import OPEN_INPUT_STATUSES
 
 from .config import conf
@@ -167,10 +167,10 @@ def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> li
         artifacts.append(artifact)
     if not artifacts:
         return []
-    ObjectIndex.objects.bulk_create([ObjectIndex(pk=a.pk, kind=Kind.ARTIFACT) for a in artifacts])
-    Artifact.objects.bulk_create(artifacts)
+    insert_rows([ObjectIndex(pk=a.pk, kind=Kind.ARTIFACT) for a in artifacts])
+    insert_rows(artifacts)
     principal, actor = audit.current_principal(), audit.current_actor()
-    Event.objects.bulk_create(
+    insert_rows(
         [
             Event(
                 object_id=a.pk,
@@ -183,8 +183,6 @@ def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> li
             for a in artifacts
         ]
     )
-    for artifact in artifacts:
-        artifact._state.adding = False
     return artifacts
 
 

@@ -130,6 +130,7 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
     with transaction.atomic():
         # The execution row and the run locked in one statement, with the snapshot the run names (its
         # time limit); a run naming none is pinned to its issue's latest snapshot by the transition.
+        # (RunExecution is 1:1 with its run; a run's snapshot never changes once it has started.)
         execution = (
             RunExecution.objects.select_for_update(of=("self", "run"))
             .select_related("run", "run__constraint_snapshot")
@@ -141,7 +142,6 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
         run = execution.run
         if run.status != Status.READY:
             return None
-        named = run.constraint_snapshot
         try:
             writes.transition(run, Status.RUNNING, locked=True)
         except (RunConflictError, RunTransitionError):
@@ -158,10 +158,9 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
         if won != 1:  # pragma: no cover - the row is locked above; kept as the compare-and-set guard
             transaction.set_rollback(True)
             return None
-    if named is not None and named.pk == run.constraint_snapshot_id:
-        soft, _hard = limits_for_minutes(named.time_available_minutes)
-    else:
-        soft, _hard = time_limits(run)
+    # The snapshot the run names (read with it) or the one the start pinned (kept by the transition).
+    snapshot = run.constraint_snapshot
+    soft, _hard = limits_for_minutes(snapshot.time_available_minutes if snapshot else None)
     return Claim(run_id, attempt, execution.executor_name, dict(execution.executor_config), soft, worker)
 
 
@@ -192,11 +191,18 @@ class LazyBundle(Mapping[str, Any]):
 
 
 def run_inputs(run_id: str) -> RunInputs:
-    """The ids ``run_id`` names and its issue's title, in three small queries (no object is dumped)."""
-    run = Run.objects.filter(pk=run_id).values("for_issue_id", "for_issue__title", "constraint_snapshot_id").get()
-    packets = list(
-        RunContextPacket.objects.filter(run_id=run_id).order_by("id").values_list("packet_id", "packet__version")
+    """The ids ``run_id`` names and its issue's title, in two small queries (no object is dumped): the
+    run's packets with the run's own columns on each row, then the doctrine refs."""
+    columns = ("for_issue_id", "for_issue__title", "constraint_snapshot_id")
+    rows = list(
+        RunContextPacket.objects.filter(run_id=run_id)
+        .order_by("id")
+        .values_list("packet_id", "packet__version", *(f"run__{column}" for column in columns))
     )
+    # A run with no packet yet (not ready) has its columns read alone.
+    run_row = rows[0][2:] if rows else Run.objects.filter(pk=run_id).values_list(*columns).get()
+    issue_id, issue_title, snapshot_id = run_row
+    packets = [(packet_id, version) for packet_id, version, *_run in rows]
     # The run's own doctrine refs, then those of its packets in the run's packet order, in one query.
     position = {packet_id: index for index, (packet_id, _version) in enumerate(packets, start=1)}
     own = (
@@ -207,14 +213,13 @@ def run_inputs(run_id: str) -> RunInputs:
     of_packets = PacketDoctrineRef.objects.filter(packet_id__in=list(position)).values_list(
         "packet_id", "id", "doctrine_ref_id"
     )
-    rows = sorted(own.union(of_packets, all=True), key=lambda row: (position.get(row[0], 0), row[1]))
-    doctrine_ids = [doctrine_id for _packet, _id, doctrine_id in rows]
+    doctrine = sorted(own.union(of_packets, all=True), key=lambda row: (position.get(row[0], 0), row[1]))
     return RunInputs(
-        issue_id=run["for_issue_id"],
-        issue_title=run["for_issue__title"],
+        issue_id=issue_id,
+        issue_title=issue_title,
         context_packets=[{"id": packet_id, "version": version} for packet_id, version in packets],
-        doctrine_ref_ids=list(dict.fromkeys(doctrine_ids)),
-        constraint_snapshot_id=run["constraint_snapshot_id"],
+        doctrine_ref_ids=list(dict.fromkeys(doctrine_id for _packet, _id, doctrine_id in doctrine)),
+        constraint_snapshot_id=snapshot_id,
     )
 
 

@@ -53,14 +53,15 @@ class ObjectIndex(models.Model):
             return dict(cursor.fetchall())
 
 
-_INSERT_PLANS: dict[tuple[type[models.Model], str], tuple[str, list[Any], Any] | None] = {}
+_INSERT_PLANS: dict[tuple[type[models.Model], str], tuple[str, str, list[Any], Any] | None] = {}
 
 
-def _insert_plan(model: type[models.Model], connection: Any) -> tuple[str, list[Any], Any] | None:
-    """The INSERT of one ``model`` row on this kind of database: (sql, fields, returned auto field), built once.
+def _insert_plan(model: type[models.Model], connection: Any) -> tuple[str, str, list[Any], Any] | None:
+    """The INSERT of ``model`` rows on this kind of database, built once: (the statement up to VALUES, its
+    RETURNING clause, the fields in column order, the auto field or None).
 
     None when the row needs what only Django's compiler does (parents, custom placeholders, database
-    defaults, a backend that cannot return the generated key).
+    defaults, a backend that cannot return the generated keys).
     """
     key = (model, connection.vendor)
     if key in _INSERT_PLANS:
@@ -68,37 +69,53 @@ def _insert_plan(model: type[models.Model], connection: Any) -> tuple[str, list[
     meta, quote = model._meta, connection.ops.quote_name
     auto = meta.auto_field
     fields = [f for f in meta.local_concrete_fields if f is not auto]
-    plan: tuple[str, list[Any], Any] | None = None
+    plan: tuple[str, str, list[Any], Any] | None = None
     plain = not meta.parents and not any(hasattr(f, "get_placeholder") or f.db_returning for f in fields)
-    if plain and (auto is None or connection.features.can_return_columns_from_insert):
+    if plain and (auto is None or connection.features.can_return_rows_from_bulk_insert):
         columns = ", ".join(quote(f.column) for f in fields)
-        marks = ", ".join(["%s"] * len(fields))
         returning = f" RETURNING {quote(auto.column)}" if auto is not None else ""
-        plan = (f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({marks}){returning}", fields, auto)  # noqa: S608 - names only
+        plan = (f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ", returning, fields, auto)  # noqa: S608 - names only
     _INSERT_PLANS[key] = plan
     return plan
 
 
-def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT ``obj`` as a new row: each column prepared by its field as ``save()`` prepares it, one statement,
-    but without building a query through the compiler for every row of a hot write path.
+def insert_rows(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT ``objs`` (new rows of one model) in one statement: each column prepared by its field as
+    ``save()`` prepares it, but without building a query through the compiler for every write of a hot path.
+    An auto primary key is set from the database, in list order.
 
-    Only for a plain new row (no parents, nothing to update). Sends no ``pre_save``/``post_save`` signals.
+    Only for plain new rows (no parents, nothing to update). Sends no ``pre_save``/``post_save`` signals.
     """
-    connection = connections[using]
-    plan = _insert_plan(type(obj), connection)
-    if plan is None:
-        models.Model.save(obj, force_insert=True, using=using)  # Django's own INSERT (not a subclass's save())
+    if not objs:
         return
-    sql, fields, auto = plan
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    connection = connections[using]
+    plan = _insert_plan(type(objs[0]), connection)
+    if plan is None:  # Django's own INSERT (not a subclass's save())
+        if len(objs) == 1:
+            models.Model.save(objs[0], force_insert=True, using=using)
+        else:
+            type(objs[0])._base_manager.using(using).bulk_create(objs)
+        return
+    head, returning, fields, auto = plan
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    # The backend's cap on parameters per statement, and PostgreSQL's 65,535.
+    batch = max(1, min(connection.ops.bulk_batch_size(fields, objs), 65_535 // len(fields)))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if auto is not None:
-            row = cursor.fetchone()
-            setattr(obj, auto.attname, row[0] if row else None)
-    obj._state.adding = False
-    obj._state.db = using
+        for start in range(0, len(objs), batch):
+            chunk = objs[start : start + batch]
+            params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in fields]
+            cursor.execute(head + ", ".join([row] * len(chunk)) + returning, params)
+            if auto is not None:
+                for obj, (value,) in zip(chunk, cursor.fetchall(), strict=True):
+                    setattr(obj, auto.attname, value)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
+
+
+def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT ``obj`` as a new row in one statement (see :func:`insert_rows`)."""
+    insert_rows([obj], using)
 
 
 def jsonable(value: Any) -> Any:

@@ -271,12 +271,12 @@ class Run(MutableCwomObject):
             stored = Run.objects.filter(pk=self.pk).values_list("started_at", "constraint_snapshot_id").first()
             if stored and stored[0] is not None:
                 self.started_at, self.constraint_snapshot_id = stored
-        # Columns read from the database, not given: their keys exist (no existence query to validate them).
-        derived = set() if "constraint_snapshot_id" in (extra or {}) else {"constraint_snapshot"}
+        pinning = status == Status.RUNNING and self.started_at is None and self.constraint_snapshot_id is None
+        pinned = self.latest_issue_snapshot() if pinning else None
         if status == Status.RUNNING and self.started_at is None:
             values["started_at"] = now
-            if self.constraint_snapshot_id is None:
-                values["constraint_snapshot_id"] = self.latest_issue_snapshot_id()
+            if pinning:
+                values["constraint_snapshot_id"] = pinned.pk if pinned else None
         if status in TERMINAL_STATUSES:
             started = values.get("started_at", self.started_at)
             values["ended_at"] = now
@@ -286,8 +286,10 @@ class Run(MutableCwomObject):
         for name, value in values.items():
             setattr(self, name, value)
         try:
-            # Only the columns this move writes: the others were validated when they were written.
-            self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in values} | derived)
+            # Only the columns this move writes (the others were validated when they were written), and not a
+            # pinned snapshot: its key was just read from the database.
+            written = values.keys() - ({"constraint_snapshot_id"} if pinning else set())
+            self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in written})
             errors: dict[str, list[ValidationError]] = {}
             self._check_append_only(self.loaded_values(), errors)
             if errors:
@@ -309,16 +311,17 @@ class Run(MutableCwomObject):
             for name, value in loaded_before.items():
                 setattr(self, name, value)
             raise RunConflictError(self.pk, current, actual)
+        if pinning:
+            self.constraint_snapshot = pinned  # the row just read: ``run.constraint_snapshot`` asks no query
         self._loaded = self._column_values()
 
-    def latest_issue_snapshot_id(self) -> str | None:
+    def latest_issue_snapshot(self) -> ConstraintSnapshot | None:
         """The issue's most recently captured constraint snapshot, pinned at the start when none is named."""
-        return (
-            ConstraintSnapshot.objects.filter(issues=self.for_issue_id)
-            .order_by("-captured_at", "-id")
-            .values_list("id", flat=True)
-            .first()
-        )
+        return ConstraintSnapshot.objects.filter(issues=self.for_issue_id).order_by("-captured_at", "-id").first()
+
+    def latest_issue_snapshot_id(self) -> str | None:
+        snapshot = self.latest_issue_snapshot()
+        return snapshot.pk if snapshot else None
 
 
 class RunContextPacket(Link):
