@@ -15,7 +15,7 @@ from django.db import IntegrityError, models, transaction
 from . import shapes
 from .enums import EventAction, Kind, Status
 from .models import ContextPacket, CwomObject, DoctrineRef, Issue, IssueContextPacket, Run, record_event
-from .models.base import jsonable
+from .models.base import jsonable, new_event
 from .models.runs import OPEN_INPUT_STATUSES
 
 LinkItems = list[tuple[str, str | None]]
@@ -147,8 +147,13 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
         # A run created ready needs its packets even when the body names none.
         checked_links.setdefault("context_packets", [])
     _check_links(obj, checked_links)
-    obj.save(record=False)
     changes: dict[str, tuple[Any, Any]] = {name: (None, value) for name, value in obj._column_values().items()}
+    if not parsed.links and not isinstance(obj, (ContextPacket, DoctrineRef)):
+        # Nothing else to write: the index row, the object and its create event in one round trip.
+        obj.save(record=False, with_rows=[new_event(obj, EventAction.CREATE, changes)])
+        shapes.prime(obj, {})
+        return obj
+    obj.save(record=False)
     link_rows = {name: _insert_links(obj, name, items) for name, items in parsed.links.items()}
     changes.update({name: (None, [t for t, _ in items]) for name, items in parsed.links.items()})
     if isinstance(obj, ContextPacket):

@@ -118,6 +118,35 @@ def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
     insert_rows([obj], using)
 
 
+def insert_together(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT one new row each of ``objs`` (any models, in order), in one round trip where the database
+    allows it: on PostgreSQL one statement of data-modifying CTEs (its foreign keys and triggers are checked
+    as for separate INSERTs; an auto key only on the last row). Elsewhere, or when a row needs Django's own
+    INSERT, one statement per row (:func:`insert_rows`)."""
+    connection = connections[using]
+    plans = [_insert_plan(type(obj), connection) for obj in objs]
+    together = connection.vendor == "postgresql" and len(objs) > 1
+    if not together or any(plan is None for plan in plans) or any(plan[3] for plan in plans[:-1] if plan):
+        for obj in objs:
+            insert_row(obj, using)
+        return
+    parts, params = [], []
+    for obj, plan in zip(objs, plans, strict=True):
+        head, returning, fields, auto = plan  # type: ignore[misc]
+        parts.append(head + "(" + ", ".join(["%s"] * len(fields)) + ")")
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+    *first, last = parts
+    sql = "WITH " + ", ".join(f"cwom_row_{i} AS ({part})" for i, part in enumerate(first)) + " " + last + returning
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if auto is not None:
+            (value,) = cursor.fetchone()
+            setattr(objs[-1], auto.attname, value)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
+
+
 def jsonable(value: Any) -> Any:
     """A column value as it is written into an event's ``changes``."""
     if isinstance(value, dt.datetime):
@@ -166,12 +195,12 @@ class Event(models.Model):
         raise ValidationError("Events are never deleted.", code="immutable")
 
 
-def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
-    """Write the event for a change of ``obj``; call inside the transaction that made the change."""
+def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
+    """The (unsaved) event for a change of ``obj``, by the current principal."""
     actor = audit.current_actor()
     if actor is None and action == EventAction.CREATE:
         actor = obj.created_by
-    event = Event(
+    return Event(
         object_id=obj.pk,
         object_kind=obj.KIND,
         action=action,
@@ -179,6 +208,11 @@ def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event
         principal=audit.current_principal(),
         actor=actor,
     )
+
+
+def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
+    """Write the event for a change of ``obj``; call inside the transaction that made the change."""
+    event = new_event(obj, action, changes)
     insert_row(event, obj._state.db or DEFAULT_DB_ALIAS)
     return event
 
@@ -215,8 +249,18 @@ class CwomObject(models.Model):
         return f"{self.KIND} {self.pk}"
 
     # --- writes -----------------------------------------------------------------------------------
-    def save(self, *args: Any, record: bool = True, action: str | None = None, **kwargs: Any) -> None:
-        """Save the row; with ``record`` also write the create/update event (``action`` overrides)."""
+    def save(
+        self,
+        *args: Any,
+        record: bool = True,
+        action: str | None = None,
+        with_rows: Sequence[models.Model] = (),
+        **kwargs: Any,
+    ) -> None:
+        """Save the row; with ``record`` also write the create/update event (``action`` overrides).
+
+        ``with_rows``: new rows written in the same statement as a new object's (its create event).
+        """
         adding = self._state.adding
         self.check_frozen()
         changes = self.changed_fields()
@@ -224,17 +268,21 @@ class CwomObject(models.Model):
         # the caller's transaction anyway.
         using = kwargs.get("using") or DEFAULT_DB_ALIAS
         with transaction.atomic(using=using, savepoint=False):
-            if adding:
-                # A taken id fails here (IntegrityError, answered 409 duplicate) if clean() did not see it.
-                insert_row(ObjectIndex(pk=self.pk, kind=self.KIND), using)
             if hasattr(self, "updated_at") and not adding:
                 self.updated_at = timezone.now()
             if adding and not args and set(kwargs) <= {"using", "force_insert"}:
-                insert_row(self, using)  # a new object is one plain INSERT
+                # A new object is its index row, its row and what comes with it, in one round trip. A taken
+                # id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did not see it.
+                event = [new_event(self, action or EventAction.CREATE, changes)] if record else []
+                insert_together([ObjectIndex(pk=self.pk, kind=self.KIND), self, *with_rows, *event], using)
             else:
+                if with_rows:
+                    raise ValueError("with_rows is for a new object saved plainly.")
+                if adding:
+                    insert_row(ObjectIndex(pk=self.pk, kind=self.KIND), using)
                 super().save(*args, **kwargs)
-            if record and (adding or changes):
-                record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
+                if record and (adding or changes):
+                    record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
             self._loaded = self._column_values()
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:

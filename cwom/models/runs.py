@@ -193,8 +193,8 @@ class Run(MutableCwomObject):
     def validate_inputs(self, status: str | None = None, packets: list[ContextPacket] | None = None) -> None:
         """The packet rules for ``status``: ready/running need one sealed packet or more, all for this issue."""
         status = status or self.status
-        if packets is None:
-            packets = list(self.context_packets.all())
+        if packets is None:  # only what the rules read (a packet's instructions may be large)
+            packets = list(self.context_packets.only("id", "for_issue_id", "sealed"))
         errors = [
             ValidationError(
                 "Context packet %(id)s is for another issue.", code="packet_issue_mismatch", params={"id": packet.pk}
@@ -317,7 +317,12 @@ class Run(MutableCwomObject):
 
     def latest_issue_snapshot(self) -> ConstraintSnapshot | None:
         """The issue's most recently captured constraint snapshot, pinned at the start when none is named."""
-        return ConstraintSnapshot.objects.filter(issues=self.for_issue_id).order_by("-captured_at", "-id").first()
+        return (
+            ConstraintSnapshot.objects.filter(issues=self.for_issue_id)
+            .order_by("-captured_at", "-id")
+            .only("id", "time_available_minutes")  # what the start and the worker's time limit read
+            .first()
+        )
 
     def latest_issue_snapshot_id(self) -> str | None:
         snapshot = self.latest_issue_snapshot()

@@ -125,12 +125,27 @@ def test_a_noop_run_takes_a_bounded_number_of_queries(dispatched):
         outcome = runner._run_executor(attempt)
     with CaptureQueriesContext(connection) as finish_queries:
         assert runner._finish(attempt, outcome) == "done"
-    # Claim: one locking read, the kernel's transition (its checks, update, event), the attempt update.
-    assert len(claim_queries) <= 14, [q["sql"] for q in claim_queries]
+    claim_sql, work_sql, finish_sql = (
+        [q["sql"] for q in captured] for captured in (claim_queries, work_queries, finish_queries)
+    )
+    # Claim: one locking read (with the snapshot the run names: its time limit), the packets' seal, the run
+    # update and its event, the attempt update.
+    assert len([sql for sql in claim_sql if not is_transaction_control(sql)]) == 5, claim_sql
     # The noop executor: a heartbeat (the test settings beat at every checkpoint), the run's ids, no bundle.
-    assert len(work_queries) <= 5, [q["sql"] for q in work_queries]
-    # Finish: one locking read, the transition, the trace's events, three parses, three bulk inserts.
-    assert len(finish_queries) <= 18, [q["sql"] for q in finish_queries]
+    assert len(work_sql) <= 3, work_sql
+    # Finish: one locking read, the run update and its event, the trace's events, three bulk inserts (the
+    # locked run is not looked up again for its artifacts).
+    assert len([sql for sql in finish_sql if not is_transaction_control(sql)]) == 7, finish_sql
+    # A transition validates only what it writes: no existence query for keys that did not change, and no
+    # savepoint of its own (the one savepoint is the claim's or the finish's transaction, inside the test's).
+    for sql in claim_sql + finish_sql:
+        assert not sql.startswith("SELECT 1 AS"), sql
+    for sql in (claim_sql, finish_sql):
+        assert len([s for s in sql if s.startswith("SAVEPOINT")]) == 1, sql
+
+
+def is_transaction_control(sql: str) -> bool:
+    return sql.split()[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
 
 
 def test_the_dispatch_after_an_enqueue_is_one_statement_and_the_publish(dispatched, django_capture_on_commit_callbacks):
