@@ -264,7 +264,9 @@ class Run(MutableCwomObject):
         values.update(status=status, updated_at=now)
         if status == Status.FAILED:
             values.update(failure_category=failure_category, failure_message=failure_message or "")
-        if status in NEEDS_PACKETS_STATUSES and current in OPEN_INPUT_STATUSES:
+        if status in NEEDS_PACKETS_STATUSES and current not in NEEDS_PACKETS_STATUSES:
+            # Checked on the way out of planned: a ready run's packets were checked when it became ready (the
+            # same rules), every change of them while ready is checked again, and a sealed packet never changes.
             self.validate_inputs(status)
         if self.started_at is None and current != Status.PLANNED and not locked:
             # This copy may have been read before the run first started: the stored start wins.

@@ -128,9 +128,9 @@ def test_a_noop_run_takes_a_bounded_number_of_queries(dispatched):
     claim_sql, work_sql, finish_sql = (
         [q["sql"] for q in captured] for captured in (claim_queries, work_queries, finish_queries)
     )
-    # Claim: one locking read (with the snapshot the run names: its time limit), the packets' seal, the run
-    # update and its event, the attempt update.
-    assert len([sql for sql in claim_sql if not is_transaction_control(sql)]) == 5, claim_sql
+    # Claim: one locking read (with the snapshot the run names: its time limit), the run update and its event,
+    # the attempt update (the packets were checked when the run became ready).
+    assert len([sql for sql in claim_sql if not is_transaction_control(sql)]) == 4, claim_sql
     # The noop executor: a heartbeat (the test settings beat at every checkpoint), the run's ids, no bundle.
     assert len(work_sql) <= 3, work_sql
     # Finish: one locking read, the run update and its event, the trace's events, three bulk inserts (the
