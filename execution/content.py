@@ -25,7 +25,7 @@ from cwom import audit, shapes, writes
 from cwom.enums import EventAction, Kind
 from cwom.ids import new_ulid
 from cwom.models import Artifact, Event, ObjectIndex, Run
-from cwom.models.base import insert_rows, jsonable
+from cwom.models.base import insert_together, jsonable
 from cwom.models.runs import OPEN_INPUT_STATUSES
 
 from .config import conf
@@ -124,8 +124,9 @@ def create_with_content(
 
 
 def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> list[Artifact]:
-    """Record the artifacts ``items`` of ``run`` in three statements (ids, rows, their create events),
-    storing the bytes of each first; call inside the caller's transaction, holding ``run`` locked.
+    """Record the artifacts ``items`` of ``run`` with their index rows and create events (one statement on
+    PostgreSQL, three elsewhere), storing the bytes of each first; call inside the caller's transaction,
+    holding ``run`` locked.
 
     The worker's bulk form of :func:`create_with_content` (and of a link artifact), with the same checks:
     each body is parsed as a create body of the contract, each row's fields and constraints are validated,
@@ -167,20 +168,22 @@ def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> li
         artifacts.append(artifact)
     if not artifacts:
         return []
-    insert_rows([ObjectIndex(pk=a.pk, kind=Kind.ARTIFACT) for a in artifacts])
-    insert_rows(artifacts)
     principal, actor = audit.current_principal(), audit.current_actor()
-    insert_rows(
+    insert_together(
         [
-            Event(
-                object_id=a.pk,
-                object_kind=Kind.ARTIFACT,
-                action=EventAction.CREATE,
-                changes={f.attname: [None, jsonable(getattr(a, f.attname))] for f in a._meta.concrete_fields},
-                principal=principal,
-                actor=actor if actor is not None else a.created_by,
-            )
-            for a in artifacts
+            [ObjectIndex(pk=a.pk, kind=Kind.ARTIFACT) for a in artifacts],
+            artifacts,
+            [
+                Event(
+                    object_id=a.pk,
+                    object_kind=Kind.ARTIFACT,
+                    action=EventAction.CREATE,
+                    changes={f.attname: [None, jsonable(getattr(a, f.attname))] for f in a._meta.concrete_fields},
+                    principal=principal,
+                    actor=actor if actor is not None else a.created_by,
+                )
+                for a in artifacts
+            ],
         ]
     )
     return artifacts

@@ -118,33 +118,44 @@ def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
     insert_rows([obj], using)
 
 
-def insert_together(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT one new row each of ``objs`` (any models, in order), in one round trip where the database
-    allows it: on PostgreSQL one statement of data-modifying CTEs (its foreign keys and triggers are checked
-    as for separate INSERTs; an auto key only on the last row). Elsewhere, or when a row needs Django's own
-    INSERT, one statement per row (:func:`insert_rows`)."""
+def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT new rows of several models, in order: each item of ``objs`` is one row, or a list of rows of
+    one model. In one round trip where the database allows it: on PostgreSQL one statement of data-modifying
+    CTEs (foreign keys and triggers are checked as for separate INSERTs; an auto key is set only for a single
+    last row). Elsewhere, or when a row needs Django's own INSERT, one statement per item (:func:`insert_rows`).
+    """
     connection = connections[using]
-    plans = [_insert_plan(type(obj), connection) for obj in objs]
-    together = connection.vendor == "postgresql" and len(objs) > 1
-    if not together or any(plan is None for plan in plans) or any(plan[3] for plan in plans[:-1] if plan):
-        for obj in objs:
-            insert_row(obj, using)
+    groups = [list(item) if isinstance(item, Sequence) else [item] for item in objs]
+    groups = [group for group in groups if group]
+    plans = [_insert_plan(type(group[0]), connection) for group in groups]
+    together = (
+        connection.vendor == "postgresql"
+        and len(groups) > 1
+        and all(plan is not None for plan in plans)
+        and not any(plan[3] for plan in plans[:-1] if plan)  # an auto key is returned for the last rows only
+        and sum(len(group) * len(plan[2]) for group, plan in zip(groups, plans, strict=True) if plan) <= 65_535
+    )
+    if not together:
+        for group in groups:
+            insert_rows(group, using)
         return
     parts, params = [], []
-    for obj, plan in zip(objs, plans, strict=True):
+    for group, plan in zip(groups, plans, strict=True):
         head, returning, fields, auto = plan  # type: ignore[misc]
-        parts.append(head + "(" + ", ".join(["%s"] * len(fields)) + ")")
-        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
+        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+        parts.append(head + ", ".join([row] * len(group)))
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in group for f in fields]
     *first, last = parts
-    sql = "WITH " + ", ".join(f"cwom_row_{i} AS ({part})" for i, part in enumerate(first)) + " " + last + returning
+    sql = "WITH " + ", ".join(f"cwom_rows_{i} AS ({part})" for i, part in enumerate(first)) + " " + last + returning
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         if auto is not None:
-            (value,) = cursor.fetchone()
-            setattr(objs[-1], auto.attname, value)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using
+            for obj, (value,) in zip(groups[-1], cursor.fetchall(), strict=True):
+                setattr(obj, auto.attname, value)
+    for group in groups:
+        for obj in group:
+            obj._state.adding = False
+            obj._state.db = using
 
 
 def jsonable(value: Any) -> Any:
