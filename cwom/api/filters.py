@@ -15,14 +15,16 @@ Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :m
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, ClassVar
 
 import django_filters
 from django import forms
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
@@ -288,7 +290,61 @@ def _clean_tag(value: str) -> str:
     return value
 
 
-class CwomFilterSet(django_filters.FilterSet):
+class PrebuiltFilterSet(django_filters.FilterSet):
+    """A FilterSet whose filters and form class are built once per class, not for every request.
+
+    django-filter deep-copies the class's filters for each instance, then builds each filter's form field and
+    a form class over them: about a fifth of a list request's server time, for work that depends on the class
+    only. Here an instance gets shallow copies of prototype filters that already hold their model, label and
+    form field (a filter keeps no other per-instance state; these declare no ``method``), and the class's one
+    form class. The form itself is still made per request, as Django makes it (fields copied per form).
+    """
+
+    # (FilterSet class, model) -> (prototype filters, form class)
+    _prebuilt: ClassVar[dict[tuple[type, type], tuple[dict[str, Any], type[forms.Form]]]] = {}
+
+    def __init__(
+        self,
+        data: Any = None,
+        queryset: models.QuerySet[Any] | None = None,
+        *,
+        request: Any = None,
+        prefix: str | None = None,
+    ) -> None:
+        # django-filter's __init__, but for the copies.
+        if queryset is None:
+            queryset = self._meta.model._default_manager.all()
+        self.is_bound = data is not None
+        self.data = data or QueryDict()
+        self.queryset = queryset
+        self.request = request
+        self.form_prefix = prefix
+        prototypes, self._form_class = self._prototypes(queryset.model)
+        self.filters = {}
+        for name, prototype in prototypes.items():
+            flt = copy.copy(prototype)
+            flt.parent = self
+            self.filters[name] = flt
+
+    @classmethod
+    def _prototypes(cls, model: type[models.Model]) -> tuple[dict[str, Any], type[forms.Form]]:
+        built = cls._prebuilt.get((cls, model))
+        if built is None:
+            prototypes = copy.deepcopy(cls.base_filters)
+            for name, flt in prototypes.items():
+                if flt.method is not None:
+                    raise ImproperlyConfigured(f"{cls.__name__}.{name}: a prebuilt filter cannot have a method.")
+                flt.model = model
+            fields = {name: flt.field for name, flt in prototypes.items()}
+            form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
+            built = cls._prebuilt[(cls, model)] = (prototypes, form_class)
+        return built
+
+    def get_form_class(self) -> type[forms.Form]:
+        return self._form_class
+
+
+class CwomFilterSet(PrebuiltFilterSet):
     """Base of the per-kind FilterSets: id, tags and creation range for every kind."""
 
     id = IdFilter(field_name="id", help_text="Objects with any of these ids.")
@@ -433,7 +489,7 @@ class ArtifactFilterSet(CwomFilterSet):
         fields: list[str] = []
 
 
-class EventFilterSet(django_filters.FilterSet):
+class EventFilterSet(PrebuiltFilterSet):
     """Events by object id, object kind, action, principal, time."""
 
     object_id = IdFilter(field_name="object_id", help_text="Events of any of these objects.")
