@@ -33,7 +33,8 @@ def run_bundle(run_id: str) -> dict[str, Any]:
     for packet in packets.values():
         doctrine_ids += shapes.ref_ids(packet, "doctrine_ref_links")
     doctrine_ids = list(dict.fromkeys(doctrine_ids))
-    doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids)}
+    # Put in the order of doctrine_ids: no ORDER BY. (The packets' order decides that of their doctrine refs.)
+    doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids).order_by()}
     artifacts = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
     return {
         "run": shapes.dump(run),
