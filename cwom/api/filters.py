@@ -336,7 +336,8 @@ class PrebuiltFilterSet(django_filters.FilterSet):
             self._form_class = self._given_form_class(queryset.model, given)
         self.filters = {}
         for name, prototype in prototypes.items():
-            flt = copy.copy(prototype)
+            flt = object.__new__(type(prototype))  # copy.copy, without its __reduce_ex__ round (5x slower)
+            flt.__dict__.update(prototype.__dict__)
             flt.parent = self
             self.filters[name] = flt
 
@@ -567,7 +568,7 @@ class CwomFilterBackend(DjangoFilterBackend):
         if issubclass(filterset_class, PrebuiltFilterSet):
             kwargs["given_only"] = True
         filterset = filterset_class(**kwargs)
-        if not filterset.is_valid():
+        if not filterset.is_valid() and self.raise_exception:
             raise translate_validation(filterset.errors)
         return filterset.qs
 
