@@ -2,7 +2,9 @@
 
     Issue + ContextPacket + ConstraintSnapshot + DoctrineRef  ->  Run  ->  Artifact
 
-Loaded in a fixed number of queries whatever the number of packets, doctrine refs or artifacts.
+Loaded in a fixed number of queries whatever the number of packets, doctrine refs or artifacts: the run
+with its issue, repo and snapshot (one joined query), the run's and the issue's ref lists, the packets and
+theirs, the doctrine refs and theirs, the artifacts.
 """
 
 from __future__ import annotations
@@ -19,19 +21,20 @@ def run_bundle(run_id: str) -> dict[str, Any]:
     ``doctrine_refs`` holds the run's own doctrine refs followed by those its packets name, once each.
     Raises Run.DoesNotExist for an unknown id.
     """
-    run = shapes.SHAPES[Kind.RUN].queryset().get(pk=run_id)
-    issue = shapes.SHAPES[Kind.ISSUE].queryset().get(pk=run.for_issue_id)
-    repo = shapes.SHAPES[Kind.REPO].queryset().get(pk=run.repo_id)
+    run = shapes.SHAPES[Kind.RUN].queryset().select_related("for_issue", "repo", "constraint_snapshot").get(pk=run_id)
+    issue, repo, snapshot = run.for_issue, run.repo, run.constraint_snapshot
+    # Loaded with the run, their ref lists are not (the run's queryset loads the run's only).
+    for related in (issue, repo, snapshot):
+        if related is not None:
+            shapes.shape_for(related).load_refs([related])
     packet_ids = shapes.ref_ids(run, "context_packet_links")
     packets = {p.pk: p for p in shapes.SHAPES[Kind.CONTEXT_PACKET].queryset().filter(pk__in=packet_ids)}
     doctrine_ids = shapes.ref_ids(run, "doctrine_ref_links")
     for packet in packets.values():
         doctrine_ids += shapes.ref_ids(packet, "doctrine_ref_links")
     doctrine_ids = list(dict.fromkeys(doctrine_ids))
-    doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids)}
-    snapshot = None
-    if run.constraint_snapshot_id:
-        snapshot = shapes.SHAPES[Kind.CONSTRAINT_SNAPSHOT].queryset().get(pk=run.constraint_snapshot_id)
+    # Put in the order of doctrine_ids: no ORDER BY. (The packets' order decides that of their doctrine refs.)
+    doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids).order_by()}
     artifacts = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
     return {
         "run": shapes.dump(run),

@@ -15,7 +15,7 @@ from django.utils import timezone
 from .. import audit
 from ..constraints import evaluate, referenced_fields
 from ..enums import EventAction, Kind
-from ..fields import JSONListField
+from ..fields import JSONField, JSONListField
 from ..ids import new_ulid, validate_ulid
 from ..validation import ShapeValidator, validate_meta, validate_tags
 
@@ -174,9 +174,9 @@ class Event(models.Model):
     object_id = models.CharField(max_length=26)
     object_kind = models.CharField(max_length=32, choices=Kind.choices)
     action = models.CharField(max_length=16, choices=EventAction.choices)
-    changes = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
+    changes = JSONField(default=dict, encoder=DjangoJSONEncoder)
     principal = models.CharField(max_length=255)
-    actor = models.JSONField(null=True, blank=True)
+    actor = JSONField(null=True, blank=True)
     at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -243,9 +243,9 @@ class CwomObject(models.Model):
 
     id = models.CharField(primary_key=True, max_length=26, default=new_ulid, validators=[validate_ulid])
     created_at = models.DateTimeField(default=timezone.now)
-    created_by = models.JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
+    created_by = JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
     tags = JSONListField(default=list, blank=True, validators=[validate_tags])
-    meta = models.JSONField(default=dict, blank=True, validators=[validate_meta])
+    meta = JSONField(default=dict, blank=True, validators=[validate_meta])
 
     class Meta:
         abstract = True

@@ -9,7 +9,7 @@ from django.db import models
 from django.utils import timezone
 
 from ..enums import Connectivity, ConstraintScope, DoctrinePriority, DoctrineType, Kind, RiskTolerance
-from ..fields import JSONListField
+from ..fields import JSONField, JSONListField
 from ..validation import ShapeValidator, limit
 from .base import CwomObject, Link, MutableCwomObject
 from .work import Issue, Repo, choices_check
@@ -132,7 +132,7 @@ class ConstraintSnapshot(CwomObject):
 
     scope = models.CharField(max_length=16, choices=ConstraintScope.choices, default=ConstraintScope.RUN)
     captured_at = models.DateTimeField(default=timezone.now)
-    owner = models.JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
+    owner = JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
     time_available_minutes = models.FloatField(null=True, blank=True)
     time_deadline = models.DateTimeField(null=True, blank=True)
     energy_score_0_5 = models.FloatField(null=True, blank=True)

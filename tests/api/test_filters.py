@@ -6,6 +6,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from django.http import QueryDict
 from django.utils import timezone
 
 from cwom import writes
@@ -277,3 +278,40 @@ def test_ordering_is_whitelisted_and_applied(writer, world):
 
     assert [i["priority"] for i in ascending] == ["P1", "P3"]
     assert [i["priority"] for i in descending] == ["P3", "P1"]
+
+
+# --- prebuilt FilterSets: the form of the given filters means what the full form means -----------------
+QUERIES = [
+    {"status": "ready"},
+    {"repo_id": "01JD0Z8K3M5Q7R9T1V3X5Z7ZZZ", "status": "ready,done", "tag": "core"},
+    {"tag": ["core", "ops"], "priority": "P1", "updated_after": LONG_AGO, "q": "login"},
+    {"status": "nope", "repo_id": "not-a-ulid", "created_before": "yesterday", "tag": "x" * 65},
+    {},
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("kind", ["Issue", "Run"])
+def test_a_form_of_the_given_filters_filters_and_fails_as_the_full_form(kind: str, query: dict[str, Any]) -> None:
+    filterset_class = FILTERSETS[kind]
+    data = QueryDict(mutable=True)
+    for name, value in query.items():
+        if name in filterset_class.base_filters:
+            data.setlist(name, value if isinstance(value, list) else [value])
+
+    full, given = filterset_class(data), filterset_class(data, given_only=True)
+
+    assert set(given.form.fields) <= set(full.form.fields)
+    assert full.is_valid() == given.is_valid()
+    if full.is_valid():
+        assert str(full.qs.query) == str(given.qs.query)
+    else:
+        assert full.errors.get_json_data() == given.errors.get_json_data()
+
+
+def test_filtersets_keep_no_state_between_requests(world: SimpleNamespace, reader: Any) -> None:
+    first = reader.get("issues", {"tag": "urgent", "status": "ready"}).json()["results"]
+    reader.get("issues", {"status": "nope"})
+    again = reader.get("issues", {"tag": "urgent", "status": "ready"}).json()["results"]
+
+    assert [i["id"] for i in first] == [i["id"] for i in again] == [world.issue_a.pk]

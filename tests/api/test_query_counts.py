@@ -137,9 +137,9 @@ def test_the_lineage_costs_the_same_for_1_and_50_packets_and_artifacts(writer, d
         make.artifact(run)
     writer.get("events")
 
-    # token; run + its ref lists (2); issue + its ref lists (2); repo; packets + their doctrine links (2);
-    # doctrine refs + repo links (2); snapshot; artifacts
-    with django_assert_num_queries(12):
+    # token; run with its issue, repo and snapshot; the run's ref lists; the issue's; packets + their doctrine
+    # links (2); doctrine refs + repo links (2); artifacts
+    with django_assert_num_queries(9):
         body = writer.get(f"runs/{run.pk}/lineage").json()
 
     assert len(body["context_packets"]) == len(body["artifacts"]) == n
