@@ -19,7 +19,7 @@ from ..enums import (
     Status,
     VerificationStatus,
 )
-from ..fields import JSONListField
+from ..fields import JSONField, JSONListField
 from ..validation import ShapeValidator
 from .base import Link, MutableCwomObject, record_event
 from .briefing import ConstraintSnapshot, ContextPacket, DoctrineRef
@@ -65,7 +65,7 @@ class Run(MutableCwomObject):
     repo = models.ForeignKey(Repo, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
     mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.AGENT)
-    executor_actor = models.JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
+    executor_actor = JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
     executor_runtime = models.CharField(max_length=64, default="local")
     executor_toolchain = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
     context_packets = models.ManyToManyField(ContextPacket, through="RunContextPacket", related_name="runs")
