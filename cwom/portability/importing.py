@@ -559,7 +559,7 @@ class _Chunk:
         _body_group(kind).load({k: v for k, v in body.items() if k != "kind"}, "", parsed, errors, refs)
         if errors.items:
             raise Refused("the body does not parse")
-        return shape.model(**{**parsed.columns, **preserved}), parsed.links, refs.wanted
+        return _new(shape.model, {**parsed.columns, **preserved}), parsed.links, refs.wanted
 
     def _create_packets(self, packets: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
         """As Importer._create_packet, for many: written as drafts, linked, then sealed with their own times."""
@@ -678,6 +678,21 @@ def _body_group(kind: str) -> shapes.Group:
     if kind not in _BODY_GROUPS:
         _BODY_GROUPS[kind] = shapes.Group({n: node for n, node in shapes.SHAPES[kind].nodes.items() if n != "kind"})
     return _BODY_GROUPS[kind]
+
+
+_ATTNAMES: dict[type[Any], tuple[list[Any], frozenset[str]]] = {}
+
+
+def _new(model: type[Any], values: dict[str, Any]) -> Any:
+    """``model(**values)`` for column values by attname, built the way Django builds a row it reads
+    (positional values, every other field its default): Django's keyword path costs a lookup per field."""
+    if model not in _ATTNAMES:
+        fields = list(model._meta.concrete_fields)
+        _ATTNAMES[model] = (fields, frozenset(f.attname for f in fields))
+    fields, attnames = _ATTNAMES[model]
+    if not attnames.issuperset(values):
+        return model(**values)
+    return model(*[values[f.attname] if f.attname in values else f.get_default() for f in fields])
 
 
 def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> None:
