@@ -529,24 +529,28 @@ class Shape:
         """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order.
 
         One ``UNION ALL`` query of plain tuples, no model instances. On PostgreSQL the ids go as one array
-        parameter per arm (``owner = ANY(%s)``: psycopg binds one value, not one placeholder per id), all
-        of them in one query; elsewhere as ``IN (%s, ...)``, ``REF_BATCH`` ids a query.
+        literal per arm (``owner = ANY(%s::text[])``), spelled once: psycopg binds one string, not one
+        placeholder per id and arm, and the planner sees a constant array (an index scan, or a hashed
+        lookup when it reads a small table whole), all ids in one query; elsewhere as ``IN (%s, ...)``,
+        ``REF_BATCH`` ids a query.
         """
         lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
         if not ids or not self.ref_lists:
             return lists
         connection = connections[using]
-        array = connection.vendor == "postgresql"
+        array = connection.vendor == "postgresql" and all(isinstance(i, str) for i in ids)
         step = len(ids) if array else REF_BATCH
         for start in range(0, len(ids), step):
             batch = ids[start : start + step]
             if array:
-                # The arms spell ``IN (marks)``; with an array parameter that is ``= ANY(%s)``.
+                # The arms spell ``IN (marks)``; with an array that is ``= ANY(...)``.
                 arms = [
-                    node.select_sql(self.model, n, "@ids@", connection).replace("IN (@ids@)", "= ANY(%s)")
+                    node.select_sql(self.model, n, "@ids@", connection).replace("IN (@ids@)", "= ANY(%s::text[])")
                     for n, node in enumerate(self.ref_lists)
                 ]
-                params: list[Any] = [list(batch)] * len(arms)
+                quoted = (i.replace("\\", "\\\\").replace('"', '\\"') for i in batch)
+                literal = "{" + ",".join(f'"{i}"' for i in quoted) + "}"
+                params: list[Any] = [literal] * len(arms)
             else:
                 marks = ", ".join(["%s"] * len(batch))
                 arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
