@@ -528,21 +528,37 @@ class Shape:
     def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> list[dict[Any, list[tuple[str, str | None]]]]:
         """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order.
 
-        One ``UNION ALL`` query of plain tuples per ``REF_BATCH`` ids (a page holds at most 500), no model
-        instances.
+        One ``UNION ALL`` query of plain tuples, no model instances. On PostgreSQL the ids go as one array
+        literal per arm (``owner = ANY(%s::text[])``), spelled once: psycopg binds one string, not one
+        placeholder per id and arm, and the planner sees a constant array (an index scan, or a hashed
+        lookup when it reads a small table whole), all ids in one query; elsewhere as ``IN (%s, ...)``,
+        ``REF_BATCH`` ids a query.
         """
         lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
         if not ids or not self.ref_lists:
             return lists
         connection = connections[using]
-        for start in range(0, len(ids), REF_BATCH):
-            batch = ids[start : start + REF_BATCH]
-            marks = ", ".join(["%s"] * len(batch))
-            arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
+        array = connection.vendor == "postgresql" and all(isinstance(i, str) for i in ids)
+        step = len(ids) if array else REF_BATCH
+        for start in range(0, len(ids), step):
+            batch = ids[start : start + step]
+            if array:
+                # The arms spell ``IN (marks)``; with an array that is ``= ANY(...)``.
+                arms = [
+                    node.select_sql(self.model, n, "@ids@", connection).replace("IN (@ids@)", "= ANY(%s::text[])")
+                    for n, node in enumerate(self.ref_lists)
+                ]
+                quoted = (i.replace("\\", "\\\\").replace('"', '\\"') for i in batch)
+                literal = "{" + ",".join(f'"{i}"' for i in quoted) + "}"
+                params: list[Any] = [literal] * len(arms)
+            else:
+                marks = ", ".join(["%s"] * len(batch))
+                arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
+                params = batch * len(arms)
             with connection.cursor() as cursor:
                 # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
                 union = " UNION ALL ".join(arms)
-                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", batch * len(arms))  # noqa: S608 - arms above
+                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", params)  # noqa: S608 - arms above
                 for number, owner_id, target_id, role in cursor.fetchall():
                     lists[number].setdefault(owner_id, []).append((target_id, role))
         return lists

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import numbers
-import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
 
+import jsonschema_rs
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils.dateparse import parse_datetime
@@ -103,11 +102,28 @@ def list_of(item: dict[str, Any]) -> dict[str, Any]:
 
 
 class CompiledSchema:
-    """A schema ready to check values: ``is_valid`` answers fast, ``validator`` explains the errors."""
+    """A schema ready to check values: ``is_valid`` answers fast, ``validator`` explains the errors.
+
+    The yes/no is jsonschema-rs (Draft 2020-12, formats as annotations: the ``format`` keywords the kernel
+    writes are ``date-time``, which jsonschema's format checker does not check either). Where the two could
+    differ, jsonschema-rs is the stricter (a NaN against a bound, a ``$`` before a final newline), and a
+    "no" always goes to jsonschema, which has the last word; a value jsonschema-rs cannot take (a lone
+    surrogate, a key that is not a string) is checked by jsonschema alone.
+    """
 
     def __init__(self, schema: dict[str, Any]) -> None:
         self.validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
-        self.is_valid: Callable[[Any], bool] = _predicate(schema) or self.validator.is_valid
+        try:
+            self.fast: Any = jsonschema_rs.Draft202012Validator(schema, validate_formats=False)
+        except (ValueError, jsonschema_rs.ValidationError):  # a schema it cannot compile: jsonschema alone
+            self.fast = None
+        self.is_valid: Callable[[Any], bool] = self._is_valid if self.fast is not None else self.validator.is_valid
+
+    def _is_valid(self, value: Any) -> bool:
+        try:
+            return bool(self.fast.is_valid(value))
+        except ValueError:  # not a value jsonschema-rs can read
+            return bool(self.validator.is_valid(value))
 
 
 @cache
@@ -131,103 +147,6 @@ def compiled(schema: dict[str, Any]) -> CompiledSchema:
 def _register_constants(*schemas: dict[str, Any]) -> None:
     for schema in schemas:
         _CONSTANTS[id(schema)] = (schema, _compile(json.dumps(schema, sort_keys=True)))
-
-
-# --- a fast yes/no for the JSON Schema subset the kernel writes -------------------------------------------
-# Each schema becomes a nested predicate equivalent to Draft 2020-12's verdict (jsonschema's own ``is_valid``);
-# only when it says no does jsonschema run, to name the errors. A schema using any other keyword keeps
-# jsonschema for both.
-_ANNOTATIONS = frozenset({"$schema", "$id", "title", "description"})
-_TYPES: dict[str, Callable[[Any], bool]] = {
-    "string": lambda x: isinstance(x, str),
-    "object": lambda x: isinstance(x, dict),
-    "array": lambda x: isinstance(x, list),
-    "boolean": lambda x: isinstance(x, bool),
-    "null": lambda x: x is None,
-    "number": lambda x: _is_number(x),
-    # Draft 6 and later: 1.0 is an integer too.
-    "integer": lambda x: (isinstance(x, int) and not isinstance(x, bool)) or (isinstance(x, float) and x.is_integer()),
-}
-
-
-def _is_number(x: Any) -> bool:
-    return isinstance(x, numbers.Number) and not isinstance(x, bool)
-
-
-Check = Callable[[Any], bool]
-_UNSUPPORTED = object()
-
-
-def _predicate(schema: Any) -> Check | None:
-    """The yes/no check of ``schema``, or None when it uses a keyword outside the subset."""
-    if not isinstance(schema, dict):
-        return None
-    checks: list[Check] = []
-    for keyword, arg in schema.items():
-        check = _keyword(keyword, arg, schema)
-        if check is _UNSUPPORTED:
-            return None
-        if check is not None:
-            checks.append(check)  # type: ignore[arg-type]
-    return lambda x: all(check(x) for check in checks)
-
-
-def _all_of(subschemas: Any) -> list[Check] | None:
-    found = [_predicate(sub) for sub in subschemas]
-    return None if any(p is None for p in found) else found  # type: ignore[return-value]
-
-
-def _keyword(keyword: str, arg: Any, schema: dict[str, Any]) -> Check | object | None:  # noqa: C901, PLR0911, PLR0912
-    """One keyword's check (None: nothing to check, _UNSUPPORTED: outside the subset)."""
-    if keyword in _ANNOTATIONS or (keyword == "format" and arg not in Draft202012Validator.FORMAT_CHECKER.checkers):
-        return None  # annotations, and formats jsonschema does not check either
-    if keyword == "type":
-        names = [arg] if isinstance(arg, str) else arg
-        if not all(name in _TYPES for name in names):
-            return _UNSUPPORTED
-        tests = [_TYPES[name] for name in names]
-        return lambda x: any(test(x) for test in tests)
-    if keyword == "enum" and all(isinstance(e, str) or e is None for e in arg):
-        strings, has_null = frozenset(e for e in arg if e is not None), None in arg
-        return lambda x: (x is None and has_null) or (isinstance(x, str) and x in strings)
-    if keyword == "const" and isinstance(arg, str):
-        return lambda x: isinstance(x, str) and x == arg
-    if keyword == "maxLength":
-        return lambda x: not isinstance(x, str) or len(x) <= arg
-    if keyword == "minLength":
-        return lambda x: not isinstance(x, str) or len(x) >= arg
-    if keyword == "maximum":
-        return lambda x: not _is_number(x) or x <= arg
-    if keyword == "minimum":
-        return lambda x: not _is_number(x) or x >= arg
-    if keyword == "pattern":
-        search = re.compile(arg).search
-        return lambda x: not isinstance(x, str) or search(x) is not None
-    if keyword == "maxItems":
-        return lambda x: not isinstance(x, list) or len(x) <= arg
-    if keyword == "required":
-        names = tuple(arg)
-        return lambda x: not isinstance(x, dict) or all(name in x for name in names)
-    if keyword == "additionalProperties" and arg is False:
-        known = frozenset(schema.get("properties", {}))
-        return lambda x: not isinstance(x, dict) or known.issuperset(x)
-    if keyword == "items":
-        item = _predicate(arg)
-        if item is None:
-            return _UNSUPPORTED
-        return lambda x: not isinstance(x, list) or all(item(i) for i in x)
-    if keyword == "properties":
-        props = _all_of(arg.values())
-        if props is None:
-            return _UNSUPPORTED
-        pairs = list(zip(arg, props, strict=True))
-        return lambda x: not isinstance(x, dict) or all(check(x[name]) for name, check in pairs if name in x)
-    if keyword == "anyOf":
-        options = _all_of(arg)
-        if options is None:
-            return _UNSUPPORTED
-        return lambda x: any(option(x) for option in options)
-    return _UNSUPPORTED
 
 
 def schema_errors(schema: dict[str, Any] | CompiledSchema, value: Any) -> list[tuple[str, str]]:

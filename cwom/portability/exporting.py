@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db import connection
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
 
 from .. import shapes
 from ..enums import Kind
@@ -33,7 +35,7 @@ from . import (
     header,
     ref,
 )
-from .rows import RowShape, row_shape
+from .rows import IsoUtc, RowShape, json_text, row_shape
 
 DEFAULT_CHUNK = 1000
 
@@ -116,20 +118,28 @@ def export_lines(selection: Selection, **kwargs: Any) -> Iterator[str]:
         yield encode_fast(record)
 
 
-_ROW_SHAPES: dict[str, RowShape] = {}
+_ROW_SHAPES: dict[tuple[str, bool], RowShape] = {}
+
+
+def _text_rows() -> bool:
+    """Whether rows are read with timestamps and JSON as text (see :mod:`cwom.portability.rows`)."""
+    return connection.vendor == "postgresql"
 
 
 def _row_shape(kind: str) -> RowShape:
-    if kind not in _ROW_SHAPES:
+    key = (kind, _text_rows())
+    if key not in _ROW_SHAPES:
         extra = ("created_at", "stored_name") if kind == Kind.ARTIFACT else ("created_at",)
-        _ROW_SHAPES[kind] = row_shape(kind, extra)
-    return _ROW_SHAPES[kind]
+        _ROW_SHAPES[key] = row_shape(kind, extra, text=key[1])
+    return _ROW_SHAPES[key]
 
 
 def _objects(kind: str, selection: Selection, chunk_size: int, counts: ExportCounts) -> Iterator[dict[str, Any]]:
     compiled = _row_shape(kind)
-    rows = compiled.model._default_manager.filter(selection.window("created_at")).values_list(*compiled.columns)
-    at, stored = compiled.position("created_at"), compiled.position("stored_name") if kind == Kind.ARTIFACT else None
+    rows = compiled.model._default_manager.filter(selection.window("created_at")).values_list(*compiled.select())
+    # created_at is the keyset's first key: a datetime, or (text rows) its ISO text, which filters the same.
+    at = compiled.columns.index("created_at")
+    stored = compiled.columns.index("stored_name") if kind == Kind.ARTIFACT else None
     for chunk in keyset(rows, ("created_at", "id"), lambda values: (values[at], values[0]), chunk_size):
         for row in compiled.rows(chunk):
             counts.by_kind[kind] += 1
@@ -173,7 +183,9 @@ def _events(selection: Selection, chunk_size: int, counts: ExportCounts) -> Iter
     events = Event.objects.filter(selection.window("at"))
     if set(selection.kinds) != set(OBJECT_ORDER):
         events = events.filter(object_kind__in=selection.kinds)
-    columns = ("id", "object_kind", "object_id", "action", "changes", "principal", "actor", "at")
+    columns: tuple[Any, ...] = ("id", "object_kind", "object_id", "action", "changes", "principal", "actor", "at")
+    if text := _text_rows():
+        columns = (*columns[:4], Cast("changes", TextField()), "principal", Cast("actor", TextField()), IsoUtc("at"))
     iso = shapes.iso
     for chunk in keyset(events.values_list(*columns), ("id",), lambda row: (row[0],), chunk_size):
         for _pk, object_kind, object_id, action, changes, principal, actor, at in chunk:
@@ -182,8 +194,8 @@ def _events(selection: Selection, chunk_size: int, counts: ExportCounts) -> Iter
                 "kind": EVENT,
                 "object": ref(object_kind, object_id),
                 "action": action,
-                "changes": changes,
+                "changes": json_text(changes) if text else changes,
                 "principal": principal,
-                "actor": actor,
-                "at": iso(at),
+                "actor": json_text(actor) if text else actor,
+                "at": at if text else iso(at),
             }

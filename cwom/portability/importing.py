@@ -26,6 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
+from operator import attrgetter
 from typing import Any
 
 import orjson
@@ -439,9 +440,13 @@ class _Chunk:
                 raise Refused("not a record")
             records.append(record)
         try:
-            for kind, group in itertools.groupby(records, key=lambda record: record["kind"]):
+            # An artifact's content line follows its artifact: a run of artifacts and their contents is one
+            # group (artifacts first, then the contents; see _artifacts).
+            for kind, group in itertools.groupby(records, key=_group_kind):
                 items = list(group)
-                if kind in OBJECT_ORDER:
+                if kind == Kind.ARTIFACT:
+                    self._artifacts(items)
+                elif kind in OBJECT_ORDER:
                     self._objects(kind, items)
                 elif kind == EVENT:
                     self._events(items)
@@ -467,6 +472,45 @@ class _Chunk:
         self._count(kind, handler(record))
 
     # --- objects -----------------------------------------------------------------------------------
+    def _artifacts(self, records: list[dict[str, Any]]) -> None:
+        """Artifact lines and ArtifactContent lines, interleaved as an export writes them: the artifacts in
+        bulk, then the contents in bulk, which is what line-by-line order gives when each content line
+        names an artifact that is here already or comes before it in the group (else: Refused)."""
+        artifacts = [record for record in records if record["kind"] == Kind.ARTIFACT]
+        contents = [record for record in records if record["kind"] == ARTIFACT_CONTENT]
+        if artifacts:
+            self._objects(Kind.ARTIFACT, artifacts)
+        if contents:
+            later: set[Any] = set()
+            for record in reversed(records):
+                if record["kind"] == Kind.ARTIFACT:
+                    later.add(record.get("id"))
+                elif record.get("artifact") in later:
+                    raise Refused("an artifact's content comes before the artifact")
+            self._artifact_contents(contents)
+
+    def _artifact_contents(self, records: list[dict[str, Any]]) -> None:
+        """As Importer._artifact_content, for many: the artifacts' stored names read once, one update."""
+        pairs = [(record.get("artifact"), record.get("stored_name")) for record in records]
+        for artifact_id, name in pairs:
+            if not isinstance(name, str) or not name or len(name) > 500 or not isinstance(artifact_id, str):
+                raise Refused("stored_name: a storage name of 1 to 500 characters")
+        current: dict[Any, Any] = dict(
+            Artifact.objects.filter(pk__in={a for a, _n in pairs}).values_list("id", "stored_name")
+        )
+        stored: dict[Any, Any] = {}
+        for artifact_id, name in pairs:
+            if artifact_id not in current:
+                raise Refused(f"artifact: no Artifact has id {artifact_id!r} here")
+            if current[artifact_id] == name:
+                self.unchanged[ARTIFACT_CONTENT] += 1
+                continue
+            if current[artifact_id]:
+                raise Refused(f"conflict: artifact {artifact_id} already has stored bytes")
+            current[artifact_id] = stored[artifact_id] = name
+            self.created[ARTIFACT_CONTENT] += 1
+        _update_rows(Artifact, [Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
+
     def _objects(self, kind: str, records: list[dict[str, Any]]) -> None:
         ids = [record.get("id") for record in records]
         if not all(isinstance(i, str) and ULID_RE.match(i) for i in ids) or len(set(ids)) != len(ids):
@@ -515,7 +559,7 @@ class _Chunk:
         _body_group(kind).load({k: v for k, v in body.items() if k != "kind"}, "", parsed, errors, refs)
         if errors.items:
             raise Refused("the body does not parse")
-        return shape.model(**{**parsed.columns, **preserved}), parsed.links, refs.wanted
+        return _new(shape.model, {**parsed.columns, **preserved}), parsed.links, refs.wanted
 
     def _create_packets(self, packets: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
         """As Importer._create_packet, for many: written as drafts, linked, then sealed with their own times."""
@@ -523,7 +567,10 @@ class _Chunk:
         for packet in packets:
             if packet.sealed and packet.sealed_at is None:
                 raise Refused("a sealed packet needs its sealed_at")
-            packet.clean()  # its data blob rules (and the id check, one query)
+            # Its data blob rules. The id was checked against the id index for the whole chunk: marked as
+            # known to be new, the packet skips CwomObject.clean's look-up of it.
+            packet._drawn_id = packet.pk
+            packet.clean()
             seals.append((packet.sealed, packet.sealed_at))
             packet.sealed, packet.sealed_at = False, None
         _insert(Kind.CONTEXT_PACKET, packets, links)
@@ -619,6 +666,11 @@ class _Chunk:
         self.created[EVENT] += len(new)
 
 
+def _group_kind(record: dict[str, Any]) -> str:
+    kind: str = record["kind"]
+    return Kind.ARTIFACT if kind == ARTIFACT_CONTENT else kind
+
+
 _BODY_GROUPS: dict[str, shapes.Group] = {}
 
 
@@ -626,6 +678,21 @@ def _body_group(kind: str) -> shapes.Group:
     if kind not in _BODY_GROUPS:
         _BODY_GROUPS[kind] = shapes.Group({n: node for n, node in shapes.SHAPES[kind].nodes.items() if n != "kind"})
     return _BODY_GROUPS[kind]
+
+
+_ATTNAMES: dict[type[Any], tuple[list[Any], frozenset[str]]] = {}
+
+
+def _new(model: type[Any], values: dict[str, Any]) -> Any:
+    """``model(**values)`` for column values by attname, built the way Django builds a row it reads
+    (positional values, every other field its default): Django's keyword path costs a lookup per field."""
+    if model not in _ATTNAMES:
+        fields = list(model._meta.concrete_fields)
+        _ATTNAMES[model] = (fields, frozenset(f.attname for f in fields))
+    fields, attnames = _ATTNAMES[model]
+    if not attnames.issuperset(values):
+        return model(**values)
+    return model(*[values[f.attname] if f.attname in values else f.get_default() for f in fields])
 
 
 def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> None:
@@ -657,15 +724,36 @@ def _check(obj: Any) -> None:
 
 def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
     """Index rows, object rows and link rows, one write each (link rows in the order of the lines)."""
-    _write_rows(ObjectIndex, [ObjectIndex(pk=obj.pk, kind=kind) for obj in objs])
+    _copy_rows(ObjectIndex, ("id", "kind"), [(obj.pk, kind) for obj in objs])
     _write_rows(shapes.SHAPES[kind].model, objs)
-    rows: dict[type[Any], list[Any]] = defaultdict(list)
+    rows: dict[type[Any], list[tuple[Any, ...]]] = defaultdict(list)
+    columns: dict[type[Any], tuple[str, ...]] = {}
     for obj, obj_links in zip(objs, links, strict=True):
         for name, items in obj_links.items():
             model, owner, target = shapes.LINK_TABLES[(kind, name)]
-            rows[model] += [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
+            columns[model] = (f"{owner}_id", f"{target}_id", "role")
+            pk = obj.pk
+            rows[model] += [(pk, t, r) for t, r in items]
     for model, link_rows in rows.items():
-        _write_rows(model, link_rows)
+        _copy_rows(model, columns[model], link_rows)
+
+
+def _copy_rows(model: type[Any], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """INSERT ``rows`` (values of the fields ``columns``, by attname, ready for the database: strings, ids,
+    roles) in list order: COPY on PostgreSQL, ``bulk_create`` elsewhere. For the index and link tables,
+    whose other columns are an auto-increment key."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        model._default_manager.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
+        return
+    db = connections[DEFAULT_DB_ALIAS]
+    quote = db.ops.quote_name
+    names = ", ".join(quote(model._meta.get_field(c.removesuffix("_id")).column) for c in columns)
+    with db.cursor() as cursor, db.wrap_database_errors:
+        with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
 
 
 def _write_rows(model: type[Any], objs: list[Any]) -> None:
@@ -676,32 +764,69 @@ def _write_rows(model: type[Any], objs: list[Any]) -> None:
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create(objs)
         return
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+    fields, preparers = _copy_plan(model)
     db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
     quote = db.ops.quote_name
     columns = ", ".join(quote(f.column) for f in fields)
-    preparers = [
-        _jsonb if isinstance(f, models.JSONField) else partial(f.get_db_prep_save, connection=db) for f in fields
-    ]
+    getters = [attrgetter(f.attname) for f in fields]
+    plan = list(zip(preparers, getters, strict=True))
     with db.cursor() as cursor, db.wrap_database_errors:
         raw = cursor.cursor  # psycopg's own cursor, for its COPY
         with raw.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
             for obj in objs:
-                copy.write_row([prepare(getattr(obj, f.attname)) for prepare, f in zip(preparers, fields, strict=True)])
+                copy.write_row([prepare(get(obj)) for prepare, get in plan])
+
+
+_COPY_PLANS: dict[type[Any], tuple[list[Any], list[Callable[[Any], Any]]]] = {}
+# Field classes whose value, once ``clean_fields`` has run, is what the database takes when it has one of
+# these Python types: get_db_prep_save would hand it on unchanged.
+_PLAIN_TYPES: dict[type[Any], tuple[type[Any], ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.SlugField: (str,),
+    models.BooleanField: (bool,),
+    models.FloatField: (float,),
+    models.BigIntegerField: (int,),
+    models.PositiveSmallIntegerField: (int,),
+}
+
+
+def _copy_plan(model: type[Any]) -> tuple[list[Any], list[Callable[[Any], Any]]]:
+    """The fields COPY writes for ``model`` and a preparer each (``get_db_prep_save``, short-cut where it
+    would return the value as it is)."""
+    if model not in _COPY_PLANS:
+        fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
+        db = connections[DEFAULT_DB_ALIAS]
+        preparers = [_preparer(f, partial(f.get_db_prep_save, connection=db)) for f in fields]
+        _COPY_PLANS[model] = (fields, preparers)
+    return _COPY_PLANS[model]
+
+
+def _preparer(f: Any, prepare: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    if isinstance(f, models.JSONField):
+        return _jsonb
+    target = f.target_field if f.is_relation else f
+    kinds = _PLAIN_TYPES.get(type(target))
+    if kinds is not None and (f.is_relation or type(f) is type(target)):
+        return lambda value: value if value is None or type(value) in kinds else prepare(value)
+    if type(target) is models.DateTimeField:
+        aware = dt.datetime
+        return lambda value: (
+            value if value is None or (type(value) is aware and value.tzinfo is not None) else prepare(value)
+        )
+    return prepare
 
 
 def _jsonb(value: Any) -> Any:
-    """A JSON column's value for COPY: jsonb keeps the parsed document, so orjson's spelling of it stores the
-    same value as the standard encoder's (values read by orjson hold no NaN; anything else goes the slow way)."""
-    from psycopg.types.json import Jsonb  # only on PostgreSQL
-
+    """A JSON column's value for COPY, as jsonb's text input: jsonb keeps the parsed document, so orjson's
+    spelling of it stores the same value as the standard encoder's (values read by orjson hold no NaN;
+    anything else goes the slow way)."""
     if value is None:
         return None
     try:
-        text = orjson.dumps(value).decode()
+        return orjson.dumps(value).decode()
     except orjson.JSONEncodeError:
-        text = json.dumps(value, cls=DjangoJSONEncoder)
-    return Jsonb(value, dumps=lambda _value: text)
+        return json.dumps(value, cls=DjangoJSONEncoder)
 
 
 def _update_rows(model: type[Any], objs: list[Any], names: list[str]) -> None:

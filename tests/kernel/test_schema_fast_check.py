@@ -1,4 +1,4 @@
-"""The fast yes/no of cwom.validation agrees with jsonschema on every schema the kernel writes.
+"""The fast yes/no of cwom.validation (jsonschema-rs) agrees with jsonschema on every schema the kernel writes.
 
 ``schema_errors`` asks jsonschema only when the fast check says no, so a fast "yes" that jsonschema would
 refuse lets a bad value through: values here are drawn near each schema (right shapes, wrong types,
@@ -89,4 +89,11 @@ def test_the_fast_check_agrees_with_jsonschema(index: int) -> None:
 
 def test_every_kernel_schema_has_a_fast_check() -> None:
     for schema in SCHEMAS:
-        assert v._predicate(schema) is not None, schema.get("title")
+        assert v.compiled(schema).fast is not None, schema.get("title")
+
+
+@pytest.mark.parametrize("value", ["\ud800", {1: "x"}, {"a": float("nan")}, [1, 2**70]])
+def test_values_the_fast_check_cannot_read_get_jsonschemas_verdict(value: Any) -> None:
+    for schema in SCHEMAS:
+        checked = v.compiled(schema)
+        assert checked.is_valid(value) == checked.validator.is_valid(value)

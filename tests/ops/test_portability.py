@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from cwom import shapes, writes
 from cwom.ids import new_ulid
@@ -189,7 +192,7 @@ def test_export_memory_is_chunked(rich: Run, django_assert_max_num_queries: Any)
 def test_the_row_exporter_gives_what_shapes_dump_gives_for_every_kind(rich: Run) -> None:
     for kind in OBJECT_ORDER:
         compiled = _row_shape(kind)
-        rows = list(compiled.model._default_manager.order_by("created_at", "id").values_list(*compiled.columns))
+        rows = list(compiled.model._default_manager.order_by("created_at", "id").values_list(*compiled.select()))
         expected = [shapes.dump(obj) for obj in shapes.SHAPES[kind].queryset().order_by("created_at", "id")]
         assert expected, kind
         assert [compiled.dump(row) for row in compiled.rows(rows)] == expected, kind
@@ -279,3 +282,90 @@ def test_an_issue_link_that_differs_here_is_a_conflict_reported_by_line(rich: Ru
     with pytest.raises(CommandError):
         call_command("cwom_import", write(tmp_path, "\n".join(lines)), stdout=io.StringIO(), stderr=err)
     assert f"line {at + 1}: IssueLink: conflict: this link exists here with role" in err.getvalue()
+
+
+def _import_counting_queries(tmp_path: Path, text: str) -> int:
+    wipe_cwom_tables()
+    path = write(tmp_path, text, name="counted.jsonl")
+    with CaptureQueriesContext(connection) as queries:
+        import_file(path)
+    return len(queries)
+
+
+def test_import_queries_do_not_grow_with_packets_and_artifact_contents(demo: Run, tmp_path: Path) -> None:
+    # A packet's id check and an artifact's content line are batched per chunk, not a query each.
+    run = factories.started_run()
+
+    def add(n: int) -> None:
+        for _ in range(n):
+            factories.packet(run.for_issue)
+            artifact = factories.artifact(run)
+            Artifact.objects.filter(pk=artifact.pk).update(stored_name=f"blobs/{artifact.pk}")
+
+    add(1)
+    small = export_text()
+    add(6)
+    large = export_text()
+    assert large.count('"kind":"ArtifactContent"') >= small.count('"kind":"ArtifactContent"') + 6
+    assert _import_counting_queries(tmp_path, large) == _import_counting_queries(tmp_path, small)
+    assert export_text() == small  # the last import, exactly as exported
+    _import_counting_queries(tmp_path, large)
+    assert export_text() == large
+
+
+def test_an_artifact_content_line_before_its_artifact_is_refused_as_line_by_line_refuses_it(
+    demo: Run, tmp_path: Path
+) -> None:
+    artifact = Artifact.objects.filter(produced_by=demo).first()
+    assert artifact is not None
+    Artifact.objects.filter(pk=artifact.pk).update(stored_name="blobs/early")
+    lines = export_text().splitlines()
+    wipe_cwom_tables()
+    at = next(i for i, line in enumerate(lines) if json.loads(line).get("artifact") == artifact.pk)
+    content = lines.pop(at)
+    first_artifact = next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == "Artifact")
+    lines.insert(first_artifact, content)  # before every artifact, its own included
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("cwom_import", write(tmp_path, "\n".join(lines)), stdout=io.StringIO(), stderr=err)
+    assert f"line {first_artifact + 1}: ArtifactContent: artifact: no Artifact has id {artifact.pk!r} here" in (
+        err.getvalue()
+    )
+    assert Artifact.objects.filter(pk=artifact.pk).values_list("stored_name", flat=True).get() == ""
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_ref_lists_bind_one_array_string_per_list_on_postgresql(rich: Run) -> None:
+    calls: list[tuple[str, Any]] = []
+
+    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        calls.append((sql, params))
+        return execute(sql, params, many, context)
+
+    shape = shapes.SHAPES[Issue.KIND]
+    ids = list(Issue.objects.values_list("id", flat=True))
+    odd = ['a"b', "c\\d", "e,f}"]  # array-literal metacharacters are quoted, and match nothing
+    with connection.execute_wrapper(spy):
+        lists = shape.ref_rows([*ids, *odd])
+    assert len(calls) == 1
+    sql, params = calls[0]
+    assert len(params) == len(shape.ref_lists) and all(isinstance(p, str) for p in params)
+    assert " IN (" not in sql
+    assert not any(owner in grouped for grouped in lists for owner in odd)
+    assert lists == shape.ref_rows(ids)
+    runs = next(n for n, node in enumerate(shape.ref_lists) if node.related == "runs")
+    assert sum(len(refs) for refs in lists[runs].values()) == Run.objects.count()
+
+
+def test_rows_read_as_text_give_what_django_gives(demo: Run) -> None:
+    # Timestamps with and without a fraction, integers beyond 64 bits, tiny floats and odd text in JSON.
+    issue = Issue.objects.order_by("created_at").first()
+    assert issue is not None
+    meta = {"big": 2**70, "tiny": 1e-05, "text": 'é\u2028"\\', "nested": [None, True, 1.5, {"k": []}]}
+    Issue.objects.filter(pk=issue.pk).update(meta=meta, updated_at=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC))
+    compiled = _row_shape(Issue.KIND)
+    rows = list(Issue.objects.order_by("created_at", "id").values_list(*compiled.select()))
+    expected = [shapes.dump(obj) for obj in shapes.SHAPES[Issue.KIND].queryset().order_by("created_at", "id")]
+    got = [compiled.dump(row) for row in compiled.rows(rows)]
+    assert got == expected
+    assert got[0]["meta"] == meta and got[0]["updated_at"] == "2026-01-02T03:04:05Z"
