@@ -35,7 +35,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
 from django.db.models import UniqueConstraint
 
-from .. import shapes, writes
+from .. import fields, shapes, writes
 from ..enums import EventAction, Kind, Status
 from ..ids import ULID_RE
 from ..models import KIND_MODELS, Artifact, ContextPacket, CwomObject, DoctrineRef, Event, Issue, ObjectIndex, Run
@@ -433,9 +433,9 @@ class _Chunk:
             if not text.strip():
                 continue
             try:
-                record = orjson.loads(text)
-            except orjson.JSONDecodeError:
-                raise Refused("not a JSON document") from None  # json.loads may still read it
+                record = fields.loads(text)  # json.loads' values (orjson would read a long integer as a float)
+            except ValueError:
+                raise Refused("not a JSON document") from None  # the line-by-line replay says why
             if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
                 raise Refused("not a record")
             records.append(record)

@@ -14,18 +14,16 @@ converters (a Python timestamp parser and ``json.loads`` per value) were a third
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 from django.db import connection, models
 from django.db.models import Func, TextField
 from django.db.models.functions import Cast
 
-from .. import shapes
+from .. import fields, shapes
 
 Reader = Callable[["_Row"], Any]
 
@@ -126,21 +124,16 @@ class IsoUtc(Func):
 
 
 def json_text(value: str | None) -> Any:
-    """A JSON column's text as Django's JSONField gives it (``json.loads``), decoded with orjson where it can."""
-    if value is None:
-        return None
-    try:
-        return orjson.loads(value)
-    except orjson.JSONDecodeError:  # integers beyond 64 bits
-        return json.loads(value)
+    """A JSON column's text as Django's JSONField gives it (``json.loads``' values)."""
+    return None if value is None else fields.loads(value)
 
 
 def _plain_json(f: Any) -> bool:
-    """A JSONField that Django decodes with plain ``json.loads``."""
+    """A JSONField that decodes as plain ``json.loads`` does (Django's, or the project's orjson one)."""
     return (
         isinstance(f, models.JSONField)
         and f.decoder is None
-        and type(f).from_db_value is models.JSONField.from_db_value
+        and type(f).from_db_value in (models.JSONField.from_db_value, fields.JSONField.from_db_value)
     )
 
 
