@@ -79,10 +79,30 @@ def _insert_plan(model: type[models.Model], connection: Any) -> tuple[str, str, 
     return plan
 
 
+def _values(
+    plan: tuple[str, str, list[Any], Any], objs: Sequence[models.Model], connection: Any
+) -> tuple[str, list[Any]]:
+    """The INSERT of ``objs`` by ``plan`` without its RETURNING clause, and its parameters (each column prepared
+    by its field as ``save()`` prepares it)."""
+    head, _returning, fields, _auto = plan
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
+    return head + ", ".join([row] * len(objs)), params
+
+
+def _saved(objs: Sequence[models.Model], using: str, cursor: Any = None, auto: Any = None) -> None:
+    """Mark ``objs`` as saved rows, with the auto keys ``cursor`` returned (in list order) when there is one."""
+    if auto is not None:
+        for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
+            setattr(obj, auto.attname, value)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = using
+
+
 def insert_rows(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT ``objs`` (new rows of one model) in one statement: each column prepared by its field as
-    ``save()`` prepares it, but without building a query through the compiler for every write of a hot path.
-    An auto primary key is set from the database, in list order.
+    """INSERT ``objs`` (new rows of one model) in one statement, without building a query through the compiler
+    for every write of a hot path. An auto primary key is set from the database, in list order.
 
     Only for plain new rows (no parents, nothing to update). Sends no ``pre_save``/``post_save`` signals.
     """
@@ -96,21 +116,15 @@ def insert_rows(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> 
         else:
             type(objs[0])._base_manager.using(using).bulk_create(objs)
         return
-    head, returning, fields, auto = plan
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    _head, returning, fields, auto = plan
     # The backend's cap on parameters per statement, and PostgreSQL's 65,535.
     batch = max(1, min(connection.ops.bulk_batch_size(fields, objs), 65_535 // len(fields)))
     with connection.cursor() as cursor:
         for start in range(0, len(objs), batch):
             chunk = objs[start : start + batch]
-            params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in fields]
-            cursor.execute(head + ", ".join([row] * len(chunk)) + returning, params)
-            if auto is not None:
-                for obj, (value,) in zip(chunk, cursor.fetchall(), strict=True):
-                    setattr(obj, auto.attname, value)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using
+            sql, params = _values(plan, chunk, connection)
+            cursor.execute(sql + returning, params)
+            _saved(chunk, using, cursor, auto)
 
 
 def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
@@ -121,41 +135,36 @@ def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
 def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using: str = DEFAULT_DB_ALIAS) -> None:
     """INSERT new rows of several models, in order: each item of ``objs`` is one row, or a list of rows of
     one model. In one round trip where the database allows it: on PostgreSQL one statement of data-modifying
-    CTEs (foreign keys and triggers are checked as for separate INSERTs; an auto key is set only for a single
-    last row). Elsewhere, or when a row needs Django's own INSERT, one statement per item (:func:`insert_rows`).
+    CTEs (foreign keys and triggers are checked as for separate INSERTs; auto keys only for the last item).
+    Elsewhere, or when a row needs Django's own INSERT, one statement per item (:func:`insert_rows`).
     """
     connection = connections[using]
-    groups = [list(item) if isinstance(item, Sequence) else [item] for item in objs]
-    groups = [group for group in groups if group]
+    groups = [group for group in (list(i) if isinstance(i, Sequence) else [i] for i in objs) if group]
     plans = [_insert_plan(type(group[0]), connection) for group in groups]
-    together = (
-        connection.vendor == "postgresql"
-        and len(groups) > 1
-        and all(plan is not None for plan in plans)
-        and not any(plan[3] for plan in plans[:-1] if plan)  # an auto key is returned for the last rows only
-        and sum(len(group) * len(plan[2]) for group, plan in zip(groups, plans, strict=True) if plan) <= 65_535
-    )
-    if not together:
+    ready = [plan for plan in plans if plan is not None]
+    if (
+        connection.vendor != "postgresql"
+        or len(groups) < 2
+        or len(ready) < len(plans)
+        or any(plan[3] is not None for plan in ready[:-1])  # an auto key is returned for the last item only
+        or sum(len(group) * len(plan[2]) for group, plan in zip(groups, ready, strict=True)) > 65_535
+    ):
         for group in groups:
             insert_rows(group, using)
         return
-    parts, params = [], []
-    for group, plan in zip(groups, plans, strict=True):
-        head, returning, fields, auto = plan  # type: ignore[misc]
-        row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-        parts.append(head + ", ".join([row] * len(group)))
-        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in group for f in fields]
-    *first, last = parts
-    sql = "WITH " + ", ".join(f"cwom_rows_{i} AS ({part})" for i, part in enumerate(first)) + " " + last + returning
+    statements, params = [], []
+    for group, plan in zip(groups, ready, strict=True):
+        sql, values = _values(plan, group, connection)
+        statements.append(sql)
+        params += values
+    *first, last = statements
+    _head, returning, _fields, auto = ready[-1]
+    ctes = ", ".join(f"cwom_rows_{i} AS ({sql})" for i, sql in enumerate(first))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if auto is not None:
-            for obj, (value,) in zip(groups[-1], cursor.fetchall(), strict=True):
-                setattr(obj, auto.attname, value)
-    for group in groups:
-        for obj in group:
-            obj._state.adding = False
-            obj._state.db = using
+        cursor.execute(f"WITH {ctes} {last}{returning}", params)
+        _saved(groups[-1], using, cursor, auto)
+    for group in groups[:-1]:
+        _saved(group, using)
 
 
 def jsonable(value: Any) -> Any:
