@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/profile_worker.py --scale 10k --runs 300
 
-Enqueues ``--runs`` noop runs through the API's enqueue function (the dispatch is held back: no broker is
-involved), then calls the task body (:func:`execution.runner.execute_run`) on each, as one worker process
-does, under pyinstrument. Prints ms and SQL queries per run and writes the text profile to
-``bench/results/<date>-<scale>-profile-worker.txt``. Not part of the suite.
+It writes runs, so it works on a copy of ``cwom_bench_<scale>`` made for it and dropped afterwards (or on
+``--db``, left as it is). Enqueues ``--runs`` noop runs through the API's enqueue function (the dispatch is
+held back: no broker is involved), then calls the task body (:func:`execution.runner.execute_run`) on each,
+as one worker process does: half timed as they are, half under pyinstrument. Prints ms, CPU ms and SQL
+statements per run and writes the text profile to ``bench/results/<date>-<scale>-profile-worker.txt``. Not
+part of the suite.
 """
 
 from __future__ import annotations
@@ -19,22 +21,42 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generate import database_url  # noqa: E402
+import psycopg  # noqa: E402
+from generate import PG_ADMIN_URL, database_url  # noqa: E402
+from psycopg import sql  # noqa: E402
 from run import RESULTS, ROOT, InProcess, rng, sample_parameters  # noqa: E402
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="10k")
-    parser.add_argument("--db", default=None, help="database (default cwom_bench_<scale>)")
+    parser.add_argument("--db", default=None, help="database to write into (default: a copy of cwom_bench_<scale>)")
     parser.add_argument("--runs", type=int, default=300)
     args = parser.parse_args()
+    if args.db:
+        return profile(args.db, args.scale, args.runs)
+    copy = f"cwom_profile_worker_{args.scale}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(copy)))
+        template = sql.Identifier(f"cwom_bench_{args.scale}")
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(copy), template))
+    try:
+        return profile(copy, args.scale, args.runs)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(copy)))
+
+
+def profile(db: str, scale: str, runs: int) -> int:
 
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
     from pyinstrument import Profiler
 
-    app = InProcess(database_url(args.db or f"cwom_bench_{args.scale}"))
+    app = InProcess(database_url(db))
     p = sample_parameters(app)
 
     from execution import enqueue, lifecycle, runner
@@ -48,7 +70,7 @@ def main() -> int:
                 ids.append(enqueue.enqueue(body).run.pk)
         return ids
 
-    warm, measured = enqueue_runs(20), enqueue_runs(args.runs)
+    warm, measured = enqueue_runs(20), enqueue_runs(runs)
     for run_id in warm:
         runner.execute_run(run_id, worker="bench:profile")
     with CaptureQueriesContext(connection) as queries:
@@ -67,7 +89,7 @@ def main() -> int:
     for run_id in measured[half:]:
         runner.execute_run(run_id, worker="bench:profile")
     profiler.stop()
-    out = RESULTS / f"{dt.date.today().isoformat()}-{args.scale}-profile-worker.txt"
+    out = RESULTS / f"{dt.date.today().isoformat()}-{scale}-profile-worker.txt"
     sql = "\n".join(q["sql"][:300] for q in queries.captured_queries)
     out.write_text(
         profiler.output_text(unicode=False, color=False, show_all=False)
