@@ -92,7 +92,7 @@ def _clean_id(value: str) -> str:
     try:
         return normalize_ulid(value)
     except ValidationError:
-        raise ValidationError(f"{value!r} is not a ULID.", code="invalid_id") from None
+        raise ValidationError("%(value)r is not a ULID.", code="invalid_id", params={"value": value}) from None
 
 
 def _enum_cleaner(choices: type[models.TextChoices]) -> Callable[[str], str]:
@@ -101,7 +101,9 @@ def _enum_cleaner(choices: type[models.TextChoices]) -> Callable[[str], str]:
     def clean(value: str) -> str:
         if value not in allowed:
             raise ValidationError(
-                f"{value!r} is not one of the allowed values: {', '.join(allowed)}.", code="invalid_choice"
+                "%(value)r is not one of the allowed values: %(allowed)s.",
+                code="invalid_choice",
+                params={"value": value, "allowed": ", ".join(allowed)},
             )
         return value
 
@@ -122,7 +124,9 @@ class StrictBooleanField(forms.Field):
             return True
         if lowered in self.FALSE:
             return False
-        raise ValidationError(f"{value!r} is not a boolean: use true or false.", code="invalid_boolean")
+        raise ValidationError(
+            "%(value)r is not a boolean: use true or false.", code="invalid_boolean", params={"value": value}
+        )
 
 
 class TimestampField(forms.DateTimeField):
@@ -133,7 +137,9 @@ class TimestampField(forms.DateTimeField):
             return None
         moment = parse_timestamp(str(value))
         if moment is None:
-            raise ValidationError(f"{value!r} is not an ISO-8601 timestamp.", code="invalid_datetime")
+            raise ValidationError(
+                "%(value)r is not an ISO-8601 timestamp.", code="invalid_datetime", params={"value": value}
+            )
         if moment.tzinfo is None:
             raise ValidationError("Timestamps need a timezone (use Z for UTC).", code="invalid_datetime")
         return moment

@@ -267,6 +267,25 @@ def test_a_bad_filter_value_is_400_naming_the_problem(writer, path, query, code)
     assert problem(response)["errors"][0]["code"] == code
 
 
+@pytest.mark.parametrize(
+    ("path", "query", "code"),
+    [
+        ("constraint_snapshots", {"id": "= ANY(%s::text[])"}, "invalid_id"),
+        ("runs", {"status": "%s%(x)s"}, "invalid_choice"),
+        ("issues", {"created_after": "100%s"}, "invalid_datetime"),
+        ("context_packets", {"sealed": "%d"}, "invalid_boolean"),
+    ],
+)
+def test_a_bad_value_that_looks_like_a_format_string_is_quoted_in_a_400(writer, path, query, code):
+    # Found by schemathesis: a value was put into the message itself, which django-filter then %-formats.
+    response = writer.get(path, query)
+
+    assert response.status_code == 400
+    error = problem(response)["errors"][0]
+    assert error["code"] == code
+    assert repr(next(iter(query.values()))) in error["message"]
+
+
 def test_an_unknown_enum_value_in_a_query_names_the_allowed_values(writer):
     message = problem(writer.get("runs", {"status": "ready,sleeping"}))["errors"][0]["message"]
     assert "planned, ready, running, blocked, done, failed, canceled" in message
