@@ -248,9 +248,10 @@ class RefList(Node):
     def out_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": ref_schema(self.kind)}
 
-    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+    def select_sql(self, model: type[models.Model], number: int, owners: str, connection: Any) -> str:
         """This list's arm of the ref query: columns ``n`` (its number), ``o`` (owner id), ``t`` (target id),
-        ``r`` (role) and the sort keys ``k1`` (a time) and ``k2`` (an integer), in that order."""
+        ``r`` (role) and the sort keys ``k1`` (a time) and ``k2`` (an integer), in that order, for the rows
+        whose owner column matches ``owners`` (``IN (%s, ...)`` or ``= ANY(%s::text[])``)."""
         raise NotImplementedError
 
     def dumper(self) -> Callable[[Any], Any]:
@@ -289,14 +290,14 @@ class LinkRefs(RefList):
     def in_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200}
 
-    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+    def select_sql(self, model: type[models.Model], number: int, owners: str, connection: Any) -> str:
         # Ordered by the link row's id (the order the links were written in).
         q, owner = connection.ops.quote_name, _owner_column(model, self.related)
         table = _link_model(model, self.related)._meta.db_table
         return (
             f"SELECT {number} AS n, {q(owner)} AS o, {q(self.target + '_id')} AS t, {q('role')} AS r, "  # noqa: S608 - names from _meta
             f"{_null_of(models.DateTimeField(), connection)} AS k1, {q('id')} AS k2 "
-            f"FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+            f"FROM {q(table)} WHERE {q(owner)} {owners}"
         )
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: _Errors, refs: _RefCollector) -> None:
@@ -335,14 +336,14 @@ class ReverseRefs(RefList, Derived):
         self.related, self.kind = related, kind
         super().__init__(fn=self.dump, schema=self.out_schema())
 
-    def select_sql(self, model: type[models.Model], number: int, marks: str, connection: Any) -> str:
+    def select_sql(self, model: type[models.Model], number: int, owners: str, connection: Any) -> str:
         # Ordered by (created_at, id), oldest first.
         q, owner = connection.ops.quote_name, _owner_column(model, self.related)
         table = _link_model(model, self.related)._meta.db_table
         return (
             f"SELECT {number} AS n, {q(owner)} AS o, {q('id')} AS t, "  # noqa: S608 - names from _meta
             f"{_null_of(models.CharField(max_length=64), connection)} AS r, {q('created_at')} AS k1, 0 AS k2 "
-            f"FROM {q(table)} WHERE {q(owner)} IN ({marks})"
+            f"FROM {q(table)} WHERE {q(owner)} {owners}"
         )
 
 
@@ -543,18 +544,12 @@ class Shape:
         for start in range(0, len(ids), step):
             batch = ids[start : start + step]
             if array:
-                # The arms spell ``IN (marks)``; with an array that is ``= ANY(...)``.
-                arms = [
-                    node.select_sql(self.model, n, "@ids@", connection).replace("IN (@ids@)", "= ANY(%s::text[])")
-                    for n, node in enumerate(self.ref_lists)
-                ]
                 quoted = (i.replace("\\", "\\\\").replace('"', '\\"') for i in batch)
-                literal = "{" + ",".join(f'"{i}"' for i in quoted) + "}"
-                params: list[Any] = [literal] * len(arms)
+                owners, per_arm = "= ANY(%s::text[])", ["{" + ",".join(f'"{i}"' for i in quoted) + "}"]
             else:
-                marks = ", ".join(["%s"] * len(batch))
-                arms = [node.select_sql(self.model, n, marks, connection) for n, node in enumerate(self.ref_lists)]
-                params = batch * len(arms)
+                owners, per_arm = "IN (" + ", ".join(["%s"] * len(batch)) + ")", batch
+            arms = [node.select_sql(self.model, n, owners, connection) for n, node in enumerate(self.ref_lists)]
+            params = per_arm * len(arms)
             with connection.cursor() as cursor:
                 # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
                 union = " UNION ALL ".join(arms)
