@@ -277,8 +277,8 @@ class Run(MutableCwomObject):
         pinned = self.latest_issue_snapshot() if pinning else None
         if status == Status.RUNNING and self.started_at is None:
             values["started_at"] = now
-            if pinning:
-                values["constraint_snapshot_id"] = pinned.pk if pinned else None
+        if pinning:
+            values["constraint_snapshot_id"] = pinned.pk if pinned else None
         if status in TERMINAL_STATUSES:
             started = values.get("started_at", self.started_at)
             values["ended_at"] = now

@@ -23,7 +23,7 @@ import datetime as dt
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
@@ -687,12 +687,12 @@ def _new(model: type[Any], values: dict[str, Any]) -> Any:
     """``model(**values)`` for column values by attname, built the way Django builds a row it reads
     (positional values, every other field its default): Django's keyword path costs a lookup per field."""
     if model not in _ATTNAMES:
-        fields = list(model._meta.concrete_fields)
-        _ATTNAMES[model] = (fields, frozenset(f.attname for f in fields))
-    fields, attnames = _ATTNAMES[model]
+        concrete = list(model._meta.concrete_fields)
+        _ATTNAMES[model] = (concrete, frozenset(f.attname for f in concrete))
+    concrete, attnames = _ATTNAMES[model]
     if not attnames.issuperset(values):
         return model(**values)
-    return model(*[values[f.attname] if f.attname in values else f.get_default() for f in fields])
+    return model(*[values[f.attname] if f.attname in values else f.get_default() for f in concrete])
 
 
 def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> None:
@@ -747,10 +747,17 @@ def _copy_rows(model: type[Any], columns: tuple[str, ...], rows: list[tuple[Any,
     if connection.vendor != "postgresql":
         model._default_manager.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
         return
-    db = connections[DEFAULT_DB_ALIAS]
+    _copy(model, [model._meta.get_field(c.removesuffix("_id")).column for c in columns], rows)
+
+
+def _copy(model: type[Any], columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY ``rows`` (values ready for the database, in the order of the table's ``columns``) into ``model``'s
+    table, PostgreSQL only: row triggers and constraints apply to COPY as to INSERT."""
+    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
     quote = db.ops.quote_name
-    names = ", ".join(quote(model._meta.get_field(c.removesuffix("_id")).column) for c in columns)
+    names = ", ".join(quote(column) for column in columns)
     with db.cursor() as cursor, db.wrap_database_errors:
+        # psycopg's own cursor, for its COPY
         with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
@@ -765,16 +772,8 @@ def _write_rows(model: type[Any], objs: list[Any]) -> None:
         model._default_manager.bulk_create(objs)
         return
     fields, preparers = _copy_plan(model)
-    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
-    quote = db.ops.quote_name
-    columns = ", ".join(quote(f.column) for f in fields)
-    getters = [attrgetter(f.attname) for f in fields]
-    plan = list(zip(preparers, getters, strict=True))
-    with db.cursor() as cursor, db.wrap_database_errors:
-        raw = cursor.cursor  # psycopg's own cursor, for its COPY
-        with raw.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for obj in objs:
-                copy.write_row([prepare(get(obj)) for prepare, get in plan])
+    plan = list(zip(preparers, [attrgetter(f.attname) for f in fields], strict=True))
+    _copy(model, [f.column for f in fields], ([prepare(get(obj)) for prepare, get in plan] for obj in objs))
 
 
 _COPY_PLANS: dict[type[Any], tuple[list[Any], list[Callable[[Any], Any]]]] = {}
