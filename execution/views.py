@@ -20,13 +20,13 @@ from typing import IO, Any, cast
 
 from django.http import FileResponse, HttpResponse, HttpResponseBase
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from cwom import shapes, writes
+from cwom import shapes, spec, writes
 from cwom.api.auth import principal_of
 from cwom.api.errors import Problem
 from cwom.api.views import CwomAPIView, object_path, parse_id
@@ -83,6 +83,7 @@ class EnqueueView(CwomAPIView):
         summary="Enqueue a run",
         request={"application/json": ENQUEUE_REQUEST_SCHEMA},
         responses={202: OpenApiResponse(ENQUEUE_RESPONSE_SCHEMA, description="Enqueued; the run is ready.")},
+        examples=[OpenApiExample("Enqueue", value=spec.example(spec.ENQUEUE_EXAMPLE), request_only=True)],
         tags=["execution"],
     )
     def post(self, request: Request) -> Response:

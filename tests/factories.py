@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import itertools
-import json
-from pathlib import Path
 from typing import Any
 
-from cwom import writes
+from cwom import spec, writes
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "examples"
 _counter = itertools.count(1)
 
 ACTOR = {"actor_kind": "agent", "actor_id": "builder-7", "display": "Builder agent 7"}
@@ -20,8 +17,8 @@ def unique(prefix: str) -> str:
 
 
 def example(kind: str) -> dict[str, Any]:
-    """The shared example object of ``kind`` (the contract's exact shape)."""
-    return json.loads((EXAMPLES_DIR / f"{kind}.json").read_text())
+    """The project's example object of ``kind`` (``cwom/spec/examples``, the contract's exact shape)."""
+    return spec.example(kind)
 
 
 def repo(**fields: Any) -> Any:

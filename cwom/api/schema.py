@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 from drf_spectacular.extensions import (
@@ -31,18 +29,12 @@ from drf_spectacular.utils import OpenApiExample
 
 from cwom import shapes
 from cwom.enums import Kind
+from cwom.spec import example
 
 from . import filters
 from .serializers import EVENT_SCHEMA, EventSerializer, KindSerializer
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"
 COMPONENTS = "#/components/schemas/"
-
-
-@cache
-def example(kind: str) -> dict[str, Any]:
-    """An object of ``kind`` in the contract's exact shape (``cwom/api/examples``)."""
-    return json.loads((EXAMPLES_DIR / f"{kind}.json").read_text())
 
 
 def _prune(value: Any, schema: dict[str, Any]) -> Any:

@@ -9,32 +9,14 @@ from typing import Any
 
 from django.core.files.storage import default_storage
 
+from cwom import spec
 from cwom.models import Artifact, Event
 from tests import factories
 
-# The shared example enqueue request (shared/examples/enqueue-request.json), minus its doctrine ref,
-# which names an object that does not exist in a test database.
+# The example enqueue request (cwom/spec/examples/enqueue-request.json), minus its doctrine ref, which
+# names an object that does not exist in a test database.
 EXAMPLE_ENQUEUE: dict[str, Any] = {
-    "issue": {
-        "repo": "acme-control-tower",
-        "title": "Add /healthz endpoint",
-        "type": "feature",
-        "priority": "P2",
-        "description": "Expose an uptime check for the deploy monitor.",
-    },
-    "context": {
-        "summary": "The monitor polls /healthz every 30 s.",
-        "instructions": "Keep it dependency-free.",
-        "assumptions": [],
-        "open_questions": [],
-    },
-    "constraints": {
-        "scope": "run",
-        "owner": {"actor_kind": "human", "actor_id": "maria", "display": "Maria"},
-        "constraints": {"time": {"available_minutes": 30, "deadline": None}},
-    },
-    "executor": {"name": "noop", "config": {}},
-    "mode": "agent",
+    key: value for key, value in spec.example(spec.ENQUEUE_EXAMPLE).items() if key != "doctrine_refs"
 }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from cwom import writes
+from cwom import shapes, spec, writes
 from cwom.models import ApiToken, Event, Run
 from execution import lifecycle, runner
 from tests import factories
@@ -59,6 +59,19 @@ def test_enqueue_answers_202_with_refs_and_the_run_url(writer, dispatched, djang
     assert [m["args"] for m in dispatched] == [[run.pk]]
     principals = set(Event.objects.filter(object_id=run.pk).values_list("principal", flat=True))
     assert len(principals) == 1 and principals.pop().startswith("token:agent-")
+
+
+def test_the_example_enqueue_request_is_accepted_as_written(writer, dispatched):
+    # The request names the example repo by slug and the example doctrine ref by id: create both first.
+    for kind in ("Repo", "DoctrineRef"):
+        example = factories.example(kind)
+        writes.create(kind, {k: v for k, v in example.items() if k not in ("created_at", "updated_at")})
+    response = writer.post("/api/v1/enqueue", spec.example(spec.ENQUEUE_EXAMPLE), format="json")
+    assert response.status_code == 202, response.json()
+    run = Run.objects.get(pk=response.json()["run"]["id"])
+    assert [ref["id"] for ref in shapes.dump(run)["inputs"]["doctrine_refs"]] == [
+        factories.example("DoctrineRef")["id"]
+    ]
 
 
 def test_enqueue_errors_use_the_problem_format_with_contract_paths(writer, dispatched):

@@ -1,4 +1,5 @@
-"""Contract shapes: the shared examples fit the JSON Schemas, import through the write path and dump back."""
+"""Contract shapes: the examples (cwom/spec/examples) fit the JSON Schemas, import through the write path
+and dump back."""
 
 from __future__ import annotations
 

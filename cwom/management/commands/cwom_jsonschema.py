@@ -13,12 +13,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from cwom import shapes
 from cwom.enums import Kind
+from cwom.management.base import CwomCommand
+from cwom.spec import JSONSCHEMA_DIR
 
-DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parents[2] / "spec" / "jsonschema"
+DEFAULT_OUTPUT_DIR = JSONSCHEMA_DIR
 
 
 def render(kind: str) -> str:
@@ -31,7 +33,7 @@ def rendered() -> dict[str, str]:
     return {f"{kind}.json": render(kind) for kind in Kind.values}
 
 
-class Command(BaseCommand):
+class Command(CwomCommand):
     help = "Write cwom/spec/jsonschema/<Kind>.json for the seven kinds (--check: only compare)."
     # Schemas come from code alone: no database, no need for the project's system checks.
     requires_system_checks: list[str] = []
