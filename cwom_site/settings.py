@@ -16,14 +16,23 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
+# The name of every environment variable these settings read (the test settings clear them all but the
+# backend selectors, so a caller's environment cannot change the suite's verdict).
+ENVIRONMENT_VARIABLES: set[str] = set()
+
+
+def _read(name: str) -> str | None:
+    ENVIRONMENT_VARIABLES.add(name)
+    return os.environ.get(name)
+
 
 def env_str(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
+    value = _read(name)
     return default if value is None or value == "" else value
 
 
 def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
+    value = _read(name)
     if value is None or value == "":
         return default
     lowered = value.strip().lower()
@@ -35,7 +44,7 @@ def env_bool(name: str, default: bool = False) -> bool:
 
 
 def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
+    value = _read(name)
     if value is None or value == "":
         return default
     try:
@@ -45,7 +54,7 @@ def env_int(name: str, default: int) -> int:
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
-    value = os.environ.get(name)
+    value = _read(name)
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
@@ -249,7 +258,7 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 
 
 def _env_float(name: str, default: float) -> float:
-    value = os.environ.get(name)
+    value = _read(name)
     if value is None or value == "":
         return default
     try:
@@ -321,6 +330,8 @@ CELERY_TASK_TIME_LIMIT = CWOM_EXECUTION["max_run_seconds"] + CWOM_EXECUTION["har
 # An unacknowledged message is redelivered only after the longest allowed run (plus margin), so a slow
 # run is never delivered twice while it is still working; a lost worker is the reaper's job.
 CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = int(CELERY_TASK_TIME_LIMIT * 1.5 + 300)
+# Beat's record of when each entry last ran: under var/ like every runtime file, whatever the working directory.
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "cwom-reap-runs": {
         "task": "execution.tasks.reap_runs",
