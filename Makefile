@@ -1,6 +1,7 @@
 # CWOM service — developer entry points.  `make help` lists them.
 #
-#   make run    migrate, (demo data if the command exists), Celery worker+beat, runserver on :8000
+#   make run    migrate, (demo data if the command exists), Celery worker+beat, runserver on HOST:PORT
+#               (default 127.0.0.1:8000; e.g. make run HOST=0.0.0.0 PORT=8080)
 #   make test   pytest (PYTEST_ARGS="-k foo -x" to narrow)
 #   make lint   ruff check + ruff format --check + makemigrations --check + manage.py check + mypy
 #
@@ -17,6 +18,8 @@ MANAGE := $(PY) manage.py
 VENV_STAMP := $(VENV)/.installed
 REQUIREMENTS := $(wildcard requirements/*.txt)
 PYTEST_ARGS ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
 TEST_SETTINGS := cwom_site.settings_test
 
 .PHONY: help venv .venv run test lint fmt mypy bench clean
@@ -25,6 +28,7 @@ help:
 	@echo "Targets:"
 	@echo "  make venv    create $(VENV) with $(PYTHON) and install requirements/dev.txt"
 	@echo "  make run     migrate, load demo data if empty, start a Celery worker (+beat) and runserver"
+	@echo "               on HOST:PORT (default 127.0.0.1:8000)"
 	@echo "  make test    run the test suite (PYTEST_ARGS='...' to pass options to pytest)"
 	@echo "  make lint    ruff check, ruff format --check, makemigrations --check, manage.py check, mypy"
 	@echo "  make fmt     ruff format + ruff check --fix"
@@ -50,8 +54,18 @@ $(VENV_STAMP): $(PY) $(REQUIREMENTS)
 
 # --- run ------------------------------------------------------------------------------------------
 
+# An IPv6 address is written in brackets (runserver, URLs, ALLOWED_HOSTS); the banner shows a wildcard
+# bind as an address that answers.
+HOST_NAME = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
+RUNSERVER_ADDR = $(HOST_NAME):$(PORT)
+URL_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST_NAME))
+
 run: export DEBUG ?= 1
+run: export ALLOWED_HOSTS ?= localhost,127.0.0.1,[::1],$(HOST_NAME)
 run: $(VENV_STAMP)
+	@[[ "$(PORT)" =~ ^[0-9]+$$ ]] && (( $(PORT) >= 1 && $(PORT) <= 65535 )) || { \
+	  echo "error: PORT must be a TCP port number (1-65535), got '$(PORT)'." >&2; exit 2; }
+	@[[ -n "$(HOST)" && "$(HOST)" != *[[:space:]]* ]] || { echo "error: HOST must be an address, got '$(HOST)'." >&2; exit 2; }
 	@mkdir -p var
 	$(MANAGE) migrate --noinput
 	@if $(MANAGE) help cwom_demo >/dev/null 2>&1; then \
@@ -61,17 +75,17 @@ run: $(VENV_STAMP)
 	fi
 	@echo ""
 	@echo "  CWOM service (DEBUG=$(DEBUG))"
-	@echo "    API    http://127.0.0.1:8000/api/v1/"
-	@echo "    Docs   http://127.0.0.1:8000/api/v1/docs/"
-	@echo "    Admin  http://127.0.0.1:8000/admin/   (create a login: $(MANAGE) createsuperuser)"
+	@echo "    API    http://$(URL_HOST):$(PORT)/api/v1/"
+	@echo "    Docs   http://$(URL_HOST):$(PORT)/api/v1/docs/"
+	@echo "    Admin  http://$(URL_HOST):$(PORT)/admin/   (create a login: $(MANAGE) createsuperuser)"
+	@$(if $(filter 0.0.0.0 ::,$(HOST)),echo "  Listening on every interface: set ALLOWED_HOSTS to the names clients use (now: $$ALLOWED_HOSTS).")
 	@echo "  Ctrl-C stops the web server and the worker."
 	@echo ""
-	@$(VENV)/bin/celery -A cwom_site worker -B --loglevel=INFO --concurrency=2 \
-	    --schedule var/celerybeat-schedule & \
+	@$(VENV)/bin/celery -A cwom_site worker -B --loglevel=INFO --concurrency=2 & \
 	worker=$$!; \
 	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(MANAGE) runserver 127.0.0.1:8000
+	$(MANAGE) runserver $(RUNSERVER_ADDR)
 
 # --- quality --------------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from ..enums import Kind
+from ..humanize import duration
 from ..models import KIND_MODELS, Artifact, Event, Run
 
 CONTENT_PATH = "/api/v1/artifacts/{id}/content"
@@ -74,7 +75,7 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) ->
 
 
 def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} s"
+    return "—" if value is None else duration(value)
 
 
 def content_link(artifact: dict[str, Any], stored: bool) -> SafeString:

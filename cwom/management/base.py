@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import sys
 import time
 from typing import Any, TextIO
 
@@ -16,15 +18,31 @@ CLI_PRINCIPAL = "system:cli"
 CLI_ACTOR = {"actor_kind": "system", "actor_id": "cli", "display": "Management command"}
 
 
+# The exit status of a command whose reader went away (`| head`): a process killed by SIGPIPE, as shells report it.
+PIPE_CLOSED_EXIT = 128 + 13
+
+
 class CwomCommand(BaseCommand):
     """A management command whose writes are recorded as made by ``system:cli``.
 
     Exit codes: 0 success, 1 the work found problems (bad lines, mismatches) or failed, 2 bad usage.
+    When the reader of its output goes away (``cwom_stats | head``) it stops quietly with
+    ``PIPE_CLOSED_EXIT``, like the Unix tools it is piped with: no traceback.
     """
 
     def execute(self, *args: Any, **options: Any) -> Any:
-        with audit.acting_as(CLI_PRINCIPAL, CLI_ACTOR):
-            return super().execute(*args, **options)
+        try:
+            with audit.acting_as(CLI_PRINCIPAL, CLI_ACTOR):
+                output = super().execute(*args, **options)
+                self.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+                return output
+        except BrokenPipeError:
+            if getattr(self.stdout, "_out", None) is sys.stdout and sys.stdout is not None:
+                # Python flushes sys.stdout again at exit: point it at /dev/null so that flush is silent too.
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            raise SystemExit(PIPE_CLOSED_EXIT) from None
 
 
 def moment(value: str) -> dt.datetime:

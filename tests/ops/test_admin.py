@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 
 from cwom.admin.readonly import COUNT_CAP, CappedCountPaginator
+from cwom.humanize import duration
 from cwom.models import ApiToken, Artifact, Event, Issue, ObjectIndex, Run
 from cwom.signals import VIEWERS_GROUP
 
@@ -124,7 +125,7 @@ def test_an_issues_page_lists_its_runs_with_status_and_duration(demo: Run, viewe
     page = viewer_client.get(url(Issue, "change", demo.for_issue_id)).content.decode()
     for run in Run.objects.filter(for_issue_id=demo.for_issue_id):
         assert url(Run, "change", run.pk) in page
-    assert f"{demo.duration_s:.1f} s" in page
+    assert duration(demo.duration_s) in page
     assert "planned" in page and "done" in page
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from argparse import ArgumentParser
 from pathlib import Path
@@ -12,6 +13,14 @@ from django.core.management.base import CommandError
 from cwom.management.base import CwomCommand, Progress, moment, positive_int
 from cwom.portability import OBJECT_ORDER, few_collections
 from cwom.portability.exporting import DEFAULT_CHUNK, ExportCounts, Selection, export_lines
+
+
+def kind_name(value: str) -> str:
+    """An argparse type: a kind's name as the contract spells it, in any letter case."""
+    for kind in OBJECT_ORDER:
+        if value.lower() == str(kind).lower():
+            return str(kind)
+    raise argparse.ArgumentTypeError(f"{value!r} is not a kind; use one of {', '.join(map(str, OBJECT_ORDER))}")
 
 
 class Command(CwomCommand):
@@ -28,9 +37,9 @@ class Command(CwomCommand):
         parser.add_argument(
             "--kind",
             action="append",
-            choices=OBJECT_ORDER,
+            type=kind_name,
             metavar="KIND",
-            help=f"export only this kind (repeatable; one of {', '.join(OBJECT_ORDER)}); default: all",
+            help=f"export only this kind (repeatable; one of {', '.join(map(str, OBJECT_ORDER))}); default: all",
         )
         parser.add_argument("--since", type=moment, metavar="WHEN", help="only objects created at or after WHEN")
         parser.add_argument("--until", type=moment, metavar="WHEN", help="only objects created before WHEN")

@@ -9,6 +9,7 @@ from typing import Any
 from django.core.management.base import CommandError
 
 from cwom import stats
+from cwom.humanize import duration
 from cwom.management.base import CwomCommand
 from cwom.models import Repo
 
@@ -60,4 +61,4 @@ def _pairs(counts: dict[str, int]) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1f}s"
+    return "n/a" if value is None else duration(value)
