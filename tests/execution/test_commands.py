@@ -33,8 +33,17 @@ def test_cwom_enqueue_reads_stdin(dispatched, monkeypatch):
     assert json.loads(out.getvalue())["context_packet"]["role"] == "primary_context"
 
 
-@pytest.mark.parametrize(("text", "message"), [("{", "Not JSON"), ('{"context": {}}', "issue")])
-def test_cwom_enqueue_refuses_bad_input(dispatched, monkeypatch, text, message):
+@pytest.mark.parametrize(
+    ("text", "message", "returncode"), [("{", "- is not JSON", 2), ('{"context": {}}', "Refused: .*issue", 1)]
+)
+def test_cwom_enqueue_refuses_bad_input(dispatched, monkeypatch, text, message, returncode):
     monkeypatch.setattr("sys.stdin", io.StringIO(text))
-    with pytest.raises(CommandError, match=message):
+    with pytest.raises(CommandError, match=message) as refused:
         call_command("cwom_enqueue", "-")
+    assert refused.value.returncode == returncode
+
+
+def test_cwom_enqueue_of_a_missing_file_is_exit_2(dispatched, tmp_path):
+    with pytest.raises(CommandError, match="Cannot read") as refused:
+        call_command("cwom_enqueue", str(tmp_path / "absent.json"))
+    assert refused.value.returncode == 2

@@ -14,7 +14,7 @@ from django.core.management.base import CommandError
 
 from cwom import writes
 from cwom.humanize import duration
-from cwom.management.base import PIPE_CLOSED_EXIT
+from cwom.management.base import PIPE_CLOSED_EXIT, CwomCommand
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,3 +96,18 @@ def test_a_closed_output_stream_ends_the_command_with_the_sigpipe_status(db: Non
     with pytest.raises(SystemExit) as stopped:
         call_command("cwom_export", stdout=HungUp(), stderr=io.StringIO())
     assert stopped.value.code == PIPE_CLOSED_EXIT
+
+
+# --- the README's list ----------------------------------------------------------------------------------
+def test_the_readme_lists_every_command_and_each_states_its_exit_codes() -> None:
+    from django.core.management import get_commands, load_command_class
+
+    ours = {name: app for name, app in get_commands().items() if name.startswith("cwom_")}
+    assert {"cwom_enqueue", "cwom_reap", "cwom_jsonschema", "cwom_import"} <= set(ours)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    listed = {line.split("`")[1].split()[0] for line in readme.splitlines() if line.startswith("| `cwom_")}
+    assert listed == set(ours)
+    for name, app in ours.items():
+        command = load_command_class(app, name)
+        assert isinstance(command, CwomCommand), name  # quiet on a closed pipe
+        assert "Exit 0" in command.help, name

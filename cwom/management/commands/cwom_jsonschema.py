@@ -34,7 +34,10 @@ def rendered() -> dict[str, str]:
 
 
 class Command(CwomCommand):
-    help = "Write cwom/spec/jsonschema/<Kind>.json for the seven kinds (--check: only compare)."
+    help = (
+        "Write cwom/spec/jsonschema/<Kind>.json for the seven kinds (--check: only compare, write nothing). "
+        "Exit 0 when written or up to date, 1 when --check finds a file that differs, 2 on bad usage."
+    )
     # Schemas come from code alone: no database, no need for the project's system checks.
     requires_system_checks: list[str] = []
 

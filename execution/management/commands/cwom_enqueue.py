@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from cwom import audit
+from cwom.management.base import CwomCommand
 from execution.enqueue import enqueue
 
 
-class Command(BaseCommand):
-    help = "Enqueue a run from an enqueue body (JSON) read from FILE, or from stdin with '-' or no argument."
+class Command(CwomCommand):
+    help = (
+        "Enqueue a run from an enqueue body (the JSON of POST /api/v1/enqueue) read from FILE, or from stdin "
+        "with '-' or no argument; prints the new refs as JSON. Exit 0 when enqueued, 1 when the body is refused, "
+        "2 when FILE cannot be read or is not JSON."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", nargs="?", default="-", help="path to the JSON body, or '-' for stdin")
@@ -29,9 +34,9 @@ class Command(BaseCommand):
             text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
             body = json.loads(text)
         except OSError as error:
-            raise CommandError(f"Cannot read {source}: {error}") from None
+            raise CommandError(f"Cannot read {source}: {error}", returncode=2) from None
         except ValueError as error:
-            raise CommandError(f"Not JSON: {error}") from None
+            raise CommandError(f"{source} is not JSON: {error}", returncode=2) from None
         try:
             with audit.acting_as(options["principal"]):
                 result = enqueue(body)
