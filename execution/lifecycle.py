@@ -17,6 +17,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import F, Value
 from django.utils import timezone
@@ -46,6 +47,8 @@ WORKER_PRINCIPAL = "system:worker"
 WORKER_ACTOR = {"actor_kind": "system", "actor_id": "cwom-worker", "display": "CWOM worker"}
 REAPER_PRINCIPAL = "system:reaper"
 REAPER_ACTOR = {"actor_kind": "system", "actor_id": "cwom-reaper", "display": "CWOM reaper"}
+# The Celery task that executes a run (``execution.tasks.execute_run``), sent by name through the app.
+EXECUTE_RUN_TASK = "execution.tasks.execute_run"
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
 
 
@@ -75,8 +78,6 @@ def dispatch(run_id: str, limits: tuple[float, float] | None = None) -> bool:
     ``limits`` are the run's (soft, hard) seconds when the caller knows them (the enqueue that just
     created the run): then the dispatch is one statement and the publish.
     """
-    from .tasks import execute_run  # the tasks module imports this one
-
     if limits is None:
         run = Run.objects.filter(pk=run_id, execution__isnull=False).first()
         if run is None or run.status != Status.READY:
@@ -90,7 +91,7 @@ def dispatch(run_id: str, limits: tuple[float, float] | None = None) -> bool:
     if not stamped:
         return False
     options: dict[str, Any] = {"queue": conf()["queue"]} if conf().get("queue") else {}
-    execute_run.apply_async(
+    current_app.tasks[EXECUTE_RUN_TASK].apply_async(
         args=[run_id], soft_time_limit=soft, time_limit=hard, retry=True, retry_policy=PUBLISH_RETRY_POLICY, **options
     )
     return True

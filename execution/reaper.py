@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from celery import current_app
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -101,8 +102,6 @@ def _lock(run_id: str, *conditions: Q, **filters: Any) -> tuple[RunExecution, Ru
 
 
 def _force_cancel(run_id: str, cancel_before: Any) -> bool:
-    from .tasks import execute_run
-
     saved: list[str] = []
     try:
         with transaction.atomic():
@@ -123,7 +122,7 @@ def _force_cancel(run_id: str, cancel_before: Any) -> bool:
         raise
     if task_id:
         try:  # best effort: stop the stuck worker child now rather than at its hard time limit
-            execute_run.app.control.revoke(task_id, terminate=True, signal="SIGKILL")
+            current_app.control.revoke(task_id, terminate=True, signal="SIGKILL")
         except Exception:  # noqa: BLE001 - a broker without broadcast support still gets the fence
             log.warning("Could not revoke task %s of run %s.", task_id, run_id, exc_info=True)
     return True

@@ -16,6 +16,7 @@ from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
 from . import reaper, runner
+from .lifecycle import EXECUTE_RUN_TASK
 
 RETRY_OPTIONS: dict[str, Any] = {
     "autoretry_for": (OperationalError, InterfaceError),
@@ -28,7 +29,7 @@ RETRY_OPTIONS: dict[str, Any] = {
 
 @shared_task(
     bind=True,
-    name="execution.tasks.execute_run",
+    name=EXECUTE_RUN_TASK,
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,

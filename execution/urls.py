@@ -1,4 +1,4 @@
-"""The execution endpoints, included by ``cwom.api.urls`` under ``/api/v1/`` (with or without a trailing slash)."""
+"""The execution endpoints, included by ``cwom_site.urls`` under ``/api/v1/`` (with or without a trailing slash)."""
 
 from django.urls import re_path
 

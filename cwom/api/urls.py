@@ -1,15 +1,14 @@
 """Routes under /api/v1 (each with or without a trailing slash).
 
-The seven kinds come from one router; ``execution.urls`` (enqueue, cancel, artifact content) is included
-when that module exists; anything else under /api/v1 is a 404 problem.
+The seven kinds come from one router; the execution app's routes (enqueue, cancel, artifact content) are
+included before these by ``cwom_site.urls``; anything else under /api/v1 is a 404 problem.
 """
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
-from django.urls import include, path, re_path
+from django.urls import re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
@@ -40,9 +39,6 @@ urlpatterns: list[Any] = [
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", **_open), name="redoc"),
     re_path(rf"^objects/(?P<object_id>{views.ID_PATH_REGEX})/?$", views.ObjectView.as_view(), name="object-detail"),
 ]
-
-if importlib.util.find_spec("execution.urls") is not None:
-    urlpatterns.append(path("", include("execution.urls")))
 
 urlpatterns += [
     *router.urls,
