@@ -699,10 +699,13 @@ class OrderingBackend(BaseFilterBackend):
         return queryset.order_by(*resolver(request))
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        fields = getattr(view, "ordering_fields", ())
+        options = getattr(view, "ordering_options", None)
+        fields, ordering = (
+            options() if options else (getattr(view, "ordering_fields", ()), getattr(view, "ordering", ()))
+        )
         if not fields:
             return []
-        default = ",".join(getattr(view, "ordering", ())[:1])
+        default = ",".join(ordering[:1])
         return [
             {
                 "name": "ordering",
