@@ -8,7 +8,10 @@ Conventions shared by every filter here:
 - enum filters refuse unknown values with a 400 naming the allowed ones;
 - id filters (``repo_id``, ``issue_id`` ...) take ULIDs; a malformed id is a 400;
 - ranges are ``<field>_after`` (inclusive) and ``<field>_before`` (exclusive), ISO-8601 with a timezone;
-- an unknown query parameter is a 400 (a typo must not silently widen a query).
+- an unknown query parameter is a 400 (a typo must not silently widen a query);
+- so is an empty value (``?status=``, ``?created_before=``, ``?tag=a,``, ``?ordering=``): code ``empty_value``,
+  as the schema documents (an enum, a pattern, a format or ``minLength: 1``). Only ``q`` may be empty
+  (it then matches everything, as any text contains the empty string); it is at most 200 characters.
 
 Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :mod:`cwom.api.schema`.
 """
@@ -52,18 +55,34 @@ from .errors import BadRequest
 
 PAGINATION_PARAMS = frozenset({"cursor", "page_size", "ordering"})
 MAX_VALUES = 100
+SEARCH_MAX_LENGTH = 200
+TAG_MAX_LENGTH = 64
+EMPTY_VALUE_MESSAGE = "An empty value is not allowed: give a value or leave the parameter out."
 # Form classes kept for sets of filter names a query gives (see PrebuiltFilterSet).
 GIVEN_FORMS_KEPT = 512
 
 
 # --- fields and widgets ---------------------------------------------------------------------------
+def empty_value_error() -> ValidationError:
+    """The error of a parameter given with an empty (or blank) value."""
+    return ValidationError(EMPTY_VALUE_MESSAGE, code="empty_value")
+
+
+def is_blank(value: Any) -> bool:
+    """Whether a query parameter value is empty or only whitespace (``None``, an absent one, is not)."""
+    return value is not None and str(value).strip() == ""
+
+
 class ListWidget(forms.Widget):
-    """Reads ``?f=a&f=b`` and ``?f=a,b`` alike into ``["a", "b"]`` (order kept, duplicates dropped)."""
+    """Reads ``?f=a&f=b`` and ``?f=a,b`` alike into ``["a", "b"]`` (order kept, duplicates dropped).
+
+    An empty value, or an empty part of a comma-separated one (``?f=``, ``?f=a,``), is kept as ``""`` for
+    :class:`ListField` to refuse: dropping it would turn ``?f=`` into no filter at all.
+    """
 
     def value_from_datadict(self, data: Any, files: Any, name: str) -> list[str]:
-        raw = data.getlist(name) if hasattr(data, "getlist") else [data.get(name)] if data.get(name) else []
-        values = [part.strip() for item in raw for part in str(item).split(",")]
-        return list(dict.fromkeys(value for value in values if value))
+        raw = data.getlist(name) if hasattr(data, "getlist") else [] if data.get(name) is None else [data[name]]
+        return list(dict.fromkeys(part.strip() for item in raw for part in str(item).split(",")))
 
     def value_omitted_from_data(self, data: Any, files: Any, name: str) -> bool:
         return name not in data
@@ -80,6 +99,8 @@ class ListField(forms.Field):
 
     def clean(self, value: Any) -> list[str]:
         values = list(value or [])
+        if "" in values:
+            raise empty_value_error()
         if len(values) > MAX_VALUES:
             raise ValidationError(f"At most {MAX_VALUES} values are allowed.", code="too_many")
         for item in values:
@@ -117,8 +138,10 @@ class StrictBooleanField(forms.Field):
     FALSE = frozenset({"false", "0"})
 
     def to_python(self, value: Any) -> bool | None:
-        if value in (None, ""):
+        if value is None:
             return None
+        if is_blank(value):
+            raise empty_value_error()
         lowered = str(value).strip().lower()
         if lowered in self.TRUE:
             return True
@@ -133,8 +156,10 @@ class TimestampField(forms.DateTimeField):
     """An ISO-8601 timestamp that must carry a timezone (``Z`` or an offset)."""
 
     def to_python(self, value: Any) -> Any:
-        if value in (None, ""):
+        if value is None:
             return None
+        if is_blank(value):
+            raise empty_value_error()
         moment = parse_timestamp(str(value))
         if moment is None:
             raise ValidationError(
@@ -145,15 +170,44 @@ class TimestampField(forms.DateTimeField):
         return moment
 
 
+class SearchTextField(forms.CharField):
+    """Search text: at most ``SEARCH_MAX_LENGTH`` characters as sent, no NUL; leading/trailing blanks trimmed.
+
+    An empty ``q`` is allowed (the schema allows it) and matches everything.
+    """
+
+    def to_python(self, value: Any) -> str:
+        if value is not None:
+            text = str(value)
+            if len(text) > SEARCH_MAX_LENGTH:
+                raise ValidationError(
+                    "At most %(max)d characters are allowed; this value has %(length)d.",
+                    code="too_long",
+                    params={"max": SEARCH_MAX_LENGTH, "length": len(text)},
+                )
+            if "\x00" in text:
+                raise ValidationError("NUL characters are not allowed.", code="invalid_characters")
+        return str(super().to_python(value))
+
+
 # --- filters --------------------------------------------------------------------------------------
 class ListFilter(django_filters.Filter):
     """Several values OR together: ``<field_name>__<lookup>=[values]``."""
 
     field_class = ListField
-    item_schema: dict[str, Any] = {"type": "string"}
+    item_schema: dict[str, Any] = {"type": "string", "minLength": 1}
 
-    def __init__(self, *args: Any, lookup: str = "in", clean_item: Callable[[str], str] | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        *args: Any,
+        lookup: str = "in",
+        clean_item: Callable[[str], str] | None = None,
+        item_schema: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ):
         self.list_lookup = lookup
+        if item_schema is not None:
+            self.item_schema = item_schema
         kwargs.setdefault("clean_item", clean_item)
         super().__init__(*args, **kwargs)
 
@@ -203,23 +257,27 @@ class LinkFilter(IdFilter):
 class TextSearchFilter(django_filters.CharFilter):
     """Case-insensitive substring search over several text columns (OR)."""
 
+    field_class = SearchTextField
+
     def __init__(self, *fields: str, **kwargs: Any) -> None:
         self.search_fields = fields
-        kwargs.setdefault("help_text", f"Case-insensitive text search in {', '.join(fields)}.")
+        kwargs.setdefault(
+            "help_text",
+            f"Case-insensitive text search in {', '.join(fields)}, at most {SEARCH_MAX_LENGTH} characters "
+            "(empty: no text condition).",
+        )
         super().__init__(**kwargs)
 
     def filter(self, qs: models.QuerySet[Any], value: str) -> models.QuerySet[Any]:
         if not value:
             return qs
-        if "\x00" in value:
-            raise BadRequest("NUL characters are not allowed.", "invalid_characters")
         query = Q()
         for name in self.search_fields:
             query |= Q(**{f"{name}__icontains": value})
         return qs.filter(query)
 
     def openapi_schema(self) -> dict[str, Any]:
-        return {"type": "string", "maxLength": 200}
+        return {"type": "string", "maxLength": SEARCH_MAX_LENGTH}
 
 
 class BooleanFilter(django_filters.Filter):
@@ -252,7 +310,11 @@ def time_range(column: str) -> tuple[TimestampFilter, TimestampFilter]:
 
 def tag_filter(filter_class: type[ListFilter] = ListFilter) -> ListFilter:
     return filter_class(
-        field_name="tags", lookup="has_any", help_text="Objects carrying any of these tags.", clean_item=_clean_tag
+        field_name="tags",
+        lookup="has_any",
+        help_text="Objects carrying any of these tags.",
+        clean_item=_clean_tag,
+        item_schema={"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
     )
 
 
@@ -290,12 +352,15 @@ class IssueTagFilter(ListFilter):
     @staticmethod
     def single_tag(request: Request) -> bool:
         """Whether ``request`` filters by exactly one tag (the case served by the tag index)."""
-        return len(ListWidget().value_from_datadict(request.query_params, None, "tag")) == 1
+        tags = ListWidget().value_from_datadict(request.query_params, None, "tag")
+        return len(tags) == 1 and tags[0] != ""  # ?tag= is refused by the filter, not served by the index
 
 
 def _clean_tag(value: str) -> str:
-    if len(value) > 64:
-        raise ValidationError("A tag is at most 64 characters.", code="invalid_tag")
+    if len(value) > TAG_MAX_LENGTH:
+        raise ValidationError(
+            "A tag is at most %(max)d characters.", code="invalid_tag", params={"max": TAG_MAX_LENGTH}
+        )
     return value
 
 
@@ -592,12 +657,26 @@ def check_params(request: Request, filters: set[str]) -> None:
         )
 
 
+def empty_parameter(name: str, code: str) -> BadRequest:
+    """The 400 for a paging/ordering parameter given empty: ``code`` as the problem's, ``empty_value`` in errors."""
+    return BadRequest(
+        f"{name}: {EMPTY_VALUE_MESSAGE}",
+        code,
+        errors=[{"path": name, "code": "empty_value", "message": EMPTY_VALUE_MESSAGE}],
+    )
+
+
 def parse_ordering(raw: str | None, allowed: Iterable[str], default: tuple[str, ...]) -> tuple[str, ...]:
-    """The ``ordering`` parameter checked against a whitelist; ``id`` is appended as a tie-breaker."""
+    """The ``ordering`` parameter checked against a whitelist; ``id`` is appended as a tie-breaker.
+
+    Absent, it is ``default``; empty (``?ordering=``), a 400 like any value outside the documented enum.
+    """
     allowed = tuple(allowed)
-    if raw is None or raw.strip() == "":
+    if raw is None:
         return default
-    terms = [term.strip() for term in raw.split(",") if term.strip()]
+    if is_blank(raw):
+        raise empty_parameter("ordering", "invalid_ordering")
+    terms = [term.strip() for term in raw.split(",")]
     bad = [term for term in terms if term.lstrip("-") not in allowed]
     if bad or len(terms) != 1:
         choices = ", ".join(f"{name}, -{name}" for name in allowed)
@@ -620,10 +699,13 @@ class OrderingBackend(BaseFilterBackend):
         return queryset.order_by(*resolver(request))
 
     def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
-        fields = getattr(view, "ordering_fields", ())
+        options = getattr(view, "ordering_options", None)
+        fields, ordering = (
+            options() if options else (getattr(view, "ordering_fields", ()), getattr(view, "ordering", ()))
+        )
         if not fields:
             return []
-        default = ",".join(getattr(view, "ordering", ())[:1])
+        default = ",".join(ordering[:1])
         return [
             {
                 "name": "ordering",

@@ -1,8 +1,9 @@
 """Cursor pagination for every list: 50 per page by default, at most 500, always ordered.
 
 Bad input is a 400, not a silent correction: ``page_size`` outside 1..500 or not a number, and a cursor
-that cannot be decoded or whose position does not fit the ordering field. A view that cannot say how
-its rows are ordered is a programming error (``ImproperlyConfigured``): unordered pages repeat or skip rows.
+that cannot be decoded or whose position does not fit the ordering field; either one given empty as well
+(``empty_value``: leave it out for the default size or the first page). A view that cannot say how its
+rows are ordered is a programming error (``ImproperlyConfigured``): unordered pages repeat or skip rows.
 
 Views tell the paginator their ordering through ``resolve_ordering(request)`` (see
 :class:`cwom.api.filters.OrderingBackend`), so the ``ordering`` query parameter and the cursor always agree.
@@ -23,7 +24,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from .errors import BadRequest
-from .filters import ORDERING_ALIASES
+from .filters import ORDERING_ALIASES, empty_parameter, is_blank
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
@@ -47,6 +48,8 @@ class CwomCursorPagination(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
+        if is_blank(raw):
+            raise empty_parameter(self.page_size_query_param, "invalid_page_size")
         try:
             size = int(raw)
         except ValueError:
@@ -73,6 +76,8 @@ class CwomCursorPagination(CursorPagination):
         encoded = request.query_params.get(self.cursor_query_param)
         if encoded is None:
             return None
+        if is_blank(encoded):
+            raise empty_parameter(self.cursor_query_param, "invalid_cursor")
         try:
             querystring = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
             tokens = parse_qs(querystring, keep_blank_values=True, strict_parsing=bool(querystring))
@@ -128,7 +133,7 @@ class CwomCursorPagination(CursorPagination):
                 "required": False,
                 "in": "query",
                 "description": str(self.cursor_query_description),
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "minLength": 1},
             },
             {
                 "name": self.page_size_query_param,

@@ -175,7 +175,8 @@ SUMMARIES = {
 
 DESCRIPTIONS = {
     "list": "Several values of one filter OR together (repeat the parameter or separate with commas); "
-    "filters AND together. Unknown parameters and unknown enum values are a 400.",
+    "filters AND together. Unknown parameters, unknown enum values and empty values (`?status=`; only `q` "
+    "may be empty) are a 400: leave a parameter out rather than send it empty.",
     "retrieve": "The object in the contract's shape, with an `ETag` to send back in `If-Match`.",
     "create": "The body is the contract's shape without the server-set fields; a Ref may be a bare id. "
     "`Idempotency-Key` makes retries safe. Answers 201 with `Location` and `ETag`.",

@@ -168,10 +168,19 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
     def get_serializer_class(self) -> Any:
         return serializer_for(self.kind)
 
-    def resolve_ordering(self, request: Request) -> tuple[str, ...]:
+    def ordering_options(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The fields ``ordering`` may name in this action and its default (an object's history: by id).
+
+        Read by :meth:`resolve_ordering` and by the schema (:class:`filters.OrderingBackend`), so the
+        documented enum is the accepted one.
+        """
         if self.action == "events":
-            return filters.parse_ordering(request.query_params.get("ordering"), ("id",), ("id",))
-        return filters.parse_ordering(request.query_params.get("ordering"), self.ordering_fields, self.ordering)
+            return ("id",), ("id",)
+        return self.ordering_fields, self.ordering
+
+    def resolve_ordering(self, request: Request) -> tuple[str, ...]:
+        fields, default = self.ordering_options()
+        return filters.parse_ordering(request.query_params.get("ordering"), fields, default)
 
     def object_id(self) -> str:
         return parse_id(self.kwargs[self.lookup_url_kwarg or self.lookup_field])

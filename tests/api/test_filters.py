@@ -258,6 +258,13 @@ def test_the_event_feed_filters(writer, world):
         ("issues", {"stauts": "ready"}, "unknown_parameter"),
         ("issues", {"ordering": "description"}, "invalid_choice"),
         ("issues", {"tag": "x\x00y"}, "invalid_characters"),
+        ("issues", {"q": "x\x00y"}, "invalid_characters"),
+        ("repos", {"q": "x" * 201}, "too_long"),
+        ("issues", {"status": ""}, "empty_value"),
+        ("runs", {"started_before": ""}, "empty_value"),
+        ("context_packets", {"sealed": ""}, "empty_value"),
+        ("artifacts", {"digest": ""}, "empty_value"),
+        ("events", {"kind": "Issue,"}, "empty_value"),
     ],
 )
 def test_a_bad_filter_value_is_400_naming_the_problem(writer, path, query, code):
@@ -305,6 +312,9 @@ QUERIES = [
     {"repo_id": "01JD0Z8K3M5Q7R9T1V3X5Z7ZZZ", "status": "ready,done", "tag": "core"},
     {"tag": ["core", "ops"], "priority": "P1", "updated_after": LONG_AGO, "q": "login"},
     {"status": "nope", "repo_id": "not-a-ulid", "created_before": "yesterday", "tag": "x" * 65},
+    {"status": "", "created_before": "", "tag": ["core", ""], "q": ""},
+    {"q": "x" * 201, "started_after": " "},
+    {"q": ""},
     {},
 ]
 
@@ -331,6 +341,7 @@ def test_a_form_of_the_given_filters_filters_and_fails_as_the_full_form(kind: st
 def test_filtersets_keep_no_state_between_requests(world: SimpleNamespace, reader: Any) -> None:
     first = reader.get("issues", {"tag": "urgent", "status": "ready"}).json()["results"]
     reader.get("issues", {"status": "nope"})
+    reader.get("issues", {"tag": "", "status": ""})
     again = reader.get("issues", {"tag": "urgent", "status": "ready"}).json()["results"]
 
     assert [i["id"] for i in first] == [i["id"] for i in again] == [world.issue_a.pk]
