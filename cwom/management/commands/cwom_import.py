@@ -30,10 +30,11 @@ class Command(CwomCommand):
         "counts must match the lines read; a file without it was cut short, and what it held is imported and "
         "reported as INCOMPLETE. With --atomic nothing is written unless the file is whole and every line is good. "
         "--dry-run checks everything, writes nothing, and ends as the import would. "
-        "Exit 0 when the whole file was imported; 1 when some line was refused or the file is incomplete (cut "
-        "short, or not the lines its trailer counts); 2 when nothing was imported because the file cannot be read "
-        "or is not a CWOM export (empty, line 1 not the CwomExport header of format version 1, not UTF-8 or "
-        "not JSON Lines)."
+        "Exit 0 when the whole file was imported (with --dry-run: would be); "
+        "1 when some line was refused or the file is incomplete (cut short, or not the lines its trailer counts); "
+        "2 when nothing was imported because the file cannot be read or is not a CWOM export (empty, line 1 not "
+        "the CwomExport header of format version 1, not UTF-8 or not JSON Lines). "
+        "Every case, with its message: docs/operations.md."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -42,7 +43,9 @@ class Command(CwomCommand):
         mode.add_argument(
             "--atomic", action="store_true", help="all or nothing: refuse the file if any line is bad or it is cut"
         )
-        mode.add_argument("--dry-run", action="store_true", help="check every line, then roll everything back")
+        mode.add_argument(
+            "--dry-run", action="store_true", help="check every line, roll everything back, exit as the import would"
+        )
         parser.add_argument(
             "--batch-size",
             type=positive_int,
