@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -1156,13 +1157,21 @@ def part_export(db_url: str, scale: str, timeout: float, import_lines: int) -> d
             out["import"] = skipped("manage.py cwom_import is not available or nothing was exported")
             return out
         # Import into an empty database: the first ``import_lines`` lines (the file is in dependency order,
-        # so a prefix is a consistent dataset).
+        # so a prefix is a consistent dataset), ended with the trailer that counts them: a whole file.
         part = tmp / "import.jsonl"
+        kinds: Counter[str] = Counter()
         with written.open("rb") as src, part.open("wb") as dst:
             for i, line in enumerate(src):
-                if i >= import_lines:
+                try:
+                    kind = json.loads(line)["kind"] if i < import_lines else None
+                except ValueError:  # the cut last line of an export stopped by --export-timeout
+                    kind = None
+                if kind in (None, "CwomExportEnd"):
                     break
+                if i:
+                    kinds[kind] += 1
                 dst.write(line)
+            dst.write(json.dumps({"kind": "CwomExportEnd", "counts": dict(sorted(kinds.items()))}).encode() + b"\n")
         name = db_url.rsplit("/", 1)[1] + "_import"
         recreate_database(name)
         import_url = database_url(name)

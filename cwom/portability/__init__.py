@@ -13,7 +13,8 @@ that an import never meets a Ref to an object it has not seen yet::
                                                                                later objects, in link-row order
     {"kind": "Event", "object": Ref, "action": ..., "changes": ..., "principal": ..., "actor": ..., "at": ...}
                                                                                the history, oldest first
-    {"kind": "CwomExportEnd", "counts": {...}}                                trailer: a file without it was cut short
+    {"kind": "CwomExportEnd", "counts": {...}}                                trailer: the records written, by kind;
+                                                                               a file without it was cut short
 
 An Issue line carries the whole contract object, but its ``context_packets`` and ``relationships`` are
 restored from the IssueLink lines (they may name objects that come later in the file); read-only, derived

@@ -15,6 +15,12 @@ recorded: the file's own events are the history.
 Objects whose rules depend on their past are written the way the live write path writes them: a packet
 as a draft, its links, then sealed; a doctrine ref unpublished, its links, then published; a run in an
 open status, its inputs, then moved to its recorded status and telemetry in one update.
+
+Whether the file is a whole export is decided in one place, :class:`_Frame`, for both engines: line 1
+must be the header of this format version (else nothing is applied: :class:`UnsupportedFormat`), and the
+file must end with its trailer, whose counts must match the records seen (else the import is
+incomplete: :attr:`ImportResult.incomplete`; an atomic import or a dry run is rolled back before it
+commits). The engines only ever see the lines between the two.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import datetime as dt
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from operator import attrgetter
@@ -76,7 +82,8 @@ class LineError(Exception):
 
 
 class UnsupportedFormat(Exception):
-    """The file is not a CWOM export this version can read."""
+    """The file is not a CWOM export this version can read: empty, unreadable, or line 1 is not the header
+    of this format version. Raised before any line is applied."""
 
 
 class _RollBack(Exception):
@@ -97,20 +104,157 @@ class Problem:
 
 @dataclass
 class ImportResult:
-    """What an import did: records created and found unchanged by record kind, the lines it refused."""
+    """What an import did: records created and found unchanged by record kind, the lines it refused, and
+    whether the file held the whole export (``incomplete`` says why not)."""
 
     created: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
+    seen: Counter[str] = field(default_factory=Counter)  # record lines read between header and trailer, by kind
     problems: list[Problem] = field(default_factory=list)
     problem_count: int = 0
     lines: int = 0
-    saw_trailer: bool = False
+    incomplete: str | None = None
     rolled_back: bool = False
 
     def refuse(self, problem: Problem) -> None:
         self.problem_count += 1
         if len(self.problems) < KEPT_PROBLEMS:
             self.problems.append(problem)
+
+    @property
+    def clean(self) -> bool:
+        """The whole export, every line applied (or, in a dry run, applicable)."""
+        return self.incomplete is None and not self.problem_count
+
+
+# The record kinds a trailer counts (the exporter's ExportCounts): every record but the header and trailer.
+COUNTED_KINDS = frozenset((*OBJECT_ORDER, ARTIFACT_CONTENT, ISSUE_LINK, EVENT))
+
+
+class _Frame:
+    """What makes a file a whole CWOM export, checked here for both engines.
+
+    :meth:`body` checks line 1 (the header of this format version, else :class:`UnsupportedFormat`:
+    nothing is applied), decodes bytes, takes the trailer out of the stream and refuses what follows it,
+    and hands on the numbered lines in between. :meth:`finish`, once they are applied, says whether the
+    file was whole: a file without its trailer was cut short; a trailer whose counts differ from the
+    records seen means lines were lost or added. Either way the import is incomplete.
+    """
+
+    def __init__(self, result: ImportResult) -> None:
+        self.result = result
+        self.trailer_line: int | None = None
+        self.counts: dict[str, int] | None = None  # the trailer's, when they are well formed
+        self.read_error: str | None = None
+
+    def body(self, lines: Iterable[str | bytes]) -> Iterator[tuple[int, str]]:
+        result = self.result
+        source = iter(lines)
+        try:
+            first = next(source, None)
+        except OSError as error:
+            raise UnsupportedFormat(f"line 1: the file cannot be read ({error.strerror or error}).") from error
+        if first is None:
+            raise UnsupportedFormat("The file is empty: a CWOM export starts with its CwomExport header on line 1.")
+        self._header(first)
+        number = result.lines = 1
+        try:
+            for number, line in enumerate(source, 2):
+                if isinstance(line, str):
+                    text = line
+                else:
+                    try:
+                        text = line.decode()
+                    except UnicodeDecodeError as error:
+                        result.refuse(Problem(number, "?", [f"not UTF-8 text ({error.reason} at byte {error.start})"]))
+                        continue
+                if self.trailer_line is not None:
+                    if text.strip():
+                        ended = f"after the {TRAILER} trailer on line {self.trailer_line}, where the export ends"
+                        result.refuse(Problem(number, "?", [ended]))
+                    continue
+                if HEADER in text and self._frame_line(number, text):  # HEADER is a prefix of TRAILER
+                    continue
+                yield number, text
+        except OSError as error:
+            self.read_error = f"reading the file failed after line {number} ({error.strerror or error})"
+        finally:
+            result.lines = number
+
+    def _header(self, line: str | bytes) -> None:
+        got, record = _read_record(line)
+        if record is None or record.get("kind") != HEADER:
+            raise UnsupportedFormat(f"line 1: expected the {HEADER} header, got {got}: this is not a CWOM export.")
+        version = record.get("format_version")
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise UnsupportedFormat(
+                f"line 1: this is a CWOM export of format version {version!r}; "
+                f"this service reads format version {FORMAT_VERSION}."
+            )
+
+    def _frame_line(self, number: int, text: str) -> bool:
+        """Take a header or trailer line out of the stream (refusing a second header); other lines stay."""
+        _got, record = _read_record(text)
+        kind = record.get("kind") if record is not None else None
+        if kind == HEADER:
+            self.result.refuse(Problem(number, HEADER, ["a second header: only line 1 holds one"]))
+            return True
+        if kind == TRAILER:
+            self.trailer_line = number
+            counts = record.get("counts") if record is not None else None
+            if isinstance(counts, dict) and all(
+                isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts.values()
+            ):
+                self.counts = counts
+            return True
+        return False
+
+    def finish(self) -> None:
+        """Once every line is applied: whether the file held the whole export (``result.incomplete``)."""
+        self.result.incomplete = self._incomplete()
+
+    def _incomplete(self) -> str | None:
+        if self.read_error is not None:
+            return self.read_error
+        if self.trailer_line is None:
+            return f"the file ends at line {self.result.lines} without its {TRAILER} trailer: it was cut short"
+        if self.counts is None:
+            return f"the {TRAILER} trailer on line {self.trailer_line} has no counts to check the file against"
+        seen = self.result.seen
+        kinds = sorted({*self.counts, *(kind for kind in seen if kind in COUNTED_KINDS)})
+        wrong = [
+            f"{kind} {self.counts.get(kind, 0)} in the trailer, {seen[kind]} in the file"
+            for kind in kinds
+            if self.counts.get(kind, 0) != seen[kind]
+        ]
+        if wrong:
+            return (
+                f"the file does not hold the records its {TRAILER} trailer on line {self.trailer_line} counts "
+                f"({'; '.join(wrong)}): lines were lost or added"
+            )
+        return None
+
+
+def _read_record(line: str | bytes) -> tuple[str, dict[str, Any] | None]:
+    """A line read as a record (a JSON object with a string ``kind``), or None and what the line is instead."""
+    try:
+        text = line.decode() if isinstance(line, bytes) else line
+    except UnicodeDecodeError:
+        return "bytes that are not UTF-8 text", None
+    if not text.strip():
+        return "an empty line", None
+    try:
+        record = json.loads(text)
+    except ValueError:
+        return f"text that is not JSON ({_excerpt(text)})", None
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+        return f"JSON that is not a record ({_excerpt(text)})", None
+    return f"a {record['kind']!r} record", record
+
+
+def _excerpt(text: str, size: int = 40) -> str:
+    text = text.strip()
+    return repr(text[:size]) + ("..." if len(text) > size else "")
 
 
 class Importer:
@@ -124,33 +268,35 @@ class Importer:
             ARTIFACT_CONTENT: self._artifact_content,
             ISSUE_LINK: self._issue_link,
             EVENT: self._event,
-            HEADER: self._header,
-            TRAILER: self._trailer,
         }
         self.result = ImportResult()
 
     # --- driving -----------------------------------------------------------------------------------
-    def load(self, lines: Iterable[str], *, atomic: bool = False, dry_run: bool = False) -> ImportResult:
-        """Apply ``lines``. Committed every ``batch_size`` lines, or all at once (``atomic``: nothing is
-        written unless every line is good; ``dry_run``: everything is checked and then rolled back).
+    def load(self, lines: Iterable[str | bytes], *, atomic: bool = False, dry_run: bool = False) -> ImportResult:
+        """Apply ``lines`` (text, or bytes decoded as UTF-8 line by line). Committed every ``batch_size``
+        lines, or all at once (``atomic``: nothing is written unless the file is whole and every line is
+        good; ``dry_run``: everything is checked and then rolled back).
 
-        Raises UnsupportedFormat for a file this version cannot read (nothing of it is kept).
+        Raises UnsupportedFormat for a file this version cannot read (nothing of it is applied).
         """
         self.result = ImportResult()
-        numbered = enumerate(lines, 1)
+        frame = _Frame(self.result)
+        body = frame.body(lines)
         if atomic or dry_run:
             try:
                 with transaction.atomic():
-                    while batch := list(itertools.islice(numbered, self.batch_size)):
+                    while batch := list(itertools.islice(body, self.batch_size)):
                         self._batch(batch)
-                    if dry_run or self.result.problem_count:
+                    frame.finish()  # before the commit: a cut file is rolled back
+                    if dry_run or not self.result.clean:
                         raise _RollBack
             except _RollBack:
                 self.result.rolled_back = True
             return self.result
-        while batch := list(itertools.islice(numbered, self.batch_size)):
+        while batch := list(itertools.islice(body, self.batch_size)):
             with transaction.atomic():
                 self._batch(batch)
+        frame.finish()
         return self.result
 
     def _batch(self, batch: list[tuple[int, str]]) -> None:
@@ -165,13 +311,12 @@ class Importer:
             return
         self.result.created.update(chunk.created)
         self.result.unchanged.update(chunk.unchanged)
-        self.result.lines = batch[-1][0]
+        self.result.seen.update(chunk.seen)
         if self.on_line:
             for number, _text in batch:
                 self.on_line(number)
 
     def _line(self, number: int, text: str) -> None:
-        self.result.lines = number
         if self.on_line:
             self.on_line(number)
         if not text.strip():
@@ -185,6 +330,7 @@ class Importer:
             self.result.refuse(Problem(number, "?", ["a record is a JSON object with a kind"]))
             return
         kind = record["kind"]
+        self.result.seen[kind] += 1
         label = f"{kind} {record['id']}" if isinstance(record.get("id"), str) else kind
         handler = self._handlers.get(kind)
         if handler is None:
@@ -204,19 +350,6 @@ class Importer:
                 self.result.created[kind] += 1
             elif outcome == UNCHANGED:
                 self.result.unchanged[kind] += 1
-
-    # --- header and trailer -------------------------------------------------------------------------
-    def _header(self, record: dict[str, Any]) -> None:
-        if record.get("format_version") != FORMAT_VERSION:
-            raise UnsupportedFormat(
-                f"This is a CWOM export of format version {record.get('format_version')!r}; "
-                f"this service reads version {FORMAT_VERSION}."
-            )
-        return None
-
-    def _trailer(self, record: dict[str, Any]) -> None:
-        self.result.saw_trailer = True
-        return None
 
     # --- objects -------------------------------------------------------------------------------------
     def _object(self, record: dict[str, Any]) -> str:
@@ -426,6 +559,7 @@ class _Chunk:
         self.importer = importer
         self.created: Counter[str] = Counter()
         self.unchanged: Counter[str] = Counter()
+        self.seen: Counter[str] = Counter()
 
     def apply(self, batch: list[tuple[int, str]]) -> None:
         records = []
@@ -439,6 +573,7 @@ class _Chunk:
             if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
                 raise Refused("not a record")
             records.append(record)
+        self.seen.update(record["kind"] for record in records)
         try:
             # An artifact's content line follows its artifact: a run of artifacts and their contents is one
             # group (artifacts first, then the contents; see _artifacts).

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+from collections import Counter
 
 from django.apps import apps
 from django.core.management import call_command
@@ -52,3 +54,11 @@ def export_text(*args: str) -> str:
     out = io.StringIO()
     call_command("cwom_export", *args, stdout=out, stderr=io.StringIO())
     return out.getvalue()
+
+
+def with_trailer(lines: list[str]) -> list[str]:
+    """An export's ``lines`` (header first, no trailer) ended with the trailer that counts them, as
+    ``cwom_export`` writes it: a whole file, whatever lines a test put in."""
+    counts = Counter(json.loads(line)["kind"] for line in lines[1:] if line.strip())
+    trailer = {"kind": "CwomExportEnd", "counts": dict(sorted(counts.items()))}
+    return [*lines, json.dumps(trailer, separators=(",", ":"))]

@@ -21,7 +21,7 @@ from cwom.portability import OBJECT_ORDER, StandardRecord, encode, encode_fast
 from cwom.portability.exporting import _row_shape
 from cwom.portability.importing import Importer
 from tests import factories
-from tests.ops.helpers import export_text, wipe_cwom_tables
+from tests.ops.helpers import export_text, wipe_cwom_tables, with_trailer
 
 
 @pytest.fixture
@@ -121,9 +121,11 @@ def test_bad_lines_are_reported_by_number_and_skipped_while_good_lines_land(demo
 def test_an_atomic_import_with_a_bad_line_writes_nothing(demo: Run, tmp_path: Path) -> None:
     lines = export_text().splitlines()
     wipe_cwom_tables()
-    lines.append('{"kind": "Issue", "id": "01JD0Z8K3M5Q7R9T1V3X5Z7SSE", "title": "no repo"}')
-    with pytest.raises(CommandError, match="atomic import refused: nothing was written") as refused:
-        import_file(write(tmp_path, "\n".join(lines)), "--atomic")
+    lines[-1] = '{"kind": "Issue", "id": "01JD0Z8K3M5Q7R9T1V3X5Z7SSE", "title": "no repo"}'  # the trailer's place
+    with pytest.raises(
+        CommandError, match="1 of .* lines are bad; atomic import refused: nothing was written"
+    ) as refused:
+        import_file(write(tmp_path, "\n".join(with_trailer(lines))), "--atomic")
     assert refused.value.returncode == 1
     assert not ObjectIndex.objects.exists() and not Event.objects.exists()
 
@@ -241,7 +243,7 @@ def test_import_queries_per_chunk_do_not_grow_with_its_objects(
     wipe_cwom_tables()
     header, repo_line = lines[0], next(line for line in lines if json.loads(line)["kind"] == "Repo")
     issues = [json.dumps(issue_line(repo, i)) for i in range(300)]
-    path = write(tmp_path, "\n".join([header, repo_line, *issues]))
+    path = write(tmp_path, "\n".join(with_trailer([header, repo_line, *issues])))
     with django_assert_max_num_queries(30):
         import_file(path)
     assert Issue.objects.count() == 300
