@@ -2,7 +2,8 @@
 
 - :class:`ApiTokenAuthentication`: agents present ``Authorization: Bearer cwom_<key>_<secret>`` (the
   ``Token`` scheme is accepted too). Tokens are created by an operator command, stored hashed, and are
-  read-only or read-write. Sessions (``SessionAuthentication``) serve the admin and the browsable API.
+  read-only or read-write, optionally with an expiry (past it: 401 ``token_expired``). Sessions
+  (``SessionAuthentication``) serve the admin and the browsable API.
 - :class:`TokenScopePermission`: every endpoint needs a credential (anonymous: 401 with
   ``WWW-Authenticate``); reads need any credential; writes need a read-write token or a superuser
   session (read-only: 403 ``read_only``).
@@ -22,7 +23,10 @@ from rest_framework import authentication, exceptions, permissions, throttling
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 
-from cwom.models import ApiToken
+from cwom.models import ApiToken, TokenExpired
+from cwom.shapes import iso
+
+from .errors import Problem
 
 TOKEN_SCHEMES = ("bearer", "token")
 # last_used_at is written at most this often per token, so reads do not each cost a write.
@@ -52,6 +56,14 @@ class TokenUser:
         return False
 
 
+class ExpiredToken(Problem, exceptions.AuthenticationFailed):
+    """401 ``token_expired``: the right secret of a token past its ``expires_at`` (with ``WWW-Authenticate``)."""
+
+    status_code = 401
+    default_code = "token_expired"
+    default_detail = "This token has expired."
+
+
 class ApiTokenAuthentication(authentication.BaseAuthentication):
     """``Authorization: Bearer <token>`` (or ``Token <token>``) against hashed :class:`ApiToken` rows."""
 
@@ -61,17 +73,28 @@ class ApiTokenAuthentication(authentication.BaseAuthentication):
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower().decode(errors="replace") not in TOKEN_SCHEMES:
             return None
+        token = self._token(header)
+        self._touch(token)
+        return TokenUser(token), token
+
+    @staticmethod
+    def _token(header: list[bytes]) -> ApiToken:
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Malformed Authorization header: use 'Bearer <token>'.")
         try:
             presented = header[1].decode("ascii")
         except UnicodeDecodeError:
             raise exceptions.AuthenticationFailed("Invalid token.") from None
-        token = ApiToken.authenticate(presented)
+        try:
+            token = ApiToken.authenticate(presented)
+        except TokenExpired as expired:
+            when = iso(expired.expired_at)
+            raise ExpiredToken(
+                f"This token expired at {when}; ask an operator for a new one.", expired_at=when
+            ) from None
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
-        self._touch(token)
-        return TokenUser(token), token
+        return token
 
     @staticmethod
     def _touch(token: ApiToken) -> None:
