@@ -8,6 +8,7 @@ default would be unsafe in production: with ``DEBUG`` off, ``SECRET_KEY`` must b
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,22 @@ def env_int(name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from None
+
+
+# A DRF throttle rate: requests per second, minute, hour or day (DRF reads the period's first letter).
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?|d|days?)\s*", re.IGNORECASE)
+
+
+def env_rate(name: str, default: str) -> str:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    match = _RATE.fullmatch(value)
+    if match is None or int(match[1]) < 1:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate of at least 1 request per s, min, h or day (e.g. 60/min), got {value!r}"
+        )
+    return f"{int(match[1])}/{match[2].lower()}"
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -185,6 +202,10 @@ CWOM_LIMITS = {
 }
 
 # --- REST API ------------------------------------------------------------------------------------
+_num_proxies = env_int("CWOM_NUM_PROXIES", 0)
+if _num_proxies < 0:
+    raise ImproperlyConfigured(f"CWOM_NUM_PROXIES must be 0 or more, got {os.environ['CWOM_NUM_PROXIES']!r}")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "cwom.api.auth.ApiTokenAuthentication",
@@ -200,7 +221,18 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "cwom.api.schema.CwomAutoSchema",
     "EXCEPTION_HANDLER": "cwom.api.errors.problem_exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["cwom.api.auth.PrincipalRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"principal": env_str("CWOM_THROTTLE_RATE", "6000/min")},
+    "DEFAULT_THROTTLE_RATES": {
+        # Per principal (a token, a session user; the client address on the open endpoints).
+        "principal": env_rate("CWOM_THROTTLE_RATE", "6000/min"),
+        # Per client address, for callers without a valid credential: requests with none and presented
+        # tokens that fail (unknown, revoked, expired) count; past it 429 before any token lookup.
+        # cwom.api.auth.AddressRateThrottle.
+        "anonymous": env_rate("CWOM_ANON_THROTTLE_RATE", "60/min"),
+    },
+    # The client address of the per-address counts: REMOTE_ADDR when 0; behind N reverse proxies that each
+    # append to X-Forwarded-For, the entry the Nth-closest one wrote. Never trust the header without a proxy
+    # that sets it: a client could name a new address on every request.
+    "NUM_PROXIES": _num_proxies,
     "DEFAULT_RENDERER_CLASSES": ["cwom.api.renderers.CwomJSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     # No OPTIONS metadata: the API is described by its OpenAPI schema (OPTIONS answers 405).

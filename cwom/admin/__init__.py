@@ -298,10 +298,11 @@ class ObjectIndexAdmin(ReadOnlyAdmin):
 class ApiTokenAdmin(ReadOnlyAdmin):
     """Tokens are made and revoked with ``manage.py cwom_token``; the secret's hash is never shown."""
 
-    list_display = ("name", "key_id", "can_write", "created_at", "last_used_at", "revoked_at")
-    list_filter = ("can_write", ("revoked_at", admin.EmptyFieldListFilter))
+    list_display = ("name", "key_id", "can_write", "status", "created_at", "expires_at", "last_used_at", "revoked_at")
+    list_filter = ("can_write", ("revoked_at", admin.EmptyFieldListFilter), ("expires_at", admin.EmptyFieldListFilter))
     search_fields = ("name", "key_id__exact")
     ordering = ("name",)
 
     def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [(None, {"fields": ("name", "key_id", "can_write", "created_at", "last_used_at", "revoked_at")})]
+        fields = ("name", "key_id", "can_write", "status", "created_at", "expires_at", "last_used_at", "revoked_at")
+        return [(None, {"fields": fields})]  # status: active, expired or revoked (ApiToken.status)

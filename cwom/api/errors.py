@@ -235,13 +235,16 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     view = context.get("view")
 
     if isinstance(exc, Problem):
+        headers = dict(exc.headers)
+        if getattr(exc, "auth_header", None):  # a Problem that is also AuthenticationFailed (token_expired)
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
         return problem_response(
             exc.status_code,
             exc.problem_code,
             str(exc.detail),
             exc.errors,
             request,
-            headers=exc.headers,
+            headers=headers,
             **exc.extra,
         )
     if isinstance(exc, RunTransitionError):

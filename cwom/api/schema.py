@@ -105,8 +105,9 @@ class ApiTokenScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "cwom_<key_id>_<secret>",
             "description": "An API token created by an operator (`manage.py cwom_token`), read-only or "
-            "read-write. Send `Authorization: Bearer cwom_...` (the `Token` scheme is accepted too). "
-            "Reads need any token; writes need a read-write token.",
+            "read-write, and optionally expiring (past it: 401 `token_expired`). Send `Authorization: Bearer "
+            "cwom_...` (the `Token` scheme is accepted too). Reads need any token; writes need a read-write token. "
+            "Calls without a valid credential are rate-limited per client address (429 `throttled`).",
         }
 
 
@@ -310,6 +311,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "requested_status": {"type": "string"},
         "expected_status": {"type": "string"},
         "current_etag": {"type": "string", "description": "precondition_failed only."},
+        "expired_at": {"type": "string", "format": "date-time", "description": "token_expired only."},
     },
     "required": ["type", "title", "status", "detail", "code", "errors"],
 }
@@ -322,7 +324,8 @@ def _problem_example(status: int, code: str, detail: str, **extra: Any) -> dict[
     return problem_body(status, code, detail, errors, "/api/v1/...", **extra)
 
 
-ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
+# Status -> (description, example problem); a list of (name, problem) when one status has several codes.
+ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any] | list[tuple[str, dict[str, Any]]]]] = {
     "400": (
         "Invalid request: body, query parameter or header (unknown enum values name the allowed ones).",
         _problem_example(
@@ -340,8 +343,25 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
     "401": (
-        "No credential, or an invalid one.",
-        _problem_example(401, "not_authenticated", "Authentication credentials were not provided."),
+        "No credential (`not_authenticated`); an unknown, revoked or malformed token (`authentication_failed`); "
+        "or the right secret of a token past its expiry (`token_expired`, saying when in `detail` and `expired_at`). "
+        "Answers carry `WWW-Authenticate`.",
+        [
+            (
+                "not_authenticated",
+                _problem_example(401, "not_authenticated", "Authentication credentials were not provided."),
+            ),
+            ("authentication_failed", _problem_example(401, "authentication_failed", "Invalid or revoked token.")),
+            (
+                "token_expired",
+                _problem_example(
+                    401,
+                    "token_expired",
+                    "This token expired at 2027-01-31T18:00:00Z; ask an operator for a new one.",
+                    expired_at="2027-01-31T18:00:00Z",
+                ),
+            ),
+        ],
     ),
     "403": (
         "The credential is read-only.",
@@ -396,7 +416,9 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any]]] = {
         ),
     ),
     "429": (
-        "Too many requests for this principal; see Retry-After.",
+        "Too many requests; see Retry-After. Counted per principal for a valid credential, and per client "
+        "address for calls without one (no credential, or a token that fails): past the address's budget a "
+        "presented token is refused before it is checked, unless it authenticated lately.",
         _problem_example(429, "throttled", "Request was throttled. Expected available in 12 seconds."),
     ),
     "503": (
@@ -466,13 +488,14 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                 continue
             responses = operation["responses"]
             for code in _errors_for(path, method):
-                description, body = ERROR_RESPONSES[code]
+                description, bodies = ERROR_RESPONSES[code]
+                named = bodies if isinstance(bodies, list) else [(bodies["code"], bodies)]
                 response: dict[str, Any] = {
                     "description": description,
                     "content": {
                         "application/problem+json": {
                             "schema": ref("Problem"),
-                            "examples": {body["code"]: {"value": body, "summary": body["detail"][:80]}},
+                            "examples": {name: {"value": body, "summary": body["detail"][:80]} for name, body in named},
                         }
                     },
                 }

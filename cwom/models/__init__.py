@@ -1,6 +1,6 @@
 """The CWOM kernel's models: the seven kinds, their link tables, the id index and the event log."""
 
-from .access import ApiToken, IdempotencyRecord
+from .access import ApiToken, IdempotencyRecord, TokenExpired
 from .base import CwomObject, Event, Link, MutableCwomObject, ObjectIndex, record_event
 from .briefing import ConstraintSnapshot, ContextPacket, DoctrineApplicableRepo, DoctrineRef, PacketDoctrineRef
 from .runs import Artifact, Run, RunConflictError, RunContextPacket, RunDoctrineRef, RunTransitionError
@@ -47,5 +47,6 @@ __all__ = [
     "RunContextPacket",
     "RunDoctrineRef",
     "RunTransitionError",
+    "TokenExpired",
     "record_event",
 ]

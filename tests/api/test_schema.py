@@ -119,3 +119,25 @@ def test_the_docs_are_served_from_local_assets_without_a_credential(outsider):
         assert "cdn.jsdelivr" not in html and "unpkg.com" not in html
     schema = outsider.get("schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
     assert schema.status_code == 200
+
+
+def test_auth_errors_document_token_expired_and_the_address_throttle(document):
+    problem_schema = document["components"]["schemas"]["Problem"]
+    assert problem_schema["properties"]["expired_at"]["format"] == "date-time"
+    for path, method in (("/api/v1/issues", "get"), ("/api/v1/issues", "post"), ("/api/v1/runs/{id}", "patch")):
+        responses = document["paths"][path][method]["responses"]
+        unauthorized = responses["401"]
+        examples = unauthorized["content"]["application/problem+json"]["examples"]
+        assert {example["value"]["code"] for example in examples.values()} == {
+            "not_authenticated",
+            "authentication_failed",
+            "token_expired",
+        }
+        assert examples["token_expired"]["value"]["expired_at"] in examples["token_expired"]["value"]["detail"]
+        assert "token_expired" in unauthorized["description"]
+        throttled = responses["429"]
+        assert "per client address" in throttled["description"] and "Retry-After" in throttled["headers"]
+        assert {e["value"]["code"] for e in throttled["content"]["application/problem+json"]["examples"].values()} == {
+            "throttled"
+        }
+    assert "token_expired" in document["components"]["securitySchemes"]["apiToken"]["description"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
+from django.utils import timezone
 
 from cwom.models import ApiToken, Artifact, Event, ObjectIndex, Run
+from cwom.shapes import iso
 
 
 def run(name: str, *args: str) -> tuple[str, str]:
@@ -64,6 +67,93 @@ class TestToken:
     def test_an_action_is_required(self, db: None) -> None:
         with pytest.raises(CommandError):
             run("cwom_token")
+
+    @pytest.mark.parametrize("name", ["bad name!", "CI", "x" * 65, "-x", "naïve"], ids=repr)
+    def test_a_name_that_is_not_a_lowercase_slug_is_bad_usage(self, db: None, name: str) -> None:
+        with pytest.raises(CommandError, match="is not a token name: use 1 to 64 lowercase letters") as refused:
+            run("cwom_token", "create", "--", name)  # "--": so that "-x" is a name, not an option
+        assert refused.value.returncode == 2
+        assert not ApiToken.objects.exists()
+
+    @pytest.mark.parametrize(
+        ("given", "length"),
+        [
+            ("30d", dt.timedelta(days=30)),
+            ("12h", dt.timedelta(hours=12)),
+            ("90m", dt.timedelta(minutes=90)),
+            ("2w", dt.timedelta(weeks=2)),
+            ("1d12h", dt.timedelta(days=1, hours=12)),
+            ("45s", dt.timedelta(seconds=45)),
+        ],
+    )
+    def test_expires_in_sets_the_expiry_from_now(self, db: None, given: str, length: dt.timedelta) -> None:
+        before = timezone.now()
+        _out, err = run("cwom_token", "create", "short", "--expires-in", given)
+        expires_at = ApiToken.objects.get(name="short").expires_at
+        assert expires_at is not None and before + length <= expires_at <= timezone.now() + length
+        assert f"expiring at {iso(expires_at)}" in err
+
+    def test_expires_at_takes_an_iso_time_naive_meaning_utc(self, db: None) -> None:
+        run("cwom_token", "create", "zoned", "--expires-at", "2999-01-31T18:00:00+02:00")
+        run("cwom_token", "create", "naive", "--expires-at", "2999-01-31T18:00:00")
+        run("cwom_token", "create", "day", "--expires-at", "2999-01-31")
+        expiries = dict(ApiToken.objects.values_list("name", "expires_at"))
+        assert expiries["zoned"] == dt.datetime(2999, 1, 31, 16, tzinfo=dt.UTC)
+        assert expiries["naive"] == dt.datetime(2999, 1, 31, 18, tzinfo=dt.UTC)
+        assert expiries["day"] == dt.datetime(2999, 1, 31, tzinfo=dt.UTC)
+
+    def test_without_an_expiry_a_token_never_expires(self, db: None) -> None:
+        _out, err = run("cwom_token", "create", "forever")
+        assert ApiToken.objects.get(name="forever").expires_at is None and "never expiring" in err
+
+    @pytest.mark.parametrize(
+        ("args", "message"),
+        [
+            (["--expires-in", "30d", "--expires-at", "2999-01-01"], "not both"),
+            (["--expires-at", "2020-01-01T00:00:00Z"], "is in the past"),
+            (["--expires-at", "tomorrow"], "is not an ISO-8601 date or timestamp"),
+            (["--expires-at", "2999-13-45"], "is not an ISO-8601 date or timestamp"),
+            (["--expires-in", "0d"], "is not in the future"),
+            (["--expires-in", "30"], "is not a duration"),
+            (["--expires-in", "30x"], "is not a duration"),
+            (["--expires-in=-5m"], "is not a duration"),
+            (["--expires-in", "99999999999d"], "too long"),
+        ],
+        ids=lambda value: " ".join(value) if isinstance(value, list) else value,
+    )
+    def test_a_bad_or_past_expiry_is_bad_usage(self, db: None, args: list[str], message: str) -> None:
+        with pytest.raises(CommandError, match=message) as refused:
+            run("cwom_token", "create", "never-made", *args)
+        assert refused.value.returncode == 2
+        assert not ApiToken.objects.exists()
+
+    def test_list_marks_expired_tokens_and_shows_every_expiry(self, db: None) -> None:
+        run("cwom_token", "create", "alive", "--expires-in", "30d")
+        run("cwom_token", "create", "forever")
+        run("cwom_token", "create", "lapsed", "--expires-in", "1h")
+        run("cwom_token", "create", "gone")
+        run("cwom_token", "revoke", "gone")
+        ApiToken.objects.filter(name="lapsed").update(expires_at=timezone.now() - dt.timedelta(minutes=1))
+        listed = {t["name"]: t for t in json.loads(run("cwom_token", "list", "--json")[0])}
+        assert {name: t["status"] for name, t in listed.items()} == {
+            "alive": "active",
+            "forever": "active",
+            "lapsed": "expired",  # shown by default: an agent's failing token should not vanish from view
+        }
+        assert listed["forever"]["expires_at"] is None
+        assert listed["alive"]["expires_at"] == iso(ApiToken.objects.get(name="alive").expires_at)
+        everything = json.loads(run("cwom_token", "list", "--all", "--json")[0])
+        assert {t["name"]: t["status"] for t in everything}["gone"] == "revoked"
+        table = run("cwom_token", "list", "--all")[0].splitlines()
+        assert table[0].split() == [
+            "name", "key_id", "scope", "status", "created_at", "expires_at", "last_used_at", "revoked_at"
+        ]  # fmt: skip
+        assert {line.split()[0]: line.split()[3] for line in table[1:]} == {
+            "alive": "active",
+            "forever": "active",
+            "gone": "revoked",
+            "lapsed": "expired",
+        }
 
 
 class TestStats:

@@ -48,6 +48,38 @@ def test_production_refuses_to_start_without_a_secret_or_allowed_hosts(tmp_path:
     assert "ImproperlyConfigured" in result.stderr and missing in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CWOM_ANON_THROTTLE_RATE", "lots"),
+        ("CWOM_ANON_THROTTLE_RATE", "0/min"),
+        ("CWOM_ANON_THROTTLE_RATE", "60/fortnight"),
+        ("CWOM_ANON_THROTTLE_RATE", "100/ms"),
+        ("CWOM_THROTTLE_RATE", "fast"),
+        ("CWOM_NUM_PROXIES", "-1"),
+        ("CWOM_NUM_PROXIES", "one"),
+    ],
+)
+def test_a_bad_throttle_setting_refuses_to_start(tmp_path: Path, name: str, value: str) -> None:
+    result = manage(tmp_path, "check", **PRODUCTION, **{name: value})
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr and name in result.stderr and repr(value) in result.stderr
+
+
+def test_throttle_settings_defaults_and_spellings(tmp_path: Path) -> None:
+    code = (
+        "from django.conf import settings as s; r = s.REST_FRAMEWORK; "
+        "print(r['DEFAULT_THROTTLE_RATES']['principal'], r['DEFAULT_THROTTLE_RATES']['anonymous'], r['NUM_PROXIES'])"
+    )
+    defaults = manage(tmp_path, "shell", "-c", code, **PRODUCTION)
+    assert defaults.returncode == 0, defaults.stderr
+    assert defaults.stdout.strip().splitlines()[-1].split() == ["6000/min", "60/min", "0"]
+    custom = {"CWOM_ANON_THROTTLE_RATE": " 10 / Hours ", "CWOM_THROTTLE_RATE": "50/s", "CWOM_NUM_PROXIES": "1"}
+    configured = manage(tmp_path, "shell", "-c", code, **PRODUCTION, **custom)
+    assert configured.returncode == 0, configured.stderr
+    assert configured.stdout.strip().splitlines()[-1].split() == ["50/s", "10/hours", "1"]
+
+
 def test_production_settings_turn_on_hsts_secure_cookies_and_ssl_redirect(tmp_path: Path) -> None:
     code = (
         "from django.conf import settings as s; "

@@ -1,18 +1,22 @@
-"""API tokens: stored hashed, compared in constant time, revocable at once, never logged."""
+"""API tokens: stored hashed, compared in constant time, revocable at once, never logged; slug names; expiry."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.core.exceptions import ValidationError
+from django.db import DataError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from cwom.models import ApiToken, Event
+from cwom.models import ApiToken, Event, Repo
 from cwom.models import access as token_module
-from tests.api.conftest import Api
+from cwom.shapes import iso
+from tests.api.conftest import Api, problem
 
 pytestmark = pytest.mark.django_db
 
@@ -86,3 +90,136 @@ def test_the_secret_never_reaches_a_log_or_a_query(caplog: Any) -> None:
     assert secret not in text and presented not in text
     sql = "\n".join(q["sql"] + repr(q.get("params")) for q in queries.captured_queries)
     assert secret not in sql
+
+
+# --- names ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["ci", "github-importer", "agent_7", "7-builders", "x" * 64])
+def test_a_token_name_is_a_lowercase_slug_of_at_most_64_characters(name: str) -> None:
+    token, _ = ApiToken.issue(name, can_write=False)
+    assert token.name == name
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "bad name!", "CI", "Ci-Bot", "x" * 65, "-leading-dash", "_leading", "naïve", "a/b", "dot.ted", "line\n"],
+    ids=repr,
+)
+def test_any_other_token_name_is_refused_before_the_database(name: str) -> None:
+    with pytest.raises(ValidationError) as refused:
+        ApiToken.issue(name, can_write=False)
+    assert "name" in refused.value.message_dict
+    assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["bad name!", "CI", "x" * 65, "-x", "line\n"], ids=repr)
+def test_the_database_refuses_a_bad_name_that_skipped_validation(name: str) -> None:
+    with pytest.raises((IntegrityError, DataError)), transaction.atomic():
+        ApiToken.objects.create(name=name, key_id="0123456789ab", secret_hash="0" * 64)
+
+
+# --- expiry ---------------------------------------------------------------------------------------------
+def later(**delta: float) -> dt.datetime:
+    return timezone.now() + dt.timedelta(**delta)
+
+
+def test_a_token_cannot_be_issued_already_expired() -> None:
+    with pytest.raises(ValidationError) as refused:
+        ApiToken.issue("stillborn", can_write=False, expires_at=later(seconds=-1))
+    assert "expires_at" in refused.value.message_dict
+    assert not ApiToken.objects.exists()
+
+
+def test_a_token_works_until_it_expires_then_is_401_token_expired_saying_when(monkeypatch: Any) -> None:
+    expires_at = later(hours=1)
+    token, presented = ApiToken.issue("short-lived", can_write=True, expires_at=expires_at)
+    client = Api(presented)
+    assert client.get("repos").status_code == 200
+    assert token.status == "active"
+
+    monkeypatch.setattr(timezone, "now", lambda: expires_at + dt.timedelta(seconds=1))
+    for response in (client.get("repos"), client.post("repos", {"name": "Late", "slug": "late"})):
+        assert response.status_code == 401
+        body = problem(response)
+        assert body["code"] == "token_expired"
+        assert body["type"].endswith("/token_expired")
+        when = iso(expires_at)
+        assert when is not None and when in body["detail"] and body["expired_at"] == when
+        assert response["WWW-Authenticate"] == 'Bearer realm="cwom"'
+    assert ApiToken.objects.get(pk=token.pk).status == "expired"
+    assert not Repo.objects.filter(slug="late").exists()
+
+
+def test_expiry_is_judged_at_request_time_even_when_the_row_comes_from_the_cache(monkeypatch: Any) -> None:
+    expires_at = later(minutes=10)
+    _, presented = ApiToken.issue("cached-expiry", can_write=False, expires_at=expires_at)
+    client = Api(presented)
+    assert client.get("repos").status_code == 200  # the row (expires_at included) is now cached
+    monkeypatch.setattr(timezone, "now", lambda: expires_at)  # the very instant of expiry
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("repos")
+    assert not [q for q in queries.captured_queries if "cwom_apitoken" in q["sql"]]  # the cached row decided
+    assert response.status_code == 401 and problem(response)["code"] == "token_expired"
+
+
+def test_only_the_holder_of_the_secret_learns_that_a_token_expired(monkeypatch: Any) -> None:
+    expires_at = later(hours=1)
+    _, presented = ApiToken.issue("secretive", can_write=False, expires_at=expires_at)
+    monkeypatch.setattr(timezone, "now", lambda: expires_at + dt.timedelta(days=1))
+    wrong = presented[:-4] + ("AAAA" if not presented.endswith("AAAA") else "BBBB")
+    response = Api(wrong).get("repos")
+    assert response.status_code == 401 and problem(response)["code"] == "authentication_failed"
+
+
+def test_a_revoked_or_unknown_token_keeps_its_answer_whatever_its_expiry(monkeypatch: Any) -> None:
+    expires_at = later(hours=1)
+    token, presented = ApiToken.issue("revoked-and-expired", can_write=False, expires_at=expires_at)
+    token.revoke()
+    monkeypatch.setattr(timezone, "now", lambda: expires_at + dt.timedelta(days=1))
+    assert token.status == "revoked"
+    for secret in (presented, "cwom_0123456789ab_unknown"):
+        response = Api(secret).get("repos")
+        assert response.status_code == 401
+        body = problem(response)
+        assert body["code"] == "authentication_failed" and body["detail"] == "Invalid or revoked token."
+
+
+def test_a_token_without_an_expiry_never_expires(monkeypatch: Any) -> None:
+    token, presented = ApiToken.issue("forever", can_write=False)
+    far = later(days=365 * 50)
+    monkeypatch.setattr(timezone, "now", lambda: far)
+    assert token.expires_at is None and token.status == "active"
+    assert Api(presented).get("repos").status_code == 200
+
+
+def test_changing_the_expiry_drops_the_cached_row() -> None:
+    token, presented = ApiToken.issue("extended", can_write=False, expires_at=later(hours=1))
+    client = Api(presented)
+    assert client.get("repos").status_code == 200
+    token.expires_at = later(seconds=-1)
+    token.save(update_fields=["expires_at"])  # as an operator would, through the model
+    response = client.get("repos")
+    assert response.status_code == 401 and problem(response)["code"] == "token_expired"
+
+
+# --- the migration that brought the name rule -----------------------------------------------------------
+def test_the_name_rule_migration_renames_old_names_that_do_not_fit(flushable_db: None, capsys: Any) -> None:
+    from django.db.migrations.executor import MigrationExecutor
+
+    before, after = [("cwom", "0004_read_indexes")], [("cwom", "0005_token_expiry_and_name_rule")]
+    executor = MigrationExecutor(connection)
+    executor.migrate(before)
+    try:
+        old_model = executor.loader.project_state(before).apps.get_model("cwom", "ApiToken")
+        old_names = ["ci-bot", "CI Bot", "ci bot", "x" * 100, "-lead", "Ünïcode Agent", "!!!", "fine_one"]
+        for n, name in enumerate(old_names):
+            old_model.objects.create(name=name, key_id=f"{n:012x}", secret_hash="0" * 64)
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(after)
+    names = dict(ApiToken.objects.order_by("key_id").values_list("key_id", "name"))
+    expected = ["ci-bot", "ci-bot-2", "ci-bot-3", "x" * 64, "lead", "unicode-agent", "token", "fine_one"]
+    assert list(names.values()) == expected
+    for name in names.values():
+        token_module.validate_token_name(name)
+    printed = capsys.readouterr().out
+    assert "'CI Bot' renamed to 'ci-bot-2'" in printed and "'fine_one'" not in printed
