@@ -59,7 +59,7 @@ _RATE = re.compile(r"\s*(\d+)\s*/\s*(s|secs?|seconds?|m|mins?|minutes?|h|hours?|
 
 
 def env_rate(name: str, default: str) -> str:
-    value = os.environ.get(name)
+    value = _read(name)
     if value is None or value == "":
         return default
     match = _RATE.fullmatch(value)
@@ -204,7 +204,7 @@ CWOM_LIMITS = {
 # --- REST API ------------------------------------------------------------------------------------
 _num_proxies = env_int("CWOM_NUM_PROXIES", 0)
 if _num_proxies < 0:
-    raise ImproperlyConfigured(f"CWOM_NUM_PROXIES must be 0 or more, got {os.environ['CWOM_NUM_PROXIES']!r}")
+    raise ImproperlyConfigured(f"CWOM_NUM_PROXIES must be 0 or more, got {str(_num_proxies)!r}")
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
