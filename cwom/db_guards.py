@@ -8,7 +8,9 @@ Triggers on PostgreSQL (PL/pgSQL) and SQLite refuse:
 - changes to a run's inputs after it started, and any move out of a terminal status;
 - an artifact for a run that has not started or for another issue than its run's; a run whose repo is
   not its issue's repo (on insert, on update, and by moving an issue that has runs to another repo);
-- a decision log that shrinks or rewrites an entry.
+- a decision log that shrinks or rewrites an entry;
+- a change of an object's ``created_by``, a parent that makes a cycle in an issue's parent chain, and a
+  data blob with neither a ``uri`` nor an ``inline`` value (migration 0006).
 
 Every refusal message starts with ``cwom:<code>:`` so the API can answer with that code.
 PostgreSQL also gets GIN indexes for tag and assignee lookups.
@@ -281,6 +283,76 @@ _SQLITE_APPEND_ONLY = (
     "decision_log only grows",
 )
 
+# Added by migration 0006: who created an object never changes; the parent chain has no cycle; a data blob
+# names where its bytes are. (An artifact's created_by is in artifact_update, a snapshot never changes.)
+_CHAIN_REACHES_NEW = (
+    "EXISTS (WITH RECURSIVE chain(id) AS (SELECT NEW.parent_id UNION SELECT i.parent_id FROM cwom_issue i "
+    "JOIN chain c ON i.id = c.id WHERE i.parent_id IS NOT NULL) SELECT 1 FROM chain WHERE id = NEW.id)"
+)
+_BLOB_WITHOUT_SOURCE = {
+    "postgresql": "jsonb_typeof(NEW.inputs_data_blobs) = 'array' AND EXISTS (SELECT 1 FROM "
+    "jsonb_array_elements(NEW.inputs_data_blobs) b WHERE COALESCE(jsonb_typeof(b->'uri'), 'null') = 'null' "
+    "AND COALESCE(jsonb_typeof(b->'inline'), 'null') = 'null')",
+    "sqlite": "json_type(NEW.inputs_data_blobs) = 'array' AND EXISTS (SELECT 1 FROM json_each(NEW.inputs_data_blobs) b "
+    "WHERE COALESCE(json_type(b.value, '$.uri'), 'null') = 'null' "
+    "AND COALESCE(json_type(b.value, '$.inline'), 'null') = 'null')",
+}
+PARENT_CYCLE = (
+    "issue_parent_cycle",
+    "cwom_issue",
+    "UPDATE",
+    # Its own parent is the check constraint issue_not_own_parent's to refuse.
+    f"NEW.parent_id IS NOT NULL AND NEW.parent_id IS NOT OLD.parent_id AND NEW.parent_id <> NEW.id "
+    f"AND {_CHAIN_REACHES_NEW}",
+    "cycle",
+    "this parent would make a cycle in the parent chain",
+)
+
+
+def rules_0006(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
+    """Migration 0006's guards on ``vendor`` (PostgreSQL's parent check is its own function: see install_0006)."""
+    created_by = [
+        (
+            f"{table.removeprefix('cwom_')}_created_by_update",
+            table,
+            "UPDATE",
+            "NEW.created_by IS NOT OLD.created_by",
+            "immutable",
+            "created_by records who created the object and never changes",
+        )
+        for table in ("cwom_repo", "cwom_issue", "cwom_contextpacket", "cwom_doctrineref", "cwom_run")
+    ]
+    blob = _BLOB_WITHOUT_SOURCE["postgresql" if vendor == "postgresql" else "sqlite"]
+    blobs = [
+        (
+            f"packet_blob_source_{event.lower()}",
+            "cwom_contextpacket",
+            event,
+            blob,
+            "required",
+            "a data blob needs a uri or an inline value",
+        )
+        for event in ("INSERT", "UPDATE")
+    ]
+    return [*created_by, *blobs]
+
+
+# PostgreSQL: two writers could each add one edge of a cycle, each checking a chain that does not yet hold
+# the other's. The check takes a transaction-scoped advisory lock first, so parent changes are checked one
+# at a time, and reads the chain in a statement of its own (a fresh snapshot, after the lock).
+_PG_PARENT_CYCLE = f"""
+CREATE OR REPLACE FUNCTION cwom_guard_issue_parent_cycle() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NEW.parent_id IS NOT NULL AND NEW.parent_id IS DISTINCT FROM OLD.parent_id AND NEW.parent_id <> NEW.id THEN
+    PERFORM pg_advisory_xact_lock(hashtext('cwom_issue_parent'));
+    IF {_CHAIN_REACHES_NEW} THEN
+      RAISE EXCEPTION 'cwom:{PARENT_CYCLE[4]}: {PARENT_CYCLE[5]}' USING ERRCODE = '23000';
+    END IF;
+  END IF;
+  RETURN NEW;
+END $$;"""
+
+
 PG_GIN_INDEXES = [
     ("cwom_issue_tags_gin", "cwom_issue", "tags"),
     ("cwom_issue_assignees_gin", "cwom_issue", "assignees"),
@@ -302,8 +374,8 @@ def _pg_condition(condition: str) -> str:
 def all_rules(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
     """Every guard the migrations install on ``vendor``."""
     if vendor == "postgresql":
-        return [*RULES, _PG_APPEND_ONLY, *RULES_0003]
-    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY]
+        return [*RULES, _PG_APPEND_ONLY, *RULES_0003, *rules_0006(vendor), PARENT_CYCLE]
+    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY, *rules_0006(vendor), PARENT_CYCLE]
 
 
 def _pg_statements(rules: list[tuple[str, str, str, str, str, str]], gin: bool = True) -> list[str]:
@@ -468,3 +540,25 @@ def uninstall_0004(apps: Any, schema_editor: Any) -> None:
     elif vendor == "sqlite":
         for name in TAG_TRIGGERS["sqlite"]:
             schema_editor.execute(f"DROP TRIGGER IF EXISTS {name};", params=None)
+
+
+# --- migration 0006: created_by, the parent chain, data blobs ------------------------------------------
+def install_0006(apps: Any, schema_editor: Any) -> None:
+    """Migration 0006: created_by never changes, no cycle in the parent chain, a data blob has a source."""
+    vendor = schema_editor.connection.vendor
+    if vendor == "sqlite":
+        _install(schema_editor, [*rules_0006(vendor), PARENT_CYCLE], pg_extra=False)
+    elif vendor == "postgresql":
+        _install(schema_editor, rules_0006(vendor), pg_extra=False)
+        for statement in (
+            _PG_PARENT_CYCLE,
+            "DROP TRIGGER IF EXISTS cwom_issue_parent_cycle ON cwom_issue;",
+            "CREATE TRIGGER cwom_issue_parent_cycle BEFORE UPDATE OF parent_id ON cwom_issue "
+            "FOR EACH ROW EXECUTE FUNCTION cwom_guard_issue_parent_cycle();",
+        ):
+            schema_editor.execute(statement, params=None)
+
+
+def uninstall_0006(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    _uninstall(schema_editor, [*rules_0006(vendor), PARENT_CYCLE], pg_extra=False)

@@ -349,8 +349,9 @@ class CwomObject(models.Model):
     def check_frozen(self) -> None:
         if self._state.adding:
             return
-        # An id never changes: a new primary key would save as a second row missing from ObjectIndex.
-        frozen = self.frozen_fields() | {"id"}
+        # An id never changes: a new primary key would save as a second row missing from ObjectIndex. Nor does
+        # created_by: it records who created the object.
+        frozen = self.frozen_fields() | {"id", "created_by"}
         illegal = sorted(name for name in self.changed_fields() if name in frozen or "*" in frozen)
         if illegal:
             raise ValidationError(

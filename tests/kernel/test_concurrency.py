@@ -10,12 +10,13 @@ writers and the second one finds the status already moved.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
-from django.db import connections
+from django.db import IntegrityError, connections, transaction
 
-from cwom.models import Event, Run, RunConflictError
+from cwom.models import Event, Issue, Run, RunConflictError
 from tests.kernel.conftest import sqlite_in_memory
 
 ROUNDS = 20
@@ -60,3 +61,45 @@ def test_two_concurrent_claims_of_one_ready_run_have_exactly_one_winner(flushabl
         assert sorted(outcomes) == ["lost", "won"], outcomes
         assert Run.objects.get(pk=run.pk).status == "running"
         assert Event.objects.filter(object_id=run.pk, action="transition").count() == 1
+
+
+def test_two_concurrent_parent_changes_cannot_close_a_loop(flushable_db: None, make: Any) -> None:
+    """A.parent = B and B.parent = A in two transactions at once: each alone is fine, together a loop.
+
+    The first writer holds its transaction open after its UPDATE; the second then writes the other edge.
+    Without the guard's lock the second would check a chain that does not yet show the first's edge.
+    Both write past the model layer (QuerySet.update), so only the database can refuse.
+    """
+    if sqlite_in_memory():
+        pytest.skip("needs two connections to one database that wait for each other's locks")
+    a, b = make.issue(title="A"), make.issue(title="B")
+    first_wrote = threading.Event()
+    outcomes: dict[str, str] = {}
+
+    def set_parent(name: str, child: str, parent: str, hold: bool) -> None:
+        try:
+            if not hold:
+                first_wrote.wait(timeout=30)
+            with transaction.atomic():
+                Issue.objects.filter(pk=child).update(parent_id=parent)
+                if hold:
+                    first_wrote.set()
+                    time.sleep(0.5)  # the second writer runs its UPDATE while this transaction is open
+            outcomes[name] = "written"
+        except IntegrityError as error:
+            outcomes[name] = str(error).splitlines()[0]
+        finally:
+            first_wrote.set()
+            connections.close_all()
+
+    threads = [
+        threading.Thread(target=set_parent, args=("first", a.pk, b.pk, True)),
+        threading.Thread(target=set_parent, args=("second", b.pk, a.pk, False)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert outcomes["first"] == "written"
+    assert outcomes["second"].startswith("cwom:cycle:"), outcomes
+    assert Issue.objects.get(pk=b.pk).parent_id is None

@@ -340,6 +340,69 @@ class TestUniqueConstraints:
         assert writes.integrity_code(caught.value) == "duplicate"
 
 
+# --- created_by, the parent chain, data blobs (migration 0006) -----------------------------------------------
+SOMEONE_ELSE = {"actor_kind": "human", "actor_id": "mallory", "display": "Mallory"}
+
+
+class TestCreatedBy:
+    @pytest.mark.parametrize(
+        ("model", "build"),
+        [
+            (Repo, lambda make, issue: make.repo()),
+            (Issue, lambda make, issue: issue),
+            (ContextPacket, lambda make, issue: make.packet(issue, sealed=False)),
+            (DoctrineRef, lambda make, issue: make.doctrine()),
+            (Run, lambda make, issue: make.run(issue, status="planned")),
+        ],
+        ids=lambda value: getattr(value, "__name__", ""),
+    )
+    def test_who_created_an_object_never_changes(
+        self, write: Any, issue: Issue, make: Any, model: Any, build: Any
+    ) -> None:
+        obj = build(make, issue)
+        with refused_by_database("cwom:immutable:"):
+            write.update(model, {"pk": obj.pk}, created_by=SOMEONE_ELSE)
+        with refused_by_database("cwom:immutable:"):
+            write.update(model, {"pk": obj.pk}, created_by=None if obj.created_by else SOMEONE_ELSE)
+        assert model.objects.get(pk=obj.pk).created_by == obj.created_by
+
+    def test_other_columns_still_change(self, write: Any, issue: Issue) -> None:
+        assert write.update(Issue, {"pk": issue.pk}, title="Retitled") == 1
+
+
+class TestParentChain:
+    def test_a_parent_that_closes_a_loop_is_refused(self, write: Any, repo: Repo, make: Any) -> None:
+        a = make.issue(repo, title="A")
+        b = make.issue(repo, title="B", relationships={"parent": a.pk})
+        c = make.issue(repo, title="C", relationships={"parent": b.pk})
+        for child, parent in ((a, c), (a, b), (b, c)):
+            with refused_by_database("cwom:cycle:"):
+                write.update(Issue, {"pk": child.pk}, parent_id=parent.pk)
+        assert Issue.objects.get(pk=a.pk).parent_id is None
+
+    def test_a_parent_elsewhere_in_the_tree_is_accepted(self, write: Any, repo: Repo, make: Any) -> None:
+        a, b = make.issue(repo, title="A"), make.issue(repo, title="B")
+        c = make.issue(repo, title="C", relationships={"parent": a.pk})
+        assert write.update(Issue, {"pk": c.pk}, parent_id=b.pk) == 1
+        assert write.update(Issue, {"pk": b.pk}, parent_id=a.pk) == 1
+
+
+class TestDataBlobs:
+    BLOB = {"name": "notes.txt", "media_type": "text/plain", "uri": None, "inline": None, "digest": None}
+
+    def test_a_blob_without_uri_or_inline_is_refused(self, write: Any, issue: Issue, make: Any) -> None:
+        draft = make.packet(issue, sealed=False)
+        with refused_by_database("cwom:required:"):
+            write.update(ContextPacket, {"pk": draft.pk}, inputs_data_blobs=[self.BLOB])
+        with refused_by_database("cwom:required:"):
+            write.insert(ContextPacket(for_issue_id=issue.pk, version="9", inputs_data_blobs=[self.BLOB]))
+
+    @pytest.mark.parametrize("source", [{"uri": "https://example.com/notes.txt"}, {"inline": "hello"}])
+    def test_a_blob_with_a_source_is_accepted(self, write: Any, issue: Issue, make: Any, source: dict) -> None:
+        draft = make.packet(issue, sealed=False)
+        assert write.update(ContextPacket, {"pk": draft.pk}, inputs_data_blobs=[{**self.BLOB, **source}]) == 1
+
+
 # --- Check constraints --------------------------------------------------------------------------------
 ENUM_COLUMNS_ON_UPDATE = [
     (Repo, "visibility", "secret", "repo_visibility_valid"),

@@ -370,3 +370,17 @@ def test_events_are_never_edited_or_deleted_through_the_model(repo: Repo) -> Non
     with refused("", "immutable"):
         event.delete()
     assert Event.objects.get(pk=event.pk).principal == "system"
+
+
+# --- created_by records who created an object ---------------------------------------------------------------
+def test_created_by_cannot_be_changed_by_an_update(issue: Issue) -> None:
+    before = Footprint()
+    with refused("created_by", "immutable"):
+        writes.update(issue, {"created_by": {"actor_kind": "human", "actor_id": "mallory", "display": "Mallory"}})
+    assert Footprint() == before
+
+
+def test_created_by_sent_back_unchanged_is_no_change(make: Any) -> None:
+    issue = make.issue(created_by={"actor_kind": "agent", "actor_id": "a-1", "display": "A"})
+    writes.update(issue, {"created_by": issue.created_by, "title": "Retitled"})
+    assert writes.reload(issue).title == "Retitled"
