@@ -77,7 +77,7 @@ run: $(VENV_STAMP)
 	@echo "  CWOM service (DEBUG=$(DEBUG))"
 	@echo "    API    http://$(URL_HOST):$(PORT)/api/v1/"
 	@echo "    Docs   http://$(URL_HOST):$(PORT)/api/v1/docs/"
-	@echo "    Admin  http://$(URL_HOST):$(PORT)/admin/   (create a login: $(MANAGE) createsuperuser)"
+	@echo "    Admin  http://$(URL_HOST):$(PORT)/admin/   (create a login: DEBUG=1 $(MANAGE) createsuperuser)"
 	@$(if $(filter 0.0.0.0 ::,$(HOST)),echo "  Listening on every interface: set ALLOWED_HOSTS to the names clients use (now: $$ALLOWED_HOSTS).")
 	@echo "    Token  DEBUG=1 $(MANAGE) cwom_token create my-agent --write"
 	@echo "  Ctrl-C stops the web server and the worker."
