@@ -1,0 +1,333 @@
+"""What the FilterSet machinery costs per list request: the shipped filters against plain django-filter.
+
+    .venv/bin/python bench/profile_filters.py                     # a fresh SQLite file in a temporary directory
+    .venv/bin/python bench/profile_filters.py --db postgres://postgres@127.0.0.1:5432/my_bench_db --requests 300
+
+Builds a small dataset through the write path (once per database: ``--db`` must name an empty database or one
+this script filled), then sends a few typical list requests through the Django test client, in-process, with
+each *variant* of the filter machinery swapped onto the viewsets, round-robin (variant A, B, C, A, B, C, ...) so
+that drift in the machine's speed touches every variant alike. A variant is a filter backend and a FilterSet
+class per viewset:
+
+- ``shipped``: ``cwom.api.filters`` as it is;
+- ``plain``: django-filter's own ``FilterSet`` and ``DjangoFilterBackend`` code paths: every FilterSet rebuilt
+  on ``django_filters.FilterSet`` with the same declared filters and the same methods, minus any caching base
+  class of ``cwom.api.filters`` (``CACHE_BASES``); the backend keeps only the unknown-parameter check;
+- ``plain+form-class``: plain, with ``get_form_class`` (a documented FilterSet hook) returning one form class
+  per FilterSet class, built once;
+- ``plain+given-forms``: plain, with ``get_form_class`` returning a form class over the filters the query
+  names (one per set of names).
+
+For each query and variant: server-side time per request (median over rounds) as CPU time of this process
+(``time.process_time``: Python, plus SQLite's own work when the database is SQLite; PostgreSQL's work happens
+in another process) and as wall time, and the time inside the filter backend (building the FilterSet,
+validating the query, building the queryset; the SQL runs later, in the paginator). Ratios are against
+``plain``. Every variant's responses are checked to be byte-identical to ``shipped``'s. Not part of the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Base classes of cwom.api.filters whose only job is caching: a plain variant leaves them out.
+CACHE_BASES = ("PrebuiltFilterSet",)
+SLUG = "bench-filters"
+TAGS = ("api", "ui", "perf", "ops", "db", "docs", "infra", "auth")
+
+
+def setup_django(db_url: str) -> None:
+    os.environ.update(
+        {
+            "DATABASE_URL": db_url,
+            "DJANGO_SETTINGS_MODULE": "cwom_site.settings",
+            "DEBUG": "0",
+            "SECRET_KEY": "bench-only-secret-key-0123456789abcdef0123456789",  # noqa: S105 - local benchmark
+            "ALLOWED_HOSTS": "testserver,localhost",
+            "SECURE_SSL_REDIRECT": "0",
+            "CWOM_THROTTLE_RATE": "10000000/min",
+            "LOG_LEVEL": "WARNING",
+            "CWOM_VAR_DIR": str(ROOT / "var" / "bench-filters"),
+        }
+    )
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def seed(issues: int) -> dict[str, str]:
+    """A few repos, ``issues`` issues with 0-3 tags and mixed statuses, runs and artifacts on some issues."""
+    from cwom import writes
+    from cwom.models import Artifact, Issue, Repo, Run
+    from tests import factories
+
+    repos = list(Repo.objects.filter(slug__startswith=SLUG).order_by("slug"))
+    if not repos:
+        if Repo.objects.exists():
+            raise SystemExit("--db holds data this script did not write: give it an empty database")
+        repos = [factories.repo(slug=f"{SLUG}-{i}", name=f"Bench {i}") for i in range(4)]
+        statuses = ("planned", "ready", "done", "done", "blocked")
+        for i in range(issues):
+            tags = [TAGS[(i * 7 + k * 3) % len(TAGS)] for k in range(i % 4)]
+            factories.issue(
+                repos[i % 3], title=f"Issue {i}", status=statuses[i % len(statuses)], tags=sorted(set(tags))
+            )
+        hot = Issue.objects.filter(repo=repos[0]).order_by("id")[:3]
+        for issue in hot:
+            for i in range(20):
+                run = factories.run(issue, status="ready")
+                if i % 2:
+                    writes.transition(run, "running")
+                    factories.artifact(run, type="log" if i % 4 == 1 else "report")
+    repo = repos[0]
+    issue = Run.objects.filter(repo=repo).values_list("for_issue_id", flat=True).first()
+    run = Artifact.objects.values_list("produced_by_id", flat=True).first()
+    assert issue and run  # noqa: S101 - the dataset's own sanity check
+    return {"repo": repo.pk, "issue": str(issue), "run": str(run)}
+
+
+def queries(ids: dict[str, str]) -> dict[str, str]:
+    return {
+        "issues?repo_id&status&tag (tag index)": "/api/v1/issues?"
+        + urlencode({"repo_id": ids["repo"], "status": "ready,done", "tag": "perf", "page_size": 50}),
+        "issues?repo_id&status&q": "/api/v1/issues?"
+        + urlencode({"repo_id": ids["repo"], "status": "done", "q": "issue", "page_size": 50}),
+        "runs?issue_id&status": "/api/v1/runs?" + urlencode({"issue_id": ids["issue"], "status": "running"}),
+        "artifacts?run_id&type": "/api/v1/artifacts?" + urlencode({"run_id": ids["run"], "type": "log,report"}),
+        "repos (no filter)": "/api/v1/repos",
+    }
+
+
+# --- variants ---------------------------------------------------------------------------------------------
+def viewsets() -> list[Any]:
+    from cwom.api import views
+
+    return [*views.KIND_VIEWSETS.values(), views.EventViewSet]
+
+
+def plain_filterset(cls: type) -> type:
+    """``cls`` rebuilt on ``django_filters.FilterSet``: the same filters and methods, without caching bases."""
+    import django_filters
+
+    from cwom.api import filters
+
+    attrs: dict[str, Any] = {"__module__": __name__, "__doc__": cls.__doc__}
+    for klass in reversed(cls.__mro__):
+        if klass.__module__ != filters.__name__ or klass.__name__ in CACHE_BASES:
+            continue
+        for name, value in vars(klass).items():
+            if isinstance(value, types.FunctionType | classmethod | staticmethod | property) and name != "__init__":
+                attrs[name] = value
+    attrs.update({name: copy.deepcopy(flt) for name, flt in cls.base_filters.items()})  # type: ignore[attr-defined]
+    attrs["Meta"] = type("Meta", (), {"model": cls._meta.model, "fields": []})  # type: ignore[attr-defined]
+    return type(cls.__name__, (django_filters.FilterSet,), attrs)
+
+
+def form_class_per_class(cls: type) -> type:
+    """A plain FilterSet whose ``get_form_class`` builds its form class once."""
+    built: dict[str, Any] = {}
+
+    def get_form_class(self: Any) -> Any:
+        if "form" not in built:
+            built["form"] = super(subclass, self).get_form_class()
+        return built["form"]
+
+    subclass = type(cls.__name__, (cls,), {"get_form_class": get_form_class, "__module__": __name__})
+    return subclass
+
+
+def form_class_per_given_names(cls: type) -> type:
+    """A plain FilterSet whose ``get_form_class`` returns a form over the filters the query names (cached)."""
+    built: dict[frozenset[str], Any] = {}
+
+    def get_form_class(self: Any) -> Any:
+        given = frozenset(name for name in self.filters if name in self.data)
+        form_class = built.get(given)
+        if form_class is None:
+            fields = {name: flt.field for name, flt in self.filters.items() if name in given}
+            form_class = built[given] = type(f"{cls.__name__}Form", (self._meta.form,), fields)
+        return form_class
+
+    return type(cls.__name__, (cls,), {"get_form_class": get_form_class, "__module__": __name__})
+
+
+def form_class_per_request_given_names(cls: type) -> type:
+    """A plain FilterSet whose ``get_form_class`` builds, for each request, a form over the filters it names."""
+
+    def get_form_class(self: Any) -> Any:
+        fields = {name: flt.field for name, flt in self.filters.items() if name in self.data}
+        return type(f"{cls.__name__}Form", (self._meta.form,), fields)
+
+    return type(cls.__name__, (cls,), {"get_form_class": get_form_class, "__module__": __name__})
+
+
+def shallow_filter_copies(cls: type) -> type:
+    """``cls`` whose filters deep-copy as shallow copies (``__deepcopy__`` on the filter classes)."""
+
+    def shallow(flt: Any) -> Any:
+        kind = type(flt)
+        clone = copy.copy(flt)
+        clone.__class__ = type(kind.__name__, (kind,), {"__deepcopy__": lambda self, memo: copy.copy(self)})
+        return clone
+
+    filters = {name: shallow(flt) for name, flt in cls.base_filters.items()}  # type: ignore[attr-defined]
+    subclass = type(cls.__name__, (cls,), {"__module__": __name__})
+    subclass.base_filters = filters  # type: ignore[attr-defined]
+    return subclass
+
+
+def variants() -> dict[str, dict[Any, tuple[Any, Any]]]:
+    """name -> {viewset: (filter backend class, FilterSet class)}."""
+    shipped = {view: (view.filter_backends[0], view.filterset_class) for view in viewsets()}
+    plain = {view: (backend, plain_filterset(fs)) for view, (backend, fs) in shipped.items()}
+    return {
+        "shipped": shipped,
+        "plain": plain,
+        "plain+form-class": {view: (b, form_class_per_class(fs)) for view, (b, fs) in plain.items()},
+        "plain+given-forms": {view: (b, form_class_per_given_names(fs)) for view, (b, fs) in plain.items()},
+        "plain+given-uncached": {view: (b, form_class_per_request_given_names(fs)) for view, (b, fs) in plain.items()},
+        "plain+given+shallow": {
+            view: (b, shallow_filter_copies(form_class_per_given_names(fs))) for view, (b, fs) in plain.items()
+        },
+    }
+
+
+class Clock:
+    """Time spent inside the filter backend's ``filter_queryset`` (wall and CPU), summed."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def timed(self, backend: type) -> type:
+        clock = self
+
+        def filter_queryset(self: Any, request: Any, queryset: Any, view: Any) -> Any:
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return super(timed_backend, self).filter_queryset(request, queryset, view)
+            finally:
+                clock.wall += time.perf_counter() - wall
+                clock.cpu += time.process_time() - cpu
+
+        timed_backend = type(f"Timed{backend.__name__}", (backend,), {"filter_queryset": filter_queryset})
+        return timed_backend
+
+
+@contextlib.contextmanager
+def installed(variant: dict[Any, tuple[Any, Any]], clock: Clock) -> Iterator[None]:
+    saved = {view: (view.filter_backends, view.filterset_class) for view in variant}
+    try:
+        for view, (backend, filterset_class) in variant.items():
+            view.filter_backends = [clock.timed(backend), *view.filter_backends[1:]]
+            view.filterset_class = filterset_class
+        yield
+    finally:
+        for view, (backends, filterset_class) in saved.items():
+            view.filter_backends, view.filterset_class = backends, filterset_class
+
+
+def measure(client: Any, path: str, requests: int, clock: Clock) -> dict[str, float]:
+    clock.wall = clock.cpu = 0.0
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(requests):
+        client.get(path)
+    return {
+        "cpu": (time.process_time() - cpu) / requests * 1e6,
+        "wall": (time.perf_counter() - wall) / requests * 1e6,
+        "filter_cpu": clock.cpu / requests * 1e6,
+        "filter_wall": clock.wall / requests * 1e6,
+    }
+
+
+def compare(client: Any, label: str, path: str, table: dict[str, Any], args: Any, clock: Clock) -> dict[str, Any]:
+    """Medians over rounds of each variant's figures for one query (after checking they answer alike)."""
+    bodies: dict[str, bytes] = {}
+    for name, variant in table.items():
+        with installed(variant, clock):
+            response = client.get(path)
+            assert response.status_code == 200, response.content[:300]  # noqa: S101 - the benchmark's own check
+            bodies[name] = response.content
+            for _ in range(20):  # warm-up: form classes, caches, connection
+                client.get(path)
+    different = [name for name, body in bodies.items() if body != bodies["shipped"]]
+    assert not different, f"{label}: {different} answer differently from shipped"  # noqa: S101
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in table}
+    for _ in range(args.rounds):
+        for name, variant in table.items():
+            with installed(variant, clock):
+                rounds[name].append(measure(client, path, args.requests, clock))
+    return {
+        name: {key: statistics.median(r[key] for r in results) for key in results[0]}
+        for name, results in rounds.items()
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", default=None, help="database URL (default: a new SQLite file in a temp directory)")
+    parser.add_argument("--issues", type=int, default=300, help="issues in the generated dataset")
+    parser.add_argument("--requests", type=int, default=150, help="requests per query, variant and round")
+    parser.add_argument("--rounds", type=int, default=7)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        setup_django(args.db or f"sqlite:///{scratch}/bench.sqlite3")
+        from django.db import connection
+        from django.test import Client
+
+        from cwom.models import ApiToken
+
+        ids = seed(args.issues)
+        _, secret = ApiToken.issue(f"bench-filters-{time.time_ns()}", can_write=False)
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+        clock = Clock()
+        table = variants()
+        print(f"database: {connection.vendor}; {args.requests} requests x {args.rounds} rounds per query and variant")
+        print("µs per request, median of rounds: CPU (wall); CPU in the filter backend; CPU ratio to plain's")
+        results = {}
+        for label, path in queries(ids).items():
+            medians = results[label] = compare(client, label, path, table, args, clock)
+            base = medians["plain"]["cpu"]
+            print(f"\n{label}: {path}")
+            for name, m in medians.items():
+                print(
+                    f"  {name:<22} {m['cpu']:7.0f} ({m['wall']:6.0f})   filter {m['filter_cpu']:5.0f}"
+                    f"   x{m['cpu'] / base:.3f}"
+                )
+        names = list(table)
+        print(
+            "\n| query | "
+            + " | ".join(f"{name} µs" for name in names)
+            + " | "
+            + " | ".join(f"{name} / plain" for name in names if name != "plain")
+            + " |"
+        )
+        print("|---" * (2 * len(names)) + "|")
+        for label, medians in results.items():
+            base = medians["plain"]["cpu"]
+            cells = [f"{medians[name]['cpu']:.0f} ({medians[name]['filter_cpu']:.0f})" for name in names]
+            ratios = [f"{medians[name]['cpu'] / base:.2f}" for name in names if name != "plain"]
+            print(f"| {label} | " + " | ".join(cells + ratios) + " |")
+        print("(each cell: CPU µs per request, in brackets the part spent in the filter backend)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
