@@ -1,7 +1,7 @@
 """What the FilterSet machinery costs per list request: the shipped filters against plain django-filter.
 
     .venv/bin/python bench/profile_filters.py                     # a fresh SQLite file in a temporary directory
-    .venv/bin/python bench/profile_filters.py --db postgres://postgres@127.0.0.1:5432/my_bench_db --requests 300
+    .venv/bin/python bench/profile_filters.py --db postgres://postgres@127.0.0.1:5432/my_bench_db
 
 Builds a small dataset through the write path (once per database: ``--db`` must name an empty database or one
 this script filled), then sends a few typical list requests through the Django test client, in-process, with
@@ -10,17 +10,23 @@ that drift in the machine's speed touches every variant alike. A variant is a fi
 class per viewset:
 
 - ``shipped``: ``cwom.api.filters`` as it is;
-- ``plain``: django-filter's own ``FilterSet`` and ``DjangoFilterBackend`` code paths: every FilterSet rebuilt
-  on ``django_filters.FilterSet`` with the same declared filters and the same methods, minus any caching base
-  class of ``cwom.api.filters`` (``CACHE_BASES``); the backend keeps only the unknown-parameter check;
-- ``plain+form-class``: plain, with ``get_form_class`` (a documented FilterSet hook) returning one form class
-  per FilterSet class, built once;
-- ``plain+given-forms``: plain, with ``get_form_class`` returning a form class over the filters the query
-  names (one per set of names).
+- ``plain``: django-filter's own ``FilterSet`` code paths: every FilterSet rebuilt on ``django_filters.FilterSet``
+  with the same declared filters and methods, but without what ``cwom.api.filters`` adds to build the form
+  (``PLAIN_SKIPS``: ``__init__``, ``form``, ``get_form_class``; any base class named in ``CACHE_BASES``). The
+  shipped backend then does what ``DjangoFilterBackend.filter_queryset`` does, plus its unknown-parameter check;
+- ``plain+form-class``: ``get_form_class`` (the documented hook) returns one form class per FilterSet class,
+  built once (a cache);
+- ``plain+given-forms``: ``get_form_class`` returns a form class over the filters the query names, one per set
+  of names (a cache);
+- ``plain+given-uncached``: the same, built for each request (no cache);
+- ``plain+given-fields``: the ``form`` property returns an instance of ``Meta.form`` holding the fields of the
+  filters the query names (no cache, no form class per request);
+- ``plain+given+shallow``: ``plain+given-forms``, with filters whose ``__deepcopy__`` is a shallow copy (what
+  django-filter's per-instance ``copy.deepcopy`` of the class's filters costs).
 
 For each query and variant: server-side time per request (median over rounds) as CPU time of this process
 (``time.process_time``: Python, plus SQLite's own work when the database is SQLite; PostgreSQL's work happens
-in another process) and as wall time, and the time inside the filter backend (building the FilterSet,
+in another process) and as wall time, and the CPU time inside the filter backend (building the FilterSet,
 validating the query, building the queryset; the SQL runs later, in the paginator). Ratios are against
 ``plain``. Every variant's responses are checked to be byte-identical to ``shipped``'s. Not part of the suite.
 """
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import functools
 import os
 import statistics
 import sys
@@ -44,8 +51,10 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# Base classes of cwom.api.filters whose only job is caching: a plain variant leaves them out.
+# What a plain variant leaves out of cwom.api.filters: base classes whose only job is caching (the
+# PrebuiltFilterSet of before issue 13), and the members that build the filters and the form.
 CACHE_BASES = ("PrebuiltFilterSet",)
+PLAIN_SKIPS = frozenset({"__init__", "form", "get_form_class"})
 SLUG = "bench-filters"
 TAGS = ("api", "ui", "perf", "ops", "db", "docs", "infra", "auth")
 
@@ -123,7 +132,7 @@ def viewsets() -> list[Any]:
 
 
 def plain_filterset(cls: type) -> type:
-    """``cls`` rebuilt on ``django_filters.FilterSet``: the same filters and methods, without caching bases."""
+    """``cls`` rebuilt on ``django_filters.FilterSet``: the same filters and methods, minus ``PLAIN_SKIPS``."""
     import django_filters
 
     from cwom.api import filters
@@ -133,7 +142,8 @@ def plain_filterset(cls: type) -> type:
         if klass.__module__ != filters.__name__ or klass.__name__ in CACHE_BASES:
             continue
         for name, value in vars(klass).items():
-            if isinstance(value, types.FunctionType | classmethod | staticmethod | property) and name != "__init__":
+            kinds = types.FunctionType | classmethod | staticmethod | property | functools.cached_property
+            if isinstance(value, kinds) and name not in PLAIN_SKIPS:
                 attrs[name] = value
     attrs.update({name: copy.deepcopy(flt) for name, flt in cls.base_filters.items()})  # type: ignore[attr-defined]
     attrs["Meta"] = type("Meta", (), {"model": cls._meta.model, "fields": []})  # type: ignore[attr-defined]
@@ -178,6 +188,19 @@ def form_class_per_request_given_names(cls: type) -> type:
     return type(cls.__name__, (cls,), {"get_form_class": get_form_class, "__module__": __name__})
 
 
+def form_fields_per_request_given_names(cls: type) -> type:
+    """A plain FilterSet whose ``form`` is its form class's instance with the fields of the named filters."""
+
+    def form(self: Any) -> Any:
+        built = self.__dict__.get("given_form")
+        if built is None:
+            built = self.__dict__["given_form"] = self._meta.form(self.data, prefix=self.form_prefix)
+            built.fields.update({name: flt.field for name, flt in self.filters.items() if name in self.data})
+        return built
+
+    return type(cls.__name__, (cls,), {"form": property(form), "__module__": __name__})
+
+
 def shallow_filter_copies(cls: type) -> type:
     """``cls`` whose filters deep-copy as shallow copies (``__deepcopy__`` on the filter classes)."""
 
@@ -203,6 +226,7 @@ def variants() -> dict[str, dict[Any, tuple[Any, Any]]]:
         "plain+form-class": {view: (b, form_class_per_class(fs)) for view, (b, fs) in plain.items()},
         "plain+given-forms": {view: (b, form_class_per_given_names(fs)) for view, (b, fs) in plain.items()},
         "plain+given-uncached": {view: (b, form_class_per_request_given_names(fs)) for view, (b, fs) in plain.items()},
+        "plain+given-fields": {view: (b, form_fields_per_request_given_names(fs)) for view, (b, fs) in plain.items()},
         "plain+given+shallow": {
             view: (b, shallow_filter_copies(form_class_per_given_names(fs))) for view, (b, fs) in plain.items()
         },

@@ -18,18 +18,16 @@ Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :m
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import Any
 
 import django_filters
 from django import forms
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
-from django_filters.utils import translate_validation
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
@@ -58,8 +56,6 @@ MAX_VALUES = 100
 SEARCH_MAX_LENGTH = 200
 TAG_MAX_LENGTH = 64
 EMPTY_VALUE_MESSAGE = "An empty value is not allowed: give a value or leave the parameter out."
-# Form classes kept for sets of filter names a query gives (see PrebuiltFilterSet).
-GIVEN_FORMS_KEPT = 512
 
 
 # --- fields and widgets ---------------------------------------------------------------------------
@@ -364,86 +360,29 @@ def _clean_tag(value: str) -> str:
     return value
 
 
-class PrebuiltFilterSet(django_filters.FilterSet):
-    """A FilterSet whose filters and form class are built once per class, not for every request.
+class QueryFilterSet(django_filters.FilterSet):
+    """django-filter's FilterSet, with a form of the filters the query names.
 
-    django-filter deep-copies the class's filters for each instance, then builds each filter's form field and
-    a form class over them: about a fifth of a list request's server time, for work that depends on the class
-    only. Here an instance gets shallow copies of prototype filters that already hold their model, label and
-    form field (a filter keeps no other per-instance state; these declare no ``method``), and a cached form
-    class. The form itself is still made per request, as Django makes it (its fields copied per form).
-
-    With ``given_only`` (what :class:`CwomFilterBackend` asks for), the form holds only the fields of the
-    filters the query names (and any required one): an absent optional filter cleans to an empty value,
-    which filters nothing and cannot fail, so the result and the errors are the same, for a form of 2 or 3
-    fields instead of 14. One form class per set of names (a bounded cache).
+    The form (django-filter's ``form`` property) holds only the fields of the filters the query gives (and of
+    any required one), set on an instance of ``Meta.form`` as Django allows (``form.fields``). An absent
+    optional filter cleans to an empty value, which filters nothing and cannot fail, so the queryset and the
+    errors are those of django-filter's form of every filter (``tests/api/test_filters.py`` holds them equal),
+    for 2 or 3 fields built and cleaned instead of up to 14 built, gathered into a new form class, deep-copied
+    into its form and cleaned: about a sixth of a list request's CPU time (``bench/profile_filters.py``;
+    ``docs/performance.md``).
     """
 
-    # (FilterSet class, model) -> (prototype filters, form class)
-    _prebuilt: ClassVar[dict[tuple[type, type], tuple[dict[str, Any], type[forms.Form]]]] = {}
-    # (FilterSet class, model, filter names) -> form class
-    _given_forms: ClassVar[dict[tuple[type, type, frozenset[str]], type[forms.Form]]] = {}
-
-    def __init__(
-        self,
-        data: Any = None,
-        queryset: models.QuerySet[Any] | None = None,
-        *,
-        request: Any = None,
-        prefix: str | None = None,
-        given_only: bool = False,
-    ) -> None:
-        # django-filter's __init__, but for the copies.
-        if queryset is None:
-            queryset = self._meta.model._default_manager.all()
-        self.is_bound = data is not None
-        self.data = data or QueryDict()
-        self.queryset = queryset
-        self.request = request
-        self.form_prefix = prefix
-        prototypes, self._form_class = self._prototypes(queryset.model)
-        if given_only and self.is_bound and prefix is None:
-            given = frozenset(name for name, flt in prototypes.items() if name in self.data or flt.field.required)
-            self._form_class = self._given_form_class(queryset.model, given)
-        self.filters = {}
-        for name, prototype in prototypes.items():
-            flt = object.__new__(type(prototype))  # copy.copy, without its __reduce_ex__ round (5x slower)
-            flt.__dict__.update(prototype.__dict__)
-            flt.parent = self
-            self.filters[name] = flt
-
-    @classmethod
-    def _prototypes(cls, model: type[models.Model]) -> tuple[dict[str, Any], type[forms.Form]]:
-        built = cls._prebuilt.get((cls, model))
-        if built is None:
-            prototypes = copy.deepcopy(cls.base_filters)
-            for name, flt in prototypes.items():
-                if flt.method is not None:
-                    raise ImproperlyConfigured(f"{cls.__name__}.{name}: a prebuilt filter cannot have a method.")
-                flt.model = model
-            fields = {name: flt.field for name, flt in prototypes.items()}
-            form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
-            built = cls._prebuilt[(cls, model)] = (prototypes, form_class)
-        return built
-
-    @classmethod
-    def _given_form_class(cls, model: type[models.Model], given: frozenset[str]) -> type[forms.Form]:
-        """The form class over the filters named in ``given``, in the class's order."""
-        key = (cls, model, given)
-        form_class = cls._given_forms.get(key)
-        if form_class is None:
-            if len(cls._given_forms) >= GIVEN_FORMS_KEPT:  # only crafted queries get here: start again
-                cls._given_forms.clear()
-            prototypes, _ = cls._prototypes(model)
-            fields = {name: flt.field for name, flt in prototypes.items() if name in given}
-            form_class = cls._given_forms[key] = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
-        return form_class
-
-    def get_form_class(self) -> type[forms.Form]:
-        return self._form_class
+    @cached_property
+    def form(self) -> forms.Form:
+        if not self.is_bound or self.form_prefix is not None:
+            return super().form
+        form = self._meta.form(self.data)
+        given = {name: flt for name, flt in self.filters.items() if name in self.data or flt.extra.get("required")}
+        form.fields.update((name, flt.field) for name, flt in given.items())
+        return form
 
 
-class CwomFilterSet(PrebuiltFilterSet):
+class CwomFilterSet(QueryFilterSet):
     """Base of the per-kind FilterSets: id, tags and creation range for every kind."""
 
     id = IdFilter(field_name="id", help_text="Objects with any of these ids.")
@@ -588,7 +527,7 @@ class ArtifactFilterSet(CwomFilterSet):
         fields: list[str] = []
 
 
-class EventFilterSet(PrebuiltFilterSet):
+class EventFilterSet(QueryFilterSet):
     """Events by object id, object kind, action, principal, time."""
 
     object_id = IdFilter(field_name="object_id", help_text="Events of any of these objects.")
@@ -632,16 +571,7 @@ class CwomFilterBackend(DjangoFilterBackend):
             return queryset
         filterset_class = self.get_filterset_class(view, queryset)
         check_params(request, set(filterset_class.base_filters) if filterset_class else set())
-        if filterset_class is None:
-            return queryset
-        # django-filter's filter_queryset, with a form of the filters the query names (see PrebuiltFilterSet).
-        kwargs = self.get_filterset_kwargs(request, queryset, view)
-        if issubclass(filterset_class, PrebuiltFilterSet):
-            kwargs["given_only"] = True
-        filterset = filterset_class(**kwargs)
-        if not filterset.is_valid() and self.raise_exception:
-            raise translate_validation(filterset.errors)
-        return filterset.qs
+        return super().filter_queryset(request, queryset, view)
 
 
 def check_params(request: Request, filters: set[str]) -> None:
