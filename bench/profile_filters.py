@@ -10,10 +10,10 @@ that drift in the machine's speed touches every variant alike. A variant is a fi
 class per viewset:
 
 - ``shipped``: ``cwom.api.filters`` as it is;
-- ``plain``: django-filter's own ``FilterSet`` code paths: every FilterSet rebuilt on ``django_filters.FilterSet``
-  with the same declared filters and methods, but without what ``cwom.api.filters`` adds to build the form
-  (``PLAIN_SKIPS``: ``__init__``, ``form``, ``get_form_class``; any base class named in ``CACHE_BASES``). The
-  shipped backend then does what ``DjangoFilterBackend.filter_queryset`` does, plus its unknown-parameter check;
+- ``plain``: django-filter's own ``FilterSet`` code paths: every FilterSet subclassed with django-filter's own
+  ``__init__``, ``form`` and ``get_form_class`` (so whatever ``cwom.api.filters`` does to build the filters and
+  the form is bypassed; its filters and ``filter_queryset`` stay). The shipped backend then does what
+  ``DjangoFilterBackend.filter_queryset`` does, plus its unknown-parameter check;
 - ``plain+form-class``: ``get_form_class`` (the documented hook) returns one form class per FilterSet class,
   built once (a cache);
 - ``plain+given-forms``: ``get_form_class`` returns a form class over the filters the query names, one per set
@@ -36,13 +36,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import functools
 import os
 import statistics
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -51,10 +49,6 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# What a plain variant leaves out of cwom.api.filters: base classes whose only job is caching (the
-# PrebuiltFilterSet of before issue 13), and the members that build the filters and the form.
-CACHE_BASES = ("PrebuiltFilterSet",)
-PLAIN_SKIPS = frozenset({"__init__", "form", "get_form_class"})
 SLUG = "bench-filters"
 TAGS = ("api", "ui", "perf", "ops", "db", "docs", "infra", "auth")
 
@@ -132,22 +126,16 @@ def viewsets() -> list[Any]:
 
 
 def plain_filterset(cls: type) -> type:
-    """``cls`` rebuilt on ``django_filters.FilterSet``: the same filters and methods, minus ``PLAIN_SKIPS``."""
+    """``cls`` with django-filter's own ``__init__``, ``form`` and ``get_form_class``."""
     import django_filters
 
-    from cwom.api import filters
+    base = django_filters.FilterSet
 
-    attrs: dict[str, Any] = {"__module__": __name__, "__doc__": cls.__doc__}
-    for klass in reversed(cls.__mro__):
-        if klass.__module__ != filters.__name__ or klass.__name__ in CACHE_BASES:
-            continue
-        for name, value in vars(klass).items():
-            kinds = types.FunctionType | classmethod | staticmethod | property | functools.cached_property
-            if isinstance(value, kinds) and name not in PLAIN_SKIPS:
-                attrs[name] = value
-    attrs.update({name: copy.deepcopy(flt) for name, flt in cls.base_filters.items()})  # type: ignore[attr-defined]
-    attrs["Meta"] = type("Meta", (), {"model": cls._meta.model, "fields": []})  # type: ignore[attr-defined]
-    return type(cls.__name__, (django_filters.FilterSet,), attrs)
+    def __init__(self: Any, data: Any = None, queryset: Any = None, *, given_only: bool = False, **kwargs: Any) -> None:
+        base.__init__(self, data, queryset, **kwargs)  # given_only: what the backend of before issue 13 passed
+
+    attrs = {"__init__": __init__, "form": base.form, "get_form_class": base.get_form_class}
+    return type(cls.__name__, (cls,), {**attrs, "__module__": __name__})
 
 
 def form_class_per_class(cls: type) -> type:
@@ -309,6 +297,7 @@ def main() -> int:
     parser.add_argument("--issues", type=int, default=300, help="issues in the generated dataset")
     parser.add_argument("--requests", type=int, default=150, help="requests per query, variant and round")
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -323,6 +312,9 @@ def main() -> int:
         client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
         clock = Clock()
         table = variants()
+        if args.variants:
+            wanted = ["plain", *(name for name in args.variants.split(",") if name != "plain")]
+            table = {name: table[name] for name in wanted}
         print(f"database: {connection.vendor}; {args.requests} requests x {args.rounds} rounds per query and variant")
         print("µs per request, median of rounds: CPU (wall); CPU in the filter backend; CPU ratio to plain's")
         results = {}
