@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/profile_filters.py                     # a fresh SQLite file in a temporary directory
     .venv/bin/python bench/profile_filters.py --db postgres://postgres@127.0.0.1:5432/my_bench_db
+    .venv/bin/python bench/profile_filters.py --before 3ae2a61 --variants shipped,before   # before/after issue 13
 
 Builds a small dataset through the write path (once per database: ``--db`` must name an empty database or one
 this script filled), then sends a few typical list requests through the Django test client, in-process, with
@@ -22,7 +23,10 @@ class per viewset:
 - ``plain+given-fields``: the ``form`` property returns an instance of ``Meta.form`` holding the fields of the
   filters the query names (no cache, no form class per request);
 - ``plain+given+shallow``: ``plain+given-forms``, with filters whose ``__deepcopy__`` is a shallow copy (what
-  django-filter's per-instance ``copy.deepcopy`` of the class's filters costs).
+  django-filter's per-instance ``copy.deepcopy`` of the class's filters costs);
+- ``before`` (with ``--before REV``): ``cwom/api/filters.py`` of commit ``REV`` read from git and loaded beside
+  today's, with that commit's issue list ordering: the filters before issue 13 (``PrebuiltFilterSet``) in the
+  same process as today's.
 
 For each query and variant: server-side time per request (median over rounds) as CPU time of this process
 (``time.process_time``: Python, plus SQLite's own work when the database is SQLite; PostgreSQL's work happens
@@ -38,9 +42,11 @@ import contextlib
 import copy
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -49,6 +55,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# A variant: {viewset: (filter backend class, FilterSet class, other viewset attributes to set)}.
+Variant = dict[Any, tuple[Any, Any, dict[str, Any]]]
 SLUG = "bench-filters"
 TAGS = ("api", "ui", "perf", "ops", "db", "docs", "infra", "auth")
 
@@ -204,20 +212,55 @@ def shallow_filter_copies(cls: type) -> type:
     return subclass
 
 
-def variants() -> dict[str, dict[Any, tuple[Any, Any]]]:
-    """name -> {viewset: (filter backend class, FilterSet class)}."""
-    shipped = {view: (view.filter_backends[0], view.filterset_class) for view in viewsets()}
-    plain = {view: (backend, plain_filterset(fs)) for view, (backend, fs) in shipped.items()}
+def variants() -> dict[str, Variant]:
+    """name -> {viewset: (filter backend class, FilterSet class, other viewset attributes)}."""
+    shipped = {view: (view.filter_backends[0], view.filterset_class, {}) for view in viewsets()}
+
+    def on_plain(make: Any) -> Variant:
+        return {view: (backend, make(plain_filterset(fs)), {}) for view, (backend, fs, _) in shipped.items()}
+
     return {
         "shipped": shipped,
-        "plain": plain,
-        "plain+form-class": {view: (b, form_class_per_class(fs)) for view, (b, fs) in plain.items()},
-        "plain+given-forms": {view: (b, form_class_per_given_names(fs)) for view, (b, fs) in plain.items()},
-        "plain+given-uncached": {view: (b, form_class_per_request_given_names(fs)) for view, (b, fs) in plain.items()},
-        "plain+given-fields": {view: (b, form_fields_per_request_given_names(fs)) for view, (b, fs) in plain.items()},
-        "plain+given+shallow": {
-            view: (b, shallow_filter_copies(form_class_per_given_names(fs))) for view, (b, fs) in plain.items()
-        },
+        "plain": on_plain(lambda fs: fs),
+        "plain+form-class": on_plain(form_class_per_class),
+        "plain+given-forms": on_plain(form_class_per_given_names),
+        "plain+given-uncached": on_plain(form_class_per_request_given_names),
+        "plain+given-fields": on_plain(form_fields_per_request_given_names),
+        "plain+given+shallow": on_plain(lambda fs: shallow_filter_copies(form_class_per_given_names(fs))),
+    }
+
+
+def before_variant(rev: str) -> Variant:
+    """The filters of commit ``rev``: its ``cwom/api/filters.py``, read from git and loaded beside today's, with
+    its issue list ordering (``IssueViewSet.resolve_ordering`` up to issue 13, for ``rev`` before it)."""
+    from cwom.api import views
+
+    source = subprocess.run(  # noqa: S603 - a fixed git command on this repository
+        ["git", "show", f"{rev}:cwom/api/filters.py"],  # noqa: S607 - git from PATH, on this repository
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    old = types.ModuleType("cwom.api.filters_before")
+    old.__package__ = "cwom.api"
+    exec(compile(source, f"{rev}:cwom/api/filters.py", "exec"), old.__dict__)  # noqa: S102 - this repository's code
+
+    def resolve_ordering(self: Any, request: Any) -> tuple[str, ...]:
+        ordering = views.KindViewSet.resolve_ordering(self, request)
+        by_creation = ordering[0].lstrip("-") == "created_at"
+        if self.action == "list" and by_creation and old.IssueTagFilter.single_tag(request):
+            sign = "-" if ordering[0].startswith("-") else ""
+            return (f"{sign}{old.TAG_CREATED_AT}", f"{sign}id")
+        return ordering
+
+    return {
+        view: (
+            old.CwomFilterBackend,
+            getattr(old, view.filterset_class.__name__),
+            {"resolve_ordering": resolve_ordering} if view is views.IssueViewSet else {},
+        )
+        for view in viewsets()
     }
 
 
@@ -243,16 +286,26 @@ class Clock:
 
 
 @contextlib.contextmanager
-def installed(variant: dict[Any, tuple[Any, Any]], clock: Clock) -> Iterator[None]:
-    saved = {view: (view.filter_backends, view.filterset_class) for view in variant}
+def installed(variant: Variant, clock: Clock) -> Iterator[None]:
+    saved = {
+        view: (view.filter_backends, view.filterset_class, {name: view.__dict__.get(name) for name in extra})
+        for view, (_, _, extra) in variant.items()
+    }
     try:
-        for view, (backend, filterset_class) in variant.items():
+        for view, (backend, filterset_class, extra) in variant.items():
             view.filter_backends = [clock.timed(backend), *view.filter_backends[1:]]
             view.filterset_class = filterset_class
+            for name, value in extra.items():
+                setattr(view, name, value)
         yield
     finally:
-        for view, (backends, filterset_class) in saved.items():
+        for view, (backends, filterset_class, extra) in saved.items():
             view.filter_backends, view.filterset_class = backends, filterset_class
+            for name, value in extra.items():
+                if value is None:
+                    delattr(view, name)
+                else:
+                    setattr(view, name, value)
 
 
 def measure(client: Any, path: str, requests: int, clock: Clock) -> dict[str, float]:
@@ -268,7 +321,7 @@ def measure(client: Any, path: str, requests: int, clock: Clock) -> dict[str, fl
     }
 
 
-def compare(client: Any, label: str, path: str, table: dict[str, Any], args: Any, clock: Clock) -> dict[str, Any]:
+def compare(client: Any, label: str, path: str, table: dict[str, Variant], args: Any, clock: Clock) -> dict[str, Any]:
     """Medians over rounds of each variant's figures for one query (after checking they answer alike)."""
     bodies: dict[str, bytes] = {}
     for name, variant in table.items():
@@ -298,6 +351,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=150, help="requests per query, variant and round")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--variants", default=None, help="comma-separated variant names (default: all)")
+    parser.add_argument("--before", metavar="REV", help="add variant 'before': the filters of git commit REV")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
@@ -312,6 +366,8 @@ def main() -> int:
         client = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
         clock = Clock()
         table = variants()
+        if args.before:
+            table["before"] = before_variant(args.before)
         if args.variants:
             wanted = ["plain", *(name for name in args.variants.split(",") if name != "plain")]
             table = {name: table[name] for name in wanted}
@@ -342,6 +398,15 @@ def main() -> int:
             ratios = [f"{medians[name]['cpu'] / base:.2f}" for name in names if name != "plain"]
             print(f"| {label} | " + " | ".join(cells + ratios) + " |")
         print("(each cell: CPU µs per request, in brackets the part spent in the filter backend)")
+        if "before" in table and "shipped" in table:
+            print(f"\nbefore = {args.before}, after = shipped; CPU µs per request (filter backend's part)")
+            print("| query | before µs | after µs | after / before | plain django-filter µs |\n|---|---|---|---|---|")
+            for label, medians in results.items():
+                before, after, plain = medians["before"], medians["shipped"], medians["plain"]
+                print(
+                    f"| {label} | {before['cpu']:.0f} ({before['filter_cpu']:.0f}) | {after['cpu']:.0f} "
+                    f"({after['filter_cpu']:.0f}) | {after['cpu'] / before['cpu']:.2f} | {plain['cpu']:.0f} |"
+                )
     return 0
 
 
