@@ -320,8 +320,8 @@ class QueryFilterSet(django_filters.FilterSet):
     optional filter cleans to an empty value, which filters nothing and cannot fail, so the queryset and the
     errors are those of django-filter's form of every filter (``tests/api/test_filters.py`` holds them equal),
     for 2 or 3 fields built and cleaned instead of up to 14 built, gathered into a new form class, deep-copied
-    into its form and cleaned: about a sixth of a list request's CPU time (``bench/profile_filters.py``;
-    ``docs/performance.md``).
+    into its form and cleaned: 9-23% of a list request's CPU time (``bench/profile_filters.py``;
+    ``docs/performance.md``). No cache: a form class per set of names measured no better.
 
     :meth:`ordering_for` is how a FilterSet orders the list it filters: the view asks it (through
     :func:`served_ordering`) for the ordering to apply and to page by.
