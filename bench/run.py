@@ -217,8 +217,9 @@ def drf_cursor(position: str) -> str:
 
 # --- part: EXPLAIN ---------------------------------------------------------------------------------------------------
 def api_queryset(kind: str, params: dict[str, Any], limit: int = 51) -> Any:
-    """The queryset a list endpoint runs for ``params``: the API's own FilterSet and the list's order (a list
-    of issues filtered by one tag is ordered by the tag row's copy of ``created_at``; see IssueViewSet)."""
+    """The queryset a list endpoint runs for ``params``: the API's own FilterSet and the list's order as that
+    FilterSet serves it (a list of issues filtered by one tag is ordered by the tag row's copy of
+    ``created_at``; see ``IssueFilterSet.ordering_for``)."""
     from cwom.api import filters
     from cwom.models import Artifact, Issue, Run
 
@@ -227,11 +228,10 @@ def api_queryset(kind: str, params: dict[str, Any], limit: int = 51) -> Any:
         "runs": (Run, filters.RunFilterSet),
         "artifacts": (Artifact, filters.ArtifactFilterSet),
     }[kind]
-    created = filters.TAG_CREATED_AT if kind == "issues" and "tag" in params else "created_at"
     fs = filterset({k: str(v) for k, v in params.items()}, queryset=model.objects.all())
     if not fs.is_valid():
         raise ValueError(f"bad benchmark parameters for {kind}: {fs.errors}")
-    return fs.qs.order_by(f"-{created}", "-id")[:limit]
+    return fs.qs.order_by(*fs.ordering_for(("-created_at", "-id")))[:limit]
 
 
 def deep_page(kind: str, position: Any) -> Any:

@@ -18,18 +18,16 @@ Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :m
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable
-from typing import Any, ClassVar
+from functools import cached_property
+from typing import Any
 
 import django_filters
 from django import forms
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
-from django.http import QueryDict
 from django_filters.rest_framework import DjangoFilterBackend
-from django_filters.utils import translate_validation
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.request import Request
 
@@ -58,8 +56,6 @@ MAX_VALUES = 100
 SEARCH_MAX_LENGTH = 200
 TAG_MAX_LENGTH = 64
 EMPTY_VALUE_MESSAGE = "An empty value is not allowed: give a value or leave the parameter out."
-# Form classes kept for sets of filter names a query gives (see PrebuiltFilterSet).
-GIVEN_FORMS_KEPT = 512
 
 
 # --- fields and widgets ---------------------------------------------------------------------------
@@ -308,54 +304,6 @@ def time_range(column: str) -> tuple[TimestampFilter, TimestampFilter]:
     )
 
 
-def tag_filter(filter_class: type[ListFilter] = ListFilter) -> ListFilter:
-    return filter_class(
-        field_name="tags",
-        lookup="has_any",
-        help_text="Objects carrying any of these tags.",
-        clean_item=_clean_tag,
-        item_schema={"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
-    )
-
-
-# The ordering field of an issue list filtered by one tag: the tag row's copy of the issue's created_at.
-TAG_CREATED_AT = "tag_created_at"
-# Ordering fields that are annotations, with the model field whose values they carry (for cursor checks).
-ORDERING_ALIASES = {TAG_CREATED_AT: "created_at"}
-
-
-class IssueTagFilter(ListFilter):
-    """Issues carrying any of these tags; one tag is read from the tag index ``cwom_issuetag``.
-
-    The tag rows are filtered by the request's ``repo_id`` and ``status`` too, and the page is ordered by
-    the tag row's ``created_at`` (``TAG_CREATED_AT``, equal to the issue's; see
-    :meth:`cwom.api.views.IssueViewSet.resolve_ordering`), so the btree
-    ``(tag, repo_id, status, created_at, issue_id)`` (or ``(tag, created_at, issue_id)``) yields the page in
-    order, cursor position included: a page costs its own rows, not the size of the repo or of the tag.
-    Several tags OR together through the jsonb GIN index (a join per tag would repeat issues).
-    """
-
-    # Filters applied to the tag rows instead of the issue's own columns when one tag is asked for: the
-    # same condition on both tables would make the planner expect ~10x fewer matches than there are.
-    CARRIED = ("repo_id", "status")
-
-    def filter(self, qs: models.QuerySet[Any], value: list[str]) -> models.QuerySet[Any]:
-        if len(value) != 1:
-            return super().filter(qs, value)
-        given = self.parent.form.cleaned_data
-        rows: dict[str, Any] = {"tag_rows__tag": value[0]}
-        for name in self.CARRIED:
-            if given.get(name):
-                rows[f"tag_rows__{name}__in"] = given[name]
-        return qs.filter(**rows).annotate(**{TAG_CREATED_AT: F("tag_rows__created_at")})
-
-    @staticmethod
-    def single_tag(request: Request) -> bool:
-        """Whether ``request`` filters by exactly one tag (the case served by the tag index)."""
-        tags = ListWidget().value_from_datadict(request.query_params, None, "tag")
-        return len(tags) == 1 and tags[0] != ""  # ?tag= is refused by the filter, not served by the index
-
-
 def _clean_tag(value: str) -> str:
     if len(value) > TAG_MAX_LENGTH:
         raise ValidationError(
@@ -364,90 +312,46 @@ def _clean_tag(value: str) -> str:
     return value
 
 
-class PrebuiltFilterSet(django_filters.FilterSet):
-    """A FilterSet whose filters and form class are built once per class, not for every request.
+class QueryFilterSet(django_filters.FilterSet):
+    """django-filter's FilterSet, with a form of the filters the query names and a say in the list's order.
 
-    django-filter deep-copies the class's filters for each instance, then builds each filter's form field and
-    a form class over them: about a fifth of a list request's server time, for work that depends on the class
-    only. Here an instance gets shallow copies of prototype filters that already hold their model, label and
-    form field (a filter keeps no other per-instance state; these declare no ``method``), and a cached form
-    class. The form itself is still made per request, as Django makes it (its fields copied per form).
+    The form (django-filter's ``form`` property) holds only the fields of the filters the query gives (and of
+    any required one), set on an instance of ``Meta.form`` as Django allows (``form.fields``). An absent
+    optional filter cleans to an empty value, which filters nothing and cannot fail, so the queryset and the
+    errors are those of django-filter's form of every filter (``tests/api/test_filters.py`` holds them equal),
+    for 2 or 3 fields built and cleaned instead of up to 14 built, gathered into a new form class, deep-copied
+    into its form and cleaned: 9-23% of a list request's CPU time (``bench/profile_filters.py``;
+    ``docs/performance.md``). No cache: a form class per set of names measured no better.
 
-    With ``given_only`` (what :class:`CwomFilterBackend` asks for), the form holds only the fields of the
-    filters the query names (and any required one): an absent optional filter cleans to an empty value,
-    which filters nothing and cannot fail, so the result and the errors are the same, for a form of 2 or 3
-    fields instead of 14. One form class per set of names (a bounded cache).
+    :meth:`ordering_for` is how a FilterSet orders the list it filters: the view asks it (through
+    :func:`served_ordering`) for the ordering to apply and to page by.
     """
 
-    # (FilterSet class, model) -> (prototype filters, form class)
-    _prebuilt: ClassVar[dict[tuple[type, type], tuple[dict[str, Any], type[forms.Form]]]] = {}
-    # (FilterSet class, model, filter names) -> form class
-    _given_forms: ClassVar[dict[tuple[type, type, frozenset[str]], type[forms.Form]]] = {}
+    @cached_property
+    def form(self) -> forms.Form:
+        if not self.is_bound or self.form_prefix is not None:
+            return super().form
+        form = self._meta.form(self.data)
+        given = {name: flt for name, flt in self.filters.items() if name in self.data or flt.extra.get("required")}
+        form.fields.update((name, flt.field) for name, flt in given.items())
+        return form
 
-    def __init__(
-        self,
-        data: Any = None,
-        queryset: models.QuerySet[Any] | None = None,
-        *,
-        request: Any = None,
-        prefix: str | None = None,
-        given_only: bool = False,
-    ) -> None:
-        # django-filter's __init__, but for the copies.
-        if queryset is None:
-            queryset = self._meta.model._default_manager.all()
-        self.is_bound = data is not None
-        self.data = data or QueryDict()
-        self.queryset = queryset
-        self.request = request
-        self.form_prefix = prefix
-        prototypes, self._form_class = self._prototypes(queryset.model)
-        if given_only and self.is_bound and prefix is None:
-            given = frozenset(name for name, flt in prototypes.items() if name in self.data or flt.field.required)
-            self._form_class = self._given_form_class(queryset.model, given)
-        self.filters = {}
-        for name, prototype in prototypes.items():
-            flt = object.__new__(type(prototype))  # copy.copy, without its __reduce_ex__ round (5x slower)
-            flt.__dict__.update(prototype.__dict__)
-            flt.parent = self
-            self.filters[name] = flt
-
-    @classmethod
-    def _prototypes(cls, model: type[models.Model]) -> tuple[dict[str, Any], type[forms.Form]]:
-        built = cls._prebuilt.get((cls, model))
-        if built is None:
-            prototypes = copy.deepcopy(cls.base_filters)
-            for name, flt in prototypes.items():
-                if flt.method is not None:
-                    raise ImproperlyConfigured(f"{cls.__name__}.{name}: a prebuilt filter cannot have a method.")
-                flt.model = model
-            fields = {name: flt.field for name, flt in prototypes.items()}
-            form_class = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
-            built = cls._prebuilt[(cls, model)] = (prototypes, form_class)
-        return built
-
-    @classmethod
-    def _given_form_class(cls, model: type[models.Model], given: frozenset[str]) -> type[forms.Form]:
-        """The form class over the filters named in ``given``, in the class's order."""
-        key = (cls, model, given)
-        form_class = cls._given_forms.get(key)
-        if form_class is None:
-            if len(cls._given_forms) >= GIVEN_FORMS_KEPT:  # only crafted queries get here: start again
-                cls._given_forms.clear()
-            prototypes, _ = cls._prototypes(model)
-            fields = {name: flt.field for name, flt in prototypes.items() if name in given}
-            form_class = cls._given_forms[key] = type(f"{cls.__name__}Form", (cls._meta.form,), fields)
-        return form_class
-
-    def get_form_class(self) -> type[forms.Form]:
-        return self._form_class
+    def ordering_for(self, ordering: tuple[str, ...]) -> tuple[str, ...]:
+        """The ordering that serves ``ordering`` (the request's, already checked) on :attr:`qs`: as asked."""
+        return ordering
 
 
-class CwomFilterSet(PrebuiltFilterSet):
+class CwomFilterSet(QueryFilterSet):
     """Base of the per-kind FilterSets: id, tags and creation range for every kind."""
 
     id = IdFilter(field_name="id", help_text="Objects with any of these ids.")
-    tag = tag_filter()
+    tag = ListFilter(
+        field_name="tags",
+        lookup="has_any",
+        help_text="Objects carrying any of these tags.",
+        clean_item=_clean_tag,
+        item_schema={"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
+    )
     created_after, created_before = time_range("created_at")
 
 
@@ -468,8 +372,25 @@ class RepoFilterSet(CwomFilterSet):
         fields: list[str] = []
 
 
+# The ordering field of an issue list filtered by one tag: the tag row's copy of the issue's created_at.
+TAG_CREATED_AT = "tag_created_at"
+# Ordering fields that are annotations, with the model field whose values they carry (for cursor checks).
+ORDERING_ALIASES = {TAG_CREATED_AT: "created_at"}
+
+
 class IssueFilterSet(CwomFilterSet):
-    """Issues by repo, status, type, priority, tag, assignee, watcher, parent, text, created/updated time."""
+    """Issues by repo, status, type, priority, tag, assignee, watcher, parent, text, created/updated time.
+
+    Several tags OR together through the jsonb GIN index (a join per tag would repeat issues). One tag is read
+    from the tag index ``cwom_issuetag`` instead: the tag rows are filtered by the query's ``repo_id`` and
+    ``status`` too (``CARRIED``, not applied to the issue's own columns: the same condition on both tables
+    would make the planner expect ~10x fewer matches than there are), and a list in creation order is ordered
+    by the tag row's ``created_at`` (``TAG_CREATED_AT``, equal to the issue's; :meth:`ordering_for`), so the
+    btree ``(tag, repo_id, status, created_at, issue_id)`` (or ``(tag, created_at, issue_id)``) yields the
+    page in order, cursor position included: a page costs its own rows, not the size of the repo or the tag.
+    """
+
+    CARRIED = ("repo_id", "status")
 
     repo_id = IdFilter(field_name="repo_id", help_text="Issues in any of these repos.")
     status = EnumFilter(enums.Status, field_name="status")
@@ -480,7 +401,6 @@ class IssueFilterSet(CwomFilterSet):
     )
     watcher = ListFilter(field_name="watchers", lookup="has_actor", help_text="Issues watched by these actor_ids.")
     parent_id = IdFilter(field_name="parent_id", help_text="Children of any of these issues.")
-    tag = tag_filter(IssueTagFilter)
     q = TextSearchFilter("title", "description")
     updated_after, updated_before = time_range("updated_at")
 
@@ -488,13 +408,32 @@ class IssueFilterSet(CwomFilterSet):
         model = Issue
         fields: list[str] = []
 
+    def single_tag(self) -> str | None:
+        """The tag of a valid query naming exactly one (the case served by the tag index), else ``None``."""
+        tags = self.form.cleaned_data.get("tag") if self.is_valid() else None
+        return tags[0] if tags and len(tags) == 1 else None
+
     def filter_queryset(self, queryset: models.QuerySet[Any]) -> models.QuerySet[Any]:
+        tag = self.single_tag()
+        if tag is None:
+            return super().filter_queryset(queryset)
         data = self.form.cleaned_data
-        carried = IssueTagFilter.CARRIED if len(data.get("tag") or []) == 1 else ()
         for name, value in data.items():
-            if name not in carried:
+            if name == "tag":
+                rows: dict[str, Any] = {"tag_rows__tag": tag}
+                rows.update({f"tag_rows__{key}__in": data[key] for key in self.CARRIED if data.get(key)})
+                queryset = queryset.filter(**rows).annotate(**{TAG_CREATED_AT: F("tag_rows__created_at")})
+            elif name not in self.CARRIED:
                 queryset = self.filters[name].filter(queryset, value)
         return queryset
+
+    def ordering_for(self, ordering: tuple[str, ...]) -> tuple[str, ...]:
+        """In creation order, a list filtered by one tag is ordered by the tag row's ``created_at``."""
+        first = ordering[0]
+        if first.lstrip("-") != "created_at" or self.single_tag() is None:
+            return ordering
+        sign = "-" if first.startswith("-") else ""
+        return (f"{sign}{TAG_CREATED_AT}", f"{sign}id")
 
 
 class ContextPacketFilterSet(CwomFilterSet):
@@ -588,7 +527,7 @@ class ArtifactFilterSet(CwomFilterSet):
         fields: list[str] = []
 
 
-class EventFilterSet(PrebuiltFilterSet):
+class EventFilterSet(QueryFilterSet):
     """Events by object id, object kind, action, principal, time."""
 
     object_id = IdFilter(field_name="object_id", help_text="Events of any of these objects.")
@@ -625,23 +564,31 @@ def filter_description(name: str, flt: django_filters.Filter) -> str:
 
 # --- backends ---------------------------------------------------------------------------------------
 class CwomFilterBackend(DjangoFilterBackend):
-    """django-filter on list actions only, refusing unknown query parameters with a 400."""
+    """django-filter on list actions only, refusing unknown query parameters with a 400.
+
+    The FilterSet it builds stays on the view as ``view.filterset``, for :func:`served_ordering`.
+    """
 
     def filter_queryset(self, request: Request, queryset: Any, view: Any) -> Any:
         if getattr(view, "action", "list") != "list":
             return queryset
         filterset_class = self.get_filterset_class(view, queryset)
         check_params(request, set(filterset_class.base_filters) if filterset_class else set())
-        if filterset_class is None:
-            return queryset
-        # django-filter's filter_queryset, with a form of the filters the query names (see PrebuiltFilterSet).
-        kwargs = self.get_filterset_kwargs(request, queryset, view)
-        if issubclass(filterset_class, PrebuiltFilterSet):
-            kwargs["given_only"] = True
-        filterset = filterset_class(**kwargs)
-        if not filterset.is_valid() and self.raise_exception:
-            raise translate_validation(filterset.errors)
-        return filterset.qs
+        return super().filter_queryset(request, queryset, view)
+
+    def get_filterset(self, request: Request, queryset: Any, view: Any) -> Any:
+        filterset = super().get_filterset(request, queryset, view)
+        view.filterset = filterset
+        return filterset
+
+
+def served_ordering(view: Any, ordering: tuple[str, ...]) -> tuple[str, ...]:
+    """``ordering`` as the FilterSet of the view's list serves it (:meth:`QueryFilterSet.ordering_for`).
+
+    As asked when the view filtered nothing in this request (not a list, or no FilterSet).
+    """
+    filterset = getattr(view, "filterset", None)
+    return filterset.ordering_for(ordering) if isinstance(filterset, QueryFilterSet) else ordering
 
 
 def check_params(request: Request, filters: set[str]) -> None:

@@ -180,7 +180,8 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
     def resolve_ordering(self, request: Request) -> tuple[str, ...]:
         fields, default = self.ordering_options()
-        return filters.parse_ordering(request.query_params.get("ordering"), fields, default)
+        ordering = filters.parse_ordering(request.query_params.get("ordering"), fields, default)
+        return filters.served_ordering(self, ordering)
 
     def object_id(self) -> str:
         return parse_id(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
@@ -270,16 +271,6 @@ class IssueViewSet(PatchableKindViewSet):
     filterset_class = filters.IssueFilterSet
     ordering_fields = ("created_at", "updated_at", "priority", "title")
 
-    def resolve_ordering(self, request: Request) -> tuple[str, ...]:
-        # A list filtered by one tag is ordered by the tag row's created_at (the same value as the
-        # issue's): the tag index then serves the page in order (see filters.IssueTagFilter).
-        ordering = super().resolve_ordering(request)
-        by_creation = ordering[0].lstrip("-") == "created_at"
-        if self.action == "list" and by_creation and filters.IssueTagFilter.single_tag(request):
-            sign = "-" if ordering[0].startswith("-") else ""
-            return (f"{sign}{filters.TAG_CREATED_AT}", f"{sign}id")
-        return ordering
-
 
 class ContextPacketViewSet(PatchableKindViewSet):
     """Context packets: versioned briefings. PATCH only while a draft; ``POST .../seal`` seals (one-way)."""
@@ -356,7 +347,8 @@ class EventViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericView
     ordering = ("id",)
 
     def resolve_ordering(self, request: Request) -> tuple[str, ...]:
-        return filters.parse_ordering(request.query_params.get("ordering"), self.ordering_fields, self.ordering)
+        ordering = filters.parse_ordering(request.query_params.get("ordering"), self.ordering_fields, self.ordering)
+        return filters.served_ordering(self, ordering)
 
 
 class ObjectView(CwomAPIView):

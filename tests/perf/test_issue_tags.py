@@ -115,3 +115,25 @@ def test_a_tag_list_keeps_every_ordering_and_its_cursor(make: Any, ordering: str
     tie = "-id" if ordering.startswith("-") else "id"
     want = Issue.objects.filter(pk__in=[i.pk for i in tagged]).order_by(ordering, tie)
     assert ids == [i.pk for i in want]
+
+
+@pytest.mark.parametrize(
+    "params,asked,served",
+    [
+        ({"tag": "perf"}, ("-created_at", "-id"), ("-tag_created_at", "-id")),
+        ({"tag": "perf,perf", "status": "done"}, ("created_at", "id"), ("tag_created_at", "id")),
+        ({"tag": "perf"}, ("-updated_at", "-id"), ("-updated_at", "-id")),
+        ({"tag": "perf,ui"}, ("-created_at", "-id"), ("-created_at", "-id")),
+        ({"status": "done"}, ("-created_at", "-id"), ("-created_at", "-id")),
+        ({"tag": "perf", "status": "nope"}, ("-created_at", "-id"), ("-created_at", "-id")),
+    ],
+)
+def test_the_issue_filterset_decides_the_order_of_a_tag_list(
+    params: dict[str, str], asked: tuple[str, ...], served: tuple[str, ...]
+) -> None:
+    # One place decides both the tag-index queryset and its order: the ordering it serves is one the
+    # queryset it builds can be ordered by.
+    filterset = IssueFilterSet(params, queryset=Issue.objects.all())
+    assert filterset.ordering_for(asked) == served
+    if filterset.is_valid():
+        assert list(filterset.qs.order_by(*served)) == []

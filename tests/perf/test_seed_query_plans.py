@@ -163,11 +163,13 @@ def test_deep_cursor_pages_use_the_created_index(seeded: dict[str, Any], model: 
 
 
 def test_issues_by_repo_status_and_one_tag_read_a_page_in_order_from_an_index(seeded: dict[str, Any]) -> None:
-    # The API's own queryset (IssueFilterSet) in the list's order (IssueViewSet.resolve_ordering):
+    # The API's own queryset (IssueFilterSet) in the order it serves the list's default order in:
     # one tag goes through the tag index cwom_issuetag.
     params = {"repo_id": seeded["repo"].pk, "status": "done", "tag": "perf"}
-    filtered = IssueFilterSet(params, queryset=Issue.objects.all()).qs
-    queryset = filtered.order_by(f"-{TAG_CREATED_AT}", "-id")[:PAGE]
+    filterset = IssueFilterSet(params, queryset=Issue.objects.all())
+    ordering = filterset.ordering_for(("-created_at", "-id"))
+    assert ordering == (f"-{TAG_CREATED_AT}", "-id")
+    queryset = filterset.qs.order_by(*ordering)[:PAGE]
     nodes = explain(queryset)
     assert not [n for n in nodes if n["Node Type"] == "Seq Scan"], nodes
     assert not [n for n in nodes if n["Node Type"] in {"Sort", "Incremental Sort"}], nodes
