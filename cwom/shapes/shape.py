@@ -1,0 +1,148 @@
+"""A kind's shape: its model and its tree of nodes, with the fields every kind shares around its own.
+
+From a :class:`Shape` come the object's JSON (``dumper``), the rows' query (``queryset``) and the ref lists
+of a batch of rows in one query (``load_refs``, ``ref_rows``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.query import ModelIterable
+
+from .. import enums
+from .. import validation as v
+from .nodes import ID_SCHEMA, REFS_ATTR, Col, Derived, Group, Node, RefList, Time, leaves
+
+TS = {"type": "string", "format": "date-time"}
+ACTOR_OR_NULL = v.nullable(v.ACTOR)
+TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 32}
+META = {"type": "object", "description": "free-form; namespaced keys recommended (github.*, jct.*)"}
+REF_BATCH = 500
+
+
+@dataclass
+class Shape:
+    """A kind's full shape: its model and its body nodes between the shared head and tail."""
+
+    kind: str
+    model: type[models.Model]
+    body: dict[str, Node]
+    select_related: tuple[str, ...] = ()
+    mutable: bool = True
+
+    @cached_property
+    def nodes(self) -> dict[str, Node]:
+        head: dict[str, Node] = {
+            "kind": Derived(lambda obj: obj.KIND, {"type": "string", "const": self.kind}),
+            "id": Col("id", ID_SCHEMA),
+        }
+        tail: dict[str, Node] = {
+            "created_by": Col("created_by", ACTOR_OR_NULL),
+            "tags": Col("tags", TAGS),
+            "meta": Col("meta", META),
+            "created_at": Time("created_at", TS, read_only=True),
+        }
+        if self.kind != enums.Kind.CONSTRAINT_SNAPSHOT:
+            tail["updated_at"] = Time("updated_at", TS, read_only=True)
+        return {**head, **self.body, **tail}
+
+    @cached_property
+    def dumper(self) -> Callable[[Any], dict[str, Any]]:
+        """The object in the contract's shape. An object whose ref lists were not loaded (by :meth:`queryset`,
+        :meth:`load_refs` or ``refs.prime``) loads them first: one query."""
+        dump: Callable[[Any], dict[str, Any]] = Group(self.nodes).dumper()
+        if not self.ref_lists:
+            return dump
+        load = self.load_refs
+
+        def dump_loaded(obj: Any) -> dict[str, Any]:
+            if REFS_ATTR not in obj.__dict__:
+                load([obj])
+            return dump(obj)
+
+        return dump_loaded
+
+    @cached_property
+    def ref_lists(self) -> list[RefList]:
+        return [node for _path, node in leaves(self.nodes) if isinstance(node, RefList)]
+
+    def queryset(self) -> models.QuerySet[Any]:
+        """The model's rows with everything ``dump`` touches loaded in a fixed number of queries.
+
+        One query for the rows, then one query for every ref list of all of them (:meth:`load_refs`).
+        """
+        queryset = ShapeQuerySet(self.model)
+        if self.select_related:  # select_related() with no names would join every foreign key
+            queryset = queryset.select_related(*self.select_related)
+        queryset.shape = self
+        return queryset
+
+    def load_refs(self, objs: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
+        """Every ref list of ``objs`` (rows of this kind), loaded by :meth:`ref_rows` (one query)."""
+        if not objs or not self.ref_lists:
+            return
+        lists = self.ref_rows([obj.pk for obj in objs], using)
+        for obj in objs:
+            loaded = obj.__dict__.setdefault(REFS_ATTR, {})
+            for node, grouped in zip(self.ref_lists, lists, strict=True):
+                loaded[node.related] = grouped.get(obj.pk, [])
+
+    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> list[dict[Any, list[tuple[str, str | None]]]]:
+        """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order.
+
+        One ``UNION ALL`` query of plain tuples, no model instances. On PostgreSQL the ids go as one array
+        literal per arm (``owner = ANY(%s::text[])``), spelled once: psycopg binds one string, not one
+        placeholder per id and arm, and the planner sees a constant array (an index scan, or a hashed
+        lookup when it reads a small table whole), all ids in one query; elsewhere as ``IN (%s, ...)``,
+        ``REF_BATCH`` ids a query.
+        """
+        lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
+        if not ids or not self.ref_lists:
+            return lists
+        connection = connections[using]
+        array = connection.vendor == "postgresql" and all(isinstance(i, str) for i in ids)
+        step = len(ids) if array else REF_BATCH
+        for start in range(0, len(ids), step):
+            batch = ids[start : start + step]
+            if array:
+                quoted = (i.replace("\\", "\\\\").replace('"', '\\"') for i in batch)
+                owners, per_arm = "= ANY(%s::text[])", ["{" + ",".join(f'"{i}"' for i in quoted) + "}"]
+            else:
+                owners, per_arm = "IN (" + ", ".join(["%s"] * len(batch)) + ")", batch
+            arms = [node.select_sql(self.model, n, owners, connection) for n, node in enumerate(self.ref_lists)]
+            params = per_arm * len(arms)
+            with connection.cursor() as cursor:
+                # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
+                union = " UNION ALL ".join(arms)
+                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", params)  # noqa: S608 - arms above
+                for number, owner_id, target_id, role in cursor.fetchall():
+                    lists[number].setdefault(owner_id, []).append((target_id, role))
+        return lists
+
+    def column_paths(self) -> dict[str, str]:
+        found: dict[str, str] = {}
+        for name, node in self.nodes.items():
+            found.update(node.columns(name))
+        return found
+
+
+class ShapeQuerySet(models.QuerySet[Any]):
+    """A kind's rows that load their ref lists (:meth:`Shape.load_refs`) when the rows are fetched."""
+
+    shape: Shape | None = None
+
+    def _clone(self) -> ShapeQuerySet:
+        clone: ShapeQuerySet = super()._clone()  # type: ignore[misc]
+        clone.shape = self.shape
+        return clone
+
+    def _fetch_all(self) -> None:
+        fresh = self._result_cache is None
+        super()._fetch_all()  # type: ignore[misc]
+        if fresh and self.shape is not None and self._iterable_class is ModelIterable:
+            self.shape.load_refs(self._result_cache, using=self.db)  # type: ignore[arg-type]
