@@ -21,6 +21,7 @@ from django.db import models
 
 from .. import enums
 from .. import validation as v
+from ..db.refs import RefArm
 from ..ids import ULID_RE
 
 if TYPE_CHECKING:
@@ -180,9 +181,10 @@ class FKRef(Node):
 class RefList(Node):
     """A list of Refs read from another table, loaded for a batch of objects by ``Shape.load_refs``.
 
-    ``related`` is the owner's reverse accessor to the rows. Each list is one arm of the shape's single
-    ref query (``select_sql``). The dumper reads the list where ``Shape.load_refs`` (or ``refs.prime``)
-    left it; ``Shape.dumper`` loads an object's lists first when they are not there (one query).
+    ``related`` is the owner's reverse accessor to the rows; :meth:`arm` says which rows, in which order
+    (one arm of the shape's single ref query, :func:`cwom.db.refs.ref_rows`). The dumper reads the list
+    where ``Shape.load_refs`` (or ``refs.prime``) left it; ``Shape.dumper`` loads an object's lists first
+    when they are not there (one query).
     """
 
     kind: str
@@ -191,10 +193,8 @@ class RefList(Node):
     def out_schema(self) -> dict[str, Any]:
         return {"type": "array", "items": ref_schema(self.kind)}
 
-    def select_sql(self, model: type[models.Model], number: int, owners: str, connection: Any) -> str:
-        """This list's arm of the ref query: columns ``n`` (its number), ``o`` (owner id), ``t`` (target id),
-        ``r`` (role) and the sort keys ``k1`` (a time) and ``k2`` (an integer), in that order, for the rows
-        whose owner column matches ``owners`` (``IN (%s, ...)`` or ``= ANY(%s::text[])``)."""
+    def arm(self, model: type[models.Model]) -> RefArm:
+        """The rows of this list for owners of ``model``."""
         raise NotImplementedError
 
     def dumper(self) -> Callable[[Any], Any]:
@@ -202,20 +202,6 @@ class RefList(Node):
         return lambda obj: [
             {"kind": kind, "id": target_id, "role": role} for target_id, role in obj.__dict__[REFS_ATTR][related]
         ]
-
-
-def _null_of(field: models.Field[Any, Any], connection: Any) -> str:
-    """A typed NULL (the arms of a UNION need one type per column on PostgreSQL)."""
-    return f"CAST(NULL AS {field.db_type(connection)})"
-
-
-def _owner_column(model: type[models.Model], related: str) -> str:
-    """The column of the related rows pointing at ``model`` (``issue_id`` for Issue.doctrine_ref_links)."""
-    return model._meta.get_field(related).field.attname  # type: ignore[union-attr]
-
-
-def _link_model(model: type[models.Model], related: str) -> type[models.Model]:
-    return model._meta.get_field(related).related_model  # type: ignore[return-value]
 
 
 @dataclass
@@ -228,14 +214,16 @@ class LinkRefs(RefList):
     kind: str
     read_only: bool = False
 
-    def select_sql(self, model: type[models.Model], number: int, owners: str, connection: Any) -> str:
+    def arm(self, model: type[models.Model]) -> RefArm:
         # Ordered by the link row's id (the order the links were written in).
-        q, owner = connection.ops.quote_name, _owner_column(model, self.related)
-        table = _link_model(model, self.related)._meta.db_table
-        return (
-            f"SELECT {number} AS n, {q(owner)} AS o, {q(self.target + '_id')} AS t, {q('role')} AS r, "  # noqa: S608 - names from _meta
-            f"{_null_of(models.DateTimeField(), connection)} AS k1, {q('id')} AS k2 "
-            f"FROM {q(table)} WHERE {q(owner)} {owners}"
+        relation = model._meta.get_field(self.related)
+        link_model: type[models.Model] = relation.related_model  # type: ignore[assignment]
+        return RefArm(
+            link_model._meta.db_table,
+            owner=relation.field.attname,  # type: ignore[union-attr]
+            target=link_model._meta.get_field(self.target).attname,  # type: ignore[union-attr]
+            role="role",
+            int_key="id",
         )
 
     def in_schema(self) -> dict[str, Any]:
@@ -277,15 +265,11 @@ class ReverseRefs(RefList, Derived):
         self.related, self.kind = related, kind
         super().__init__(fn=self.dump, schema=self.out_schema())
 
-    def select_sql(self, model: type[models.Model], number: int, owners: str, connection: Any) -> str:
+    def arm(self, model: type[models.Model]) -> RefArm:
         # Ordered by (created_at, id), oldest first.
-        q, owner = connection.ops.quote_name, _owner_column(model, self.related)
-        table = _link_model(model, self.related)._meta.db_table
-        return (
-            f"SELECT {number} AS n, {q(owner)} AS o, {q('id')} AS t, "  # noqa: S608 - names from _meta
-            f"{_null_of(models.CharField(max_length=64), connection)} AS r, {q('created_at')} AS k1, 0 AS k2 "
-            f"FROM {q(table)} WHERE {q(owner)} {owners}"
-        )
+        relation = model._meta.get_field(self.related)
+        rows: type[models.Model] = relation.related_model  # type: ignore[assignment]
+        return RefArm(rows._meta.db_table, owner=relation.field.attname, target="id", time_key="created_at")  # type: ignore[union-attr]
 
 
 @dataclass

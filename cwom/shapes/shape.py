@@ -1,7 +1,7 @@
 """A kind's shape: its model and its tree of nodes, with the fields every kind shares around its own.
 
 From a :class:`Shape` come the object's JSON (``dumper``), the rows' query (``queryset``) and the ref lists
-of a batch of rows in one query (``load_refs``, ``ref_rows``).
+of a batch of rows in one query (``load_refs``, ``ref_rows``: the SQL is :mod:`cwom.db.refs`).
 """
 
 from __future__ import annotations
@@ -11,18 +11,18 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, models
 from django.db.models.query import ModelIterable
 
 from .. import enums
 from .. import validation as v
+from ..db import refs as ref_sql
 from .nodes import ID_SCHEMA, REFS_ATTR, Col, Derived, Group, Node, RefList, Time, leaves
 
 TS = {"type": "string", "format": "date-time"}
 ACTOR_OR_NULL = v.nullable(v.ACTOR)
 TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 32}
 META = {"type": "object", "description": "free-form; namespaced keys recommended (github.*, jct.*)"}
-REF_BATCH = 500
 
 
 @dataclass
@@ -71,6 +71,11 @@ class Shape:
     def ref_lists(self) -> list[RefList]:
         return [node for _path, node in leaves(self.nodes) if isinstance(node, RefList)]
 
+    @cached_property
+    def ref_arms(self) -> list[ref_sql.RefArm]:
+        """The rows of each of :attr:`ref_lists`, as :func:`cwom.db.refs.ref_rows` reads them."""
+        return [node.arm(self.model) for node in self.ref_lists]
+
     def queryset(self) -> models.QuerySet[Any]:
         """The model's rows with everything ``dump`` touches loaded in a fixed number of queries.
 
@@ -92,37 +97,12 @@ class Shape:
             for node, grouped in zip(self.ref_lists, lists, strict=True):
                 loaded[node.related] = grouped.get(obj.pk, [])
 
-    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> list[dict[Any, list[tuple[str, str | None]]]]:
-        """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order.
-
-        One ``UNION ALL`` query of plain tuples, no model instances. On PostgreSQL the ids go as one array
-        literal per arm (``owner = ANY(%s::text[])``), spelled once: psycopg binds one string, not one
-        placeholder per id and arm, and the planner sees a constant array (an index scan, or a hashed
-        lookup when it reads a small table whole), all ids in one query; elsewhere as ``IN (%s, ...)``,
-        ``REF_BATCH`` ids a query.
-        """
-        lists: list[dict[Any, list[tuple[str, str | None]]]] = [{} for _ in self.ref_lists]
-        if not ids or not self.ref_lists:
-            return lists
-        connection = connections[using]
-        array = connection.vendor == "postgresql" and all(isinstance(i, str) for i in ids)
-        step = len(ids) if array else REF_BATCH
-        for start in range(0, len(ids), step):
-            batch = ids[start : start + step]
-            if array:
-                quoted = (i.replace("\\", "\\\\").replace('"', '\\"') for i in batch)
-                owners, per_arm = "= ANY(%s::text[])", ["{" + ",".join(f'"{i}"' for i in quoted) + "}"]
-            else:
-                owners, per_arm = "IN (" + ", ".join(["%s"] * len(batch)) + ")", batch
-            arms = [node.select_sql(self.model, n, owners, connection) for n, node in enumerate(self.ref_lists)]
-            params = per_arm * len(arms)
-            with connection.cursor() as cursor:
-                # The sort keys stay in the database: decoding a timestamp per row costs more than the rest.
-                union = " UNION ALL ".join(arms)
-                cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", params)  # noqa: S608 - arms above
-                for number, owner_id, target_id, role in cursor.fetchall():
-                    lists[number].setdefault(owner_id, []).append((target_id, role))
-        return lists
+    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> ref_sql.RefLists:
+        """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order:
+        one ``UNION ALL`` query of plain tuples (:func:`cwom.db.refs.ref_rows`)."""
+        if not self.ref_lists:
+            return []
+        return ref_sql.ref_rows(self.ref_arms, ids, using)
 
     def column_paths(self) -> dict[str, str]:
         found: dict[str, str] = {}
