@@ -3,7 +3,8 @@
 
 - :class:`KindSerializer` (one subclass per kind, from :func:`serializer_for`): ``to_representation``
   is ``shapes.dump``; ``create``/``update`` call ``writes.create``/``writes.update``, which validate
-  through the model layer and return the object re-read through the kind's prefetching queryset.
+  through the model layer and return the object ready for ``dump``. A page of objects
+  (:class:`KindListSerializer`) has its ref lists loaded for all its rows in one query first.
 - :class:`EventSerializer`: an event of the history feed (the API's own small shape, ``EVENT_SCHEMA``).
 """
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from django.db import DEFAULT_DB_ALIAS
 from rest_framework import serializers
 
 from cwom import shapes, writes
@@ -20,10 +22,24 @@ from cwom.models import Event
 from cwom.validation import ACTOR, nullable
 
 
+class KindListSerializer(serializers.ListSerializer):
+    """A page of CWOM objects: every ref list of the page's rows in one query (``Shape.load_refs``), then
+    each row's ``shapes.dump``. (Each row alone would load its own: a query per row.)"""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        objs = list(data)
+        if objs:
+            shapes.SHAPES[self.child.kind].load_refs(objs, using=objs[0]._state.db or DEFAULT_DB_ALIAS)  # type: ignore[union-attr]
+        return [self.child.to_representation(obj) for obj in objs]  # type: ignore[union-attr]
+
+
 class KindSerializer(serializers.BaseSerializer):
     """A CWOM object in the contract's shape; the body is handed to the kernel untouched."""
 
     kind: str = ""
+
+    class Meta:
+        list_serializer_class = KindListSerializer
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         return shapes.dump(instance)

@@ -12,9 +12,10 @@ columns and link tables. From that one description come:
 
 This package knows nothing about HTTP or DRF; :mod:`cwom.writes` applies what ``parse`` returns.
 
-Reading is cheap whatever the size of an object's ref lists: ``Shape.queryset()`` loads the rows, then
-every ref list (link tables, an issue's runs, a run's artifacts) of the whole batch of rows in one
-``UNION ALL`` query of plain tuples, no model instances; ``dump`` is a tree of closures built once per kind.
+Reading is cheap whatever the size of an object's ref lists: ``fetch(queryset)`` reads the rows, then every
+ref list (link tables, an issue's runs, a run's artifacts) of the whole batch of rows in one ``UNION ALL``
+query of plain tuples, no model instances (:mod:`cwom.db.refs`); ``dump`` is a tree of closures built once
+per kind.
 
 The modules, by what changes together (each imports only those before it):
 
@@ -24,8 +25,8 @@ The modules, by what changes together (each imports only those before it):
   what follows from it: ``dumper``, ``queryset``, ``load_refs``;
 - :mod:`~cwom.shapes.kinds`: the per-kind declarations (``SHAPES``, ``PATCHABLE``, ``LINK_TABLES``),
   ``shape_for``, ``dump``;
-- :mod:`~cwom.shapes.refs`: ref lists of objects being read (``prime``, ``ref_ids``) and the Refs of a body
-  being parsed (:class:`RefCollector`);
+- :mod:`~cwom.shapes.refs`: ref lists of objects being read (``fetch``, ``prime``, ``ref_ids``) and the Refs
+  of a body being parsed (:class:`RefCollector`);
 - :mod:`~cwom.shapes.schema`: ``json_schema``;
 - :mod:`~cwom.shapes.parse`: ``parse``, :class:`Parsed`, :class:`Errors`, ``kind_at``, ``error_path``.
 
@@ -56,7 +57,7 @@ from .nodes import (
     ref_schema,
 )
 from .parse import Errors, Parsed, error_path, kind_at, parse
-from .refs import RefCollector, prime, ref_ids
+from .refs import RefCollector, fetch, prime, ref_ids
 from .schema import SCHEMA_VERSION, json_schema
 from .shape import ACTOR_OR_NULL, META, TAGS, TS, Shape
 
@@ -92,6 +93,7 @@ __all__ = [
     "dump",
     "dump_many",
     "error_path",
+    "fetch",
     "iso",
     "join_path",
     "json_schema",

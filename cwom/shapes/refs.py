@@ -1,7 +1,9 @@
 """Refs: the ref lists of objects being read, and the Refs of a body being parsed.
 
-Reading: ``prime`` fills the lists of an object just created, ``ref_ids`` reads one list (a kind's
-``Shape.queryset()`` loads the lists of all its rows in one query, ``Shape.load_refs``).
+Reading: ``fetch(queryset)`` evaluates a kind's queryset and loads every ref list of all its rows in one
+more query (``Shape.load_refs``); it is the explicit step that makes a list of objects N+1-free (the API's
+lists do it in their list serializer). ``prime`` fills the lists of an object just created, ``ref_ids``
+reads one list.
 
 Parsing: a :class:`RefCollector` gathers every Ref of a body while the nodes load it, then resolves them
 all against the object index in one query.
@@ -22,6 +24,14 @@ if TYPE_CHECKING:
     from .parse import Errors
 
 
+def fetch(queryset: models.QuerySet[Any]) -> list[Any]:
+    """The rows of ``queryset`` (a kind's ``Shape.queryset()``, filtered), with every ref list loaded:
+    one query for the rows, one for all their ref lists."""
+    objs = list(queryset)
+    shape_for(queryset.model).load_refs(objs, using=queryset.db)
+    return objs
+
+
 def prime(obj: Any, link_rows: dict[str, list[models.Model]]) -> None:
     """Fill the ref lists of a just-created ``obj`` so ``dump`` needs no query.
 
@@ -38,7 +48,7 @@ def prime(obj: Any, link_rows: dict[str, list[models.Model]]) -> None:
 
 
 def ref_ids(obj: Any, related: str) -> list[str]:
-    """The ids in ``obj``'s ref list ``related`` (loaded by its shape's queryset, or one query)."""
+    """The ids in ``obj``'s ref list ``related`` (loaded by ``fetch`` or ``Shape.load_refs``, else one query)."""
     shape = shape_for(obj)
     for node in shape.ref_lists:
         if node.related == related:

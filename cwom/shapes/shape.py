@@ -12,7 +12,6 @@ from functools import cached_property
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, models
-from django.db.models.query import ModelIterable
 
 from .. import enums
 from .. import validation as v
@@ -53,8 +52,8 @@ class Shape:
 
     @cached_property
     def dumper(self) -> Callable[[Any], dict[str, Any]]:
-        """The object in the contract's shape. An object whose ref lists were not loaded (by :meth:`queryset`,
-        :meth:`load_refs` or ``refs.prime``) loads them first: one query."""
+        """The object in the contract's shape. An object whose ref lists were not loaded (by :meth:`load_refs`,
+        ``refs.fetch`` or ``refs.prime``) loads them first: one query."""
         dump: Callable[[Any], dict[str, Any]] = Group(self.nodes).dumper()
         if not self.ref_lists:
             return dump
@@ -77,14 +76,14 @@ class Shape:
         return [node.arm(self.model) for node in self.ref_lists]
 
     def queryset(self) -> models.QuerySet[Any]:
-        """The model's rows with everything ``dump`` touches loaded in a fixed number of queries.
+        """The model's rows, with the foreign keys ``dump`` follows joined.
 
-        One query for the rows, then one query for every ref list of all of them (:meth:`load_refs`).
+        Load the rows' ref lists with :meth:`load_refs` (or read them with ``refs.fetch``): one query for all
+        of them. ``dump`` of a row whose lists were not loaded loads its own (one query per row).
         """
-        queryset = ShapeQuerySet(self.model)
+        queryset: models.QuerySet[Any] = models.QuerySet(self.model)
         if self.select_related:  # select_related() with no names would join every foreign key
             queryset = queryset.select_related(*self.select_related)
-        queryset.shape = self
         return queryset
 
     def load_refs(self, objs: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
@@ -109,20 +108,3 @@ class Shape:
         for name, node in self.nodes.items():
             found.update(node.columns(name))
         return found
-
-
-class ShapeQuerySet(models.QuerySet[Any]):
-    """A kind's rows that load their ref lists (:meth:`Shape.load_refs`) when the rows are fetched."""
-
-    shape: Shape | None = None
-
-    def _clone(self) -> ShapeQuerySet:
-        clone: ShapeQuerySet = super()._clone()  # type: ignore[misc]
-        clone.shape = self.shape
-        return clone
-
-    def _fetch_all(self) -> None:
-        fresh = self._result_cache is None
-        super()._fetch_all()  # type: ignore[misc]
-        if fresh and self.shape is not None and self._iterable_class is ModelIterable:
-            self.shape.load_refs(self._result_cache, using=self.db)  # type: ignore[arg-type]
