@@ -8,7 +8,9 @@ columns and link tables. From that one description come:
 - ``json_schema(kind, mode)``: JSON Schema 2020-12 for the object (``out``), a create body (``in``)
   and a PATCH body (``patch``) — committed under ``cwom/spec/jsonschema`` and used by the API docs;
 - ``parse(kind, data, mode)``: a body checked against that schema and turned into column values and
-  link lists, with every Ref resolved to exactly one object of exactly the right kind.
+  link lists, with every Ref resolved to exactly one object of exactly the right kind;
+- ``LINK_TABLES``: every link's table, from which writes, the bulk import, the export's issue links and
+  the API's link filters take it.
 
 This package knows nothing about HTTP or DRF; :mod:`cwom.writes` applies what ``parse`` returns.
 
@@ -23,8 +25,8 @@ The modules, by what changes together (each imports only those before it):
   JSON vocabulary they share (``ref_schema``, ``iso``);
 - :mod:`~cwom.shapes.shape`: :class:`Shape`, a kind's model and nodes with the fields every kind has, and
   what follows from it: ``dumper``, ``queryset``, ``load_refs``;
-- :mod:`~cwom.shapes.kinds`: the per-kind declarations (``SHAPES``, ``PATCHABLE``, ``LINK_TABLES``),
-  ``shape_for``, ``dump``;
+- :mod:`~cwom.shapes.kinds`: the per-kind declarations (``SHAPES``, ``PATCHABLE``) and what is derived from
+  them (``LINK_TABLES``), ``shape_for``, ``dump``;
 - :mod:`~cwom.shapes.refs`: ref lists of objects being read (``fetch``, ``prime``, ``ref_ids``) and the Refs
   of a body being parsed (:class:`RefCollector`);
 - :mod:`~cwom.shapes.schema`: ``json_schema``;
@@ -45,6 +47,7 @@ from .nodes import (
     FKRef,
     Group,
     LinkRefs,
+    LinkTable,
     Node,
     RefList,
     ReverseRefs,
@@ -83,6 +86,7 @@ __all__ = [
     "FKRef",
     "Group",
     "LinkRefs",
+    "LinkTable",
     "Node",
     "Parsed",
     "RefCollector",

@@ -1,5 +1,9 @@
-"""Each kind's shape, declared once: the one table (:data:`SHAPES`) that parse, dump, the JSON Schemas
-and the export all follow from. Adding a field to a kind is one line here (and the model's column).
+"""Each kind's shape, declared once: the one table (:data:`SHAPES`) that parse, dump, the JSON Schemas,
+the export and the link tables (:data:`LINK_TABLES`) all follow from.
+
+Adding a field to a kind is one line here (and the model's column). Adding a link is a :class:`LinkRefs`
+line here (and the link model): writes, the bulk import, the export's issue links and the API's link
+filters read it through :data:`LINK_TABLES`.
 """
 
 from __future__ import annotations
@@ -16,21 +20,12 @@ from ..models import (
     Artifact,
     ConstraintSnapshot,
     ContextPacket,
-    DoctrineApplicableRepo,
     DoctrineRef,
     Issue,
-    IssueBlock,
-    IssueConstraintSnapshot,
-    IssueContextPacket,
-    IssueDoctrineRef,
-    IssueDuplicate,
-    PacketDoctrineRef,
     Repo,
     Run,
-    RunContextPacket,
-    RunDoctrineRef,
 )
-from .nodes import Col, FKRef, Group, LinkRefs, ReverseRefs, Time
+from .nodes import Col, FKRef, Group, LinkRefs, LinkTable, ReverseRefs, Time
 from .shape import ACTOR_OR_NULL, TS, Shape
 
 
@@ -327,19 +322,25 @@ def dump_many(objs: Iterable[Any]) -> list[dict[str, Any]]:
     return [dump(obj) for obj in objs]
 
 
-LINK_TABLES: dict[tuple[str, str], tuple[type[models.Model], str, str]] = {
-    # (kind, link name) -> (link model, owner field, target field)
-    (enums.Kind.ISSUE, "doctrine_refs"): (IssueDoctrineRef, "issue", "doctrine_ref"),
-    (enums.Kind.ISSUE, "constraints"): (IssueConstraintSnapshot, "issue", "snapshot"),
-    (enums.Kind.ISSUE, "context_packets"): (IssueContextPacket, "issue", "packet"),
-    (enums.Kind.ISSUE, "blocks"): (IssueBlock, "blocker", "blocked"),
-    (enums.Kind.ISSUE, "blocked_by"): (IssueBlock, "blocked", "blocker"),
-    (enums.Kind.ISSUE, "duplicates"): (IssueDuplicate, "issue", "duplicate_of"),
-    (enums.Kind.CONTEXT_PACKET, "doctrine_refs"): (PacketDoctrineRef, "packet", "doctrine_ref"),
-    (enums.Kind.DOCTRINE_REF, "repo_refs"): (DoctrineApplicableRepo, "doctrine_ref", "repo"),
-    (enums.Kind.RUN, "context_packets"): (RunContextPacket, "run", "packet"),
-    (enums.Kind.RUN, "doctrine_refs"): (RunDoctrineRef, "run", "doctrine_ref"),
+# Every link, by (kind, link name): its table, derived from the LinkRefs nodes above.
+LINK_TABLES: dict[tuple[str, str], LinkTable] = {
+    (shape.kind, node.name): node.table(shape.model) for shape in SHAPES.values() for node in shape.links
 }
 
-if set(KIND_MODELS) != set(SHAPES):  # pragma: no cover - a programming error caught at import
-    raise RuntimeError("Every kind needs a shape.")
+
+def _check_declarations() -> None:
+    """Programming errors caught at import: a kind without a shape, a link whose node names another kind
+    than its table's foreign key does."""
+    if set(KIND_MODELS) != set(SHAPES):
+        raise RuntimeError("Every kind needs a shape.")
+    for shape in SHAPES.values():
+        for node in shape.links:
+            table = LINK_TABLES[(shape.kind, node.name)]
+            target = table.model._meta.get_field(table.target).related_model
+            if getattr(target, "KIND", None) != node.kind:
+                raise RuntimeError(
+                    f"{shape.kind}.{node.name}: {table.model.__name__}.{table.target} is no Ref to a {node.kind}."
+                )
+
+
+_check_declarations()

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.db import models
 
@@ -204,15 +204,35 @@ class RefList(Node):
         ]
 
 
+class LinkTable(NamedTuple):
+    """A link table: its model, the field naming the owner, the field naming the object referred to."""
+
+    model: type[models.Model]
+    owner: str
+    target: str
+
+
 @dataclass
 class LinkRefs(RefList):
-    """A list of Refs kept in a link table (``related`` is the owner's reverse accessor to its rows)."""
+    """A list of Refs kept in a link table: the one declaration of that link.
+
+    ``name`` is the link's name in writes and events (the contract field's name), ``related`` the owner
+    model's reverse accessor to the link rows (``Issue.block_links``), ``target`` the link model's foreign
+    key to the object referred to, ``kind`` that object's kind. The link table follows (:meth:`table`), and
+    from it everything else that names a link: writes, the bulk import, the export's issue links and the
+    API's link filters (``shapes.LINK_TABLES``, derived from these nodes).
+    """
 
     name: str
     related: str
     target: str
     kind: str
     read_only: bool = False
+
+    def table(self, model: type[models.Model]) -> LinkTable:
+        """The link table of this list for owners of ``model``."""
+        relation = model._meta.get_field(self.related)
+        return LinkTable(relation.related_model, relation.field.name, self.target)  # type: ignore[union-attr, arg-type]
 
     def arm(self, model: type[models.Model]) -> RefArm:
         # Ordered by the link row's id (the order the links were written in).

@@ -16,7 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, models
 from .. import enums
 from .. import validation as v
 from ..db import refs as ref_sql
-from .nodes import ID_SCHEMA, REFS_ATTR, Col, Derived, Group, Node, RefList, Time, leaves
+from .nodes import ID_SCHEMA, REFS_ATTR, Col, Derived, Group, LinkRefs, Node, RefList, Time, leaves
 
 TS = {"type": "string", "format": "date-time"}
 ACTOR_OR_NULL = v.nullable(v.ACTOR)
@@ -69,6 +69,11 @@ class Shape:
     @cached_property
     def ref_lists(self) -> list[RefList]:
         return [node for _path, node in leaves(self.nodes) if isinstance(node, RefList)]
+
+    @cached_property
+    def links(self) -> list[LinkRefs]:
+        """The kind's links (the ref lists kept in link tables), in declaration order."""
+        return [node for node in self.ref_lists if isinstance(node, LinkRefs)]
 
     @cached_property
     def ref_arms(self) -> list[ref_sql.RefArm]:
