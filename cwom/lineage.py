@@ -36,9 +36,7 @@ def run_bundle(run_id: str) -> dict[str, Any]:
     # Put in the order of doctrine_ids: no ORDER BY. (The packets' order decides that of their doctrine refs.)
     doctrine_rows = shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids).order_by()
     doctrines = {d.pk: d for d in shapes.fetch(doctrine_rows)}
-    artifacts = shapes.fetch(
-        shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
-    )
+    artifacts = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
     return {
         "run": shapes.dump(run),
         "repo": shapes.dump(repo),

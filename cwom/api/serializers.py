@@ -13,7 +13,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS
 from rest_framework import serializers
 
 from cwom import shapes, writes
@@ -23,14 +22,11 @@ from cwom.validation import ACTOR, nullable
 
 
 class KindListSerializer(serializers.ListSerializer):
-    """A page of CWOM objects: every ref list of the page's rows in one query (``Shape.load_refs``), then
-    each row's ``shapes.dump``. (Each row alone would load its own: a query per row.)"""
+    """A page of CWOM objects: ``shapes.dump_many``, every ref list of the page's rows in one query.
+    (Dumped one by one, each row would load its own: a query per row.)"""
 
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
-        objs = list(data)
-        if objs:
-            shapes.SHAPES[self.child.kind].load_refs(objs, using=objs[0]._state.db or DEFAULT_DB_ALIAS)  # type: ignore[union-attr]
-        return [self.child.to_representation(obj) for obj in objs]  # type: ignore[union-attr]
+        return shapes.dump_many(data)
 
 
 class KindSerializer(serializers.BaseSerializer):

@@ -16,8 +16,8 @@ This package knows nothing about HTTP or DRF; :mod:`cwom.writes` applies what ``
 
 Reading is cheap whatever the size of an object's ref lists: ``fetch(queryset)`` reads the rows, then every
 ref list (link tables, an issue's runs, a run's artifacts) of the whole batch of rows in one ``UNION ALL``
-query of plain tuples, no model instances (:mod:`cwom.db.refs`); ``dump`` is a tree of closures built once
-per kind.
+query of plain tuples, no model instances (:mod:`cwom.db.refs`); ``dump_many(objs)`` does the same for rows
+already read; ``dump`` is a tree of closures built once per kind.
 
 The modules, by what changes together (each imports only those before it):
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, models
 
 from .. import enums
 from .. import validation as v
@@ -25,7 +25,7 @@ from ..models import (
     Repo,
     Run,
 )
-from .nodes import Col, FKRef, Group, LinkRefs, LinkTable, ReverseRefs, Time
+from .nodes import REFS_ATTR, Col, FKRef, Group, LinkRefs, LinkTable, ReverseRefs, Time
 from .shape import ACTOR_OR_NULL, TS, Shape
 
 
@@ -314,11 +314,20 @@ def shape_for(kind_or_model: str | type[models.Model] | models.Model) -> Shape:
 
 
 def dump(obj: Any) -> dict[str, Any]:
-    """``obj`` in the contract's JSON shape (read many with ``shapes.fetch`` first: one query for their ref lists)."""
+    """``obj`` in the contract's JSON shape (many: :func:`dump_many`, one query for all their ref lists)."""
     return shape_for(obj).dumper(obj)
 
 
 def dump_many(objs: Iterable[Any]) -> list[dict[str, Any]]:
+    """Each of ``objs`` in the contract's shape. The ref lists not loaded yet are loaded for all of them
+    first (``Shape.load_refs``): one query per kind, not one per object."""
+    objs = list(objs)
+    unloaded: dict[str, list[Any]] = {}
+    for obj in objs:
+        if REFS_ATTR not in obj.__dict__:
+            unloaded.setdefault(obj.KIND, []).append(obj)
+    for kind, batch in unloaded.items():
+        SHAPES[kind].load_refs(batch, using=batch[0]._state.db or DEFAULT_DB_ALIAS)
     return [dump(obj) for obj in objs]
 
 

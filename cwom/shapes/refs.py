@@ -1,9 +1,9 @@
 """Refs: the ref lists of objects being read, and the Refs of a body being parsed.
 
 Reading: ``fetch(queryset)`` evaluates a kind's queryset and loads every ref list of all its rows in one
-more query (``Shape.load_refs``); it is the explicit step that makes a list of objects N+1-free (the API's
-lists do it in their list serializer). ``prime`` fills the lists of an object just created, ``ref_ids``
-reads one list.
+more query (``Shape.load_refs``): the explicit step that makes a list of objects N+1-free where their lists
+are read before they are dumped (``dump_many`` loads those of the objects it is given: the API's lists use
+it). ``prime`` fills the lists of an object just created, ``ref_ids`` reads one list.
 
 Parsing: a :class:`RefCollector` gathers every Ref of a body while the nodes load it, then resolves them
 all against the object index in one query.

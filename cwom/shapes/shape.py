@@ -53,7 +53,7 @@ class Shape:
     @cached_property
     def dumper(self) -> Callable[[Any], dict[str, Any]]:
         """The object in the contract's shape. An object whose ref lists were not loaded (by :meth:`load_refs`,
-        ``refs.fetch`` or ``refs.prime``) loads them first: one query."""
+        ``fetch``, ``dump_many`` or ``prime``) loads them first: one query."""
         dump: Callable[[Any], dict[str, Any]] = Group(self.nodes).dumper()
         if not self.ref_lists:
             return dump
@@ -83,8 +83,8 @@ class Shape:
     def queryset(self) -> models.QuerySet[Any]:
         """The model's rows, with the foreign keys ``dump`` follows joined.
 
-        Load the rows' ref lists with :meth:`load_refs` (or read them with ``refs.fetch``): one query for all
-        of them. ``dump`` of a row whose lists were not loaded loads its own (one query per row).
+        Read the rows with ``fetch`` (or dump them with ``dump_many``): one more query for all their ref
+        lists. ``dump`` of a row whose lists were not loaded loads its own (one query per row).
         """
         queryset: models.QuerySet[Any] = models.QuerySet(self.model)
         if self.select_related:  # select_related() with no names would join every foreign key
