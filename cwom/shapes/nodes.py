@@ -183,7 +183,7 @@ class RefList(Node):
 
     ``related`` is the owner's reverse accessor to the rows; :meth:`arm` says which rows, in which order
     (one arm of the shape's single ref query, :func:`cwom.db.refs.ref_rows`). The dumper reads the list
-    where ``Shape.load_refs`` (or ``refs.prime``) left it; ``Shape.dumper`` loads an object's lists first
+    where ``Shape.load_refs`` (or ``prime``) left it; ``Shape.dumper`` loads an object's lists first
     when they are not there (one query).
     """
 
@@ -236,12 +236,12 @@ class LinkRefs(RefList):
 
     def arm(self, model: type[models.Model]) -> RefArm:
         # Ordered by the link row's id (the order the links were written in).
-        relation = model._meta.get_field(self.related)
-        link_model: type[models.Model] = relation.related_model  # type: ignore[assignment]
+        link = self.table(model)
+        rows = link.model._meta
         return RefArm(
-            link_model._meta.db_table,
-            owner=relation.field.attname,  # type: ignore[union-attr]
-            target=link_model._meta.get_field(self.target).attname,  # type: ignore[union-attr]
+            rows.db_table,
+            owner=rows.get_field(link.owner).attname,  # type: ignore[union-attr]
+            target=rows.get_field(link.target).attname,  # type: ignore[union-attr]
             role="role",
             int_key="id",
         )
