@@ -23,18 +23,19 @@ def run_bundle(run_id: str) -> dict[str, Any]:
     """
     run = shapes.SHAPES[Kind.RUN].queryset().select_related("for_issue", "repo", "constraint_snapshot").get(pk=run_id)
     issue, repo, snapshot = run.for_issue, run.repo, run.constraint_snapshot
-    # Loaded with the run, their ref lists are not (the run's queryset loads the run's only).
-    for related in (issue, repo, snapshot):
-        if related is not None:
-            shapes.shape_for(related).load_refs([related])
+    # The ref lists of the run and of the objects joined to it: a query each (a repo or a snapshot has none).
+    for obj in (run, issue, repo, snapshot):
+        if obj is not None:
+            shapes.shape_for(obj).load_refs([obj])
     packet_ids = shapes.ref_ids(run, "context_packet_links")
-    packets = {p.pk: p for p in shapes.SHAPES[Kind.CONTEXT_PACKET].queryset().filter(pk__in=packet_ids)}
+    packets = {p.pk: p for p in shapes.fetch(shapes.SHAPES[Kind.CONTEXT_PACKET].queryset().filter(pk__in=packet_ids))}
     doctrine_ids = shapes.ref_ids(run, "doctrine_ref_links")
     for packet in packets.values():
         doctrine_ids += shapes.ref_ids(packet, "doctrine_ref_links")
     doctrine_ids = list(dict.fromkeys(doctrine_ids))
     # Put in the order of doctrine_ids: no ORDER BY. (The packets' order decides that of their doctrine refs.)
-    doctrines = {d.pk: d for d in shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids).order_by()}
+    doctrine_rows = shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids).order_by()
+    doctrines = {d.pk: d for d in shapes.fetch(doctrine_rows)}
     artifacts = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
     return {
         "run": shapes.dump(run),

@@ -37,16 +37,13 @@ from cwom.models import (
     Artifact,
     ConstraintSnapshot,
     ContextPacket,
-    DoctrineApplicableRepo,
     DoctrineRef,
     Event,
     Issue,
-    PacketDoctrineRef,
     Repo,
     Run,
-    RunContextPacket,
-    RunDoctrineRef,
 )
+from cwom.shapes import LINK_TABLES
 from cwom.validation import parse_timestamp
 
 from .errors import BadRequest
@@ -444,7 +441,8 @@ class ContextPacketFilterSet(CwomFilterSet):
     sealed = BooleanFilter(field_name="sealed", help_text="true: sealed packets; false: drafts.")
     constraint_snapshot_id = IdFilter(field_name="constraint_snapshot_id", help_text="Packets pinning these snapshots.")
     doctrine_ref_id = LinkFilter(
-        PacketDoctrineRef, "packet", "doctrine_ref", help_text="Packets naming any of these doctrine refs."
+        *LINK_TABLES[(enums.Kind.CONTEXT_PACKET, "doctrine_refs")],
+        help_text="Packets naming any of these doctrine refs.",
     )
 
     class Meta:
@@ -473,7 +471,8 @@ class DoctrineRefFilterSet(CwomFilterSet):
     type = EnumFilter(enums.DoctrineType, field_name="type")
     priority = EnumFilter(enums.DoctrinePriority, field_name="priority")
     repo_id = LinkFilter(
-        DoctrineApplicableRepo, "doctrine_ref", "repo", help_text="Doctrine refs applicable to any of these repos."
+        *LINK_TABLES[(enums.Kind.DOCTRINE_REF, "repo_refs")],
+        help_text="Doctrine refs applicable to any of these repos.",
     )
     issue_type = EnumFilter(
         enums.IssueType,
@@ -499,9 +498,11 @@ class RunFilterSet(CwomFilterSet):
     status = EnumFilter(enums.Status, field_name="status")
     mode = EnumFilter(enums.RunMode, field_name="mode")
     context_packet_id = LinkFilter(
-        RunContextPacket, "run", "packet", help_text="Runs using any of these context packets."
+        *LINK_TABLES[(enums.Kind.RUN, "context_packets")], help_text="Runs using any of these context packets."
     )
-    doctrine_ref_id = LinkFilter(RunDoctrineRef, "run", "doctrine_ref", help_text="Runs naming these doctrine refs.")
+    doctrine_ref_id = LinkFilter(
+        *LINK_TABLES[(enums.Kind.RUN, "doctrine_refs")], help_text="Runs naming these doctrine refs."
+    )
     constraint_snapshot_id = IdFilter(field_name="constraint_snapshot_id", help_text="Runs pinning these snapshots.")
     failure_category = EnumFilter(enums.FailureCategory, field_name="failure_category")
     started_after, started_before = time_range("started_at")

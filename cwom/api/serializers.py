@@ -3,7 +3,8 @@
 
 - :class:`KindSerializer` (one subclass per kind, from :func:`serializer_for`): ``to_representation``
   is ``shapes.dump``; ``create``/``update`` call ``writes.create``/``writes.update``, which validate
-  through the model layer and return the object re-read through the kind's prefetching queryset.
+  through the model layer and return the object ready for ``dump``. A page of objects
+  (:class:`KindListSerializer`) has its ref lists loaded for all its rows in one query first.
 - :class:`EventSerializer`: an event of the history feed (the API's own small shape, ``EVENT_SCHEMA``).
 """
 
@@ -20,10 +21,21 @@ from cwom.models import Event
 from cwom.validation import ACTOR, nullable
 
 
+class KindListSerializer(serializers.ListSerializer):
+    """A page of CWOM objects: ``shapes.dump_many``, every ref list of the page's rows in one query.
+    (Dumped one by one, each row would load its own: a query per row.)"""
+
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        return shapes.dump_many(data)
+
+
 class KindSerializer(serializers.BaseSerializer):
     """A CWOM object in the contract's shape; the body is handed to the kernel untouched."""
 
     kind: str = ""
+
+    class Meta:
+        list_serializer_class = KindListSerializer
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         return shapes.dump(instance)

@@ -33,8 +33,8 @@ from typing import Any
 import orjson
 from django.db import models
 
+from .. import shapes
 from ..enums import Kind
-from ..models import IssueBlock, IssueContextPacket, IssueDuplicate
 from ..shapes import SCHEMA_VERSION
 
 FORMAT_VERSION = 1
@@ -56,19 +56,42 @@ OBJECT_ORDER: tuple[str, ...] = (
     Kind.ARTIFACT,
 )
 
-# Issue links written after every object: relation -> (link model, issue field, target field, target kind).
-# ``parent`` is a column of the issue, written as an IssueLink line too.
-ISSUE_LINK_TABLES: dict[str, tuple[type[models.Model], str, str, str]] = {
-    "context_packets": (IssueContextPacket, "issue", "packet", Kind.CONTEXT_PACKET),
-    "blocks": (IssueBlock, "blocker", "blocked", Kind.ISSUE),
-    "duplicates": (IssueDuplicate, "issue", "duplicate_of", Kind.ISSUE),
-}
-PARENT = "parent"
-ISSUE_LINK_RELATIONS = (*ISSUE_LINK_TABLES, PARENT)
-
 # Parts of an object line that the importer takes from elsewhere: {kind: [path, ...]}.
 DEFERRED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("context_packets", "relationships")}
 DERIVED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("runs",), Kind.RUN: ("outputs.artifacts",)}
+
+
+def _issue_link_tables() -> dict[str, tuple[type[models.Model], str, str, str]]:
+    """The issue links written after every object, from the links the shapes declare (``shapes.LINK_TABLES``).
+
+    A link is written in an IssueLink line when its target kind is not written before issues (it may
+    name an object later in the file): an issue's packets, blocks and duplicates. A table read from both
+    ends is written once, under the link declared first (``blocks``, not ``blocked_by``). An object line
+    leaves those links out (``DEFERRED_FIELDS``); no other kind may have one, as the format has no line
+    for it.
+    """
+    tables: dict[str, tuple[type[models.Model], str, str, str]] = {}
+    for kind, shape in shapes.SHAPES.items():
+        written_before = OBJECT_ORDER[: OBJECT_ORDER.index(kind)]
+        for path, node in shapes.leaves(shape.nodes):
+            if not isinstance(node, shapes.LinkRefs) or node.kind in written_before:
+                continue
+            deferred = DEFERRED_FIELDS.get(kind, ()) if kind == Kind.ISSUE else ()
+            if not any(path == field or path.startswith(f"{field}.") for field in deferred):
+                raise RuntimeError(
+                    f"{kind}.{path} links to {node.kind} objects, written after it: the format has no line for that."
+                )
+            table = shapes.LINK_TABLES[(kind, node.name)]
+            if all(table.model is not model for model, *_rest in tables.values()):
+                tables[node.name] = (*table, node.kind)
+    return tables
+
+
+# Issue links written after every object: relation -> (link model, issue field, target field, target kind).
+# ``parent`` is a column of the issue, written as an IssueLink line too.
+ISSUE_LINK_TABLES = _issue_link_tables()
+PARENT = "parent"
+ISSUE_LINK_RELATIONS = (*ISSUE_LINK_TABLES, PARENT)
 
 
 def header() -> dict[str, Any]:

@@ -192,3 +192,24 @@ def test_tags_within_the_limits_are_kept_in_order(settings: Any) -> None:
 def test_an_impossible_timestamp_is_refused_at_its_path(moment: str) -> None:
     with refused("captured_at", "invalid_datetime"):
         shapes.parse("ConstraintSnapshot", {"captured_at": moment})
+
+
+# --- reading many objects ------------------------------------------------------------------------------
+def test_a_batch_of_objects_has_its_ref_lists_read_in_one_query(django_assert_num_queries) -> None:
+    repo = factories.repo()
+    doctrine = factories.doctrine()
+    first = factories.issue(repo, doctrine_refs=[doctrine.pk])
+    issues = [factories.issue(repo, relationships={"blocked_by": [first.pk]}) for _ in range(3)]
+    factories.run(issues[0], status="planned")
+    rows = shapes.SHAPES[Kind.ISSUE].queryset().filter(repo=repo).order_by("created_at", "id")
+    expected = [shapes.dump(writes.reload(obj)) for obj in [first, *issues]]
+
+    with django_assert_num_queries(2):  # the rows, then every ref list of all of them
+        assert shapes.dump_many(rows.all()) == expected
+    with django_assert_num_queries(2):
+        fetched = shapes.fetch(rows.all())
+    with django_assert_num_queries(0):
+        assert [shapes.dump(obj) for obj in fetched] == expected
+        assert shapes.ref_ids(fetched[0], "block_links") == [obj.pk for obj in issues]
+    with django_assert_num_queries(2):  # one row read alone loads its own lists when dumped
+        assert shapes.dump(rows.get(pk=first.pk)) == expected[0]
