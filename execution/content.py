@@ -22,10 +22,11 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 
 from cwom import audit, shapes, writes
+from cwom.db.bulk import insert_together
 from cwom.enums import EventAction, Kind
 from cwom.ids import new_ulid
 from cwom.models import Artifact, Event, ObjectIndex, Run
-from cwom.models.base import insert_together, jsonable
+from cwom.models.base import jsonable
 from cwom.models.runs import OPEN_INPUT_STATUSES
 
 from .config import conf

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .. import audit
 from ..constraints import evaluate, referenced_fields
+from ..db import bulk
 from ..enums import EventAction, Kind
 from ..fields import JSONField, JSONListField
 from ..ids import new_ulid, validate_ulid
@@ -51,120 +52,6 @@ class ObjectIndex(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, list(ids))
             return dict(cursor.fetchall())
-
-
-_INSERT_PLANS: dict[tuple[type[models.Model], str], tuple[str, str, list[Any], Any] | None] = {}
-
-
-def _insert_plan(model: type[models.Model], connection: Any) -> tuple[str, str, list[Any], Any] | None:
-    """The INSERT of ``model`` rows on this kind of database, built once: (the statement up to VALUES, its
-    RETURNING clause, the fields in column order, the auto field or None).
-
-    None when the row needs what only Django's compiler does (parents, custom placeholders, database
-    defaults, a backend that cannot return the generated keys).
-    """
-    key = (model, connection.vendor)
-    if key in _INSERT_PLANS:
-        return _INSERT_PLANS[key]
-    meta, quote = model._meta, connection.ops.quote_name
-    auto = meta.auto_field
-    fields = [f for f in meta.local_concrete_fields if f is not auto]
-    plan: tuple[str, str, list[Any], Any] | None = None
-    plain = not meta.parents and not any(hasattr(f, "get_placeholder") or f.db_returning for f in fields)
-    if plain and (auto is None or connection.features.can_return_rows_from_bulk_insert):
-        columns = ", ".join(quote(f.column) for f in fields)
-        returning = f" RETURNING {quote(auto.column)}" if auto is not None else ""
-        plan = (f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ", returning, fields, auto)  # noqa: S608 - names only
-    _INSERT_PLANS[key] = plan
-    return plan
-
-
-def _values(
-    plan: tuple[str, str, list[Any], Any], objs: Sequence[models.Model], connection: Any
-) -> tuple[str, list[Any]]:
-    """The INSERT of ``objs`` by ``plan`` without its RETURNING clause, and its parameters (each column prepared
-    by its field as ``save()`` prepares it)."""
-    head, _returning, fields, _auto = plan
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    return head + ", ".join([row] * len(objs)), params
-
-
-def _saved(objs: Sequence[models.Model], using: str, cursor: Any = None, auto: Any = None) -> None:
-    """Mark ``objs`` as saved rows, with the auto keys ``cursor`` returned (in list order) when there is one."""
-    if auto is not None:
-        for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
-            setattr(obj, auto.attname, value)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using
-
-
-def insert_rows(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT ``objs`` (new rows of one model) in one statement, without building a query through the compiler
-    for every write of a hot path. An auto primary key is set from the database, in list order.
-
-    Only for plain new rows (no parents, nothing to update). Sends no ``pre_save``/``post_save`` signals.
-    """
-    if not objs:
-        return
-    connection = connections[using]
-    plan = _insert_plan(type(objs[0]), connection)
-    if plan is None:  # Django's own INSERT (not a subclass's save())
-        if len(objs) == 1:
-            models.Model.save(objs[0], force_insert=True, using=using)
-        else:
-            type(objs[0])._base_manager.using(using).bulk_create(objs)
-        return
-    _head, returning, fields, auto = plan
-    # The backend's cap on parameters per statement, and PostgreSQL's 65,535.
-    batch = max(1, min(connection.ops.bulk_batch_size(fields, objs), 65_535 // len(fields)))
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), batch):
-            chunk = objs[start : start + batch]
-            sql, params = _values(plan, chunk, connection)
-            cursor.execute(sql + returning, params)
-            _saved(chunk, using, cursor, auto)
-
-
-def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT ``obj`` as a new row in one statement (see :func:`insert_rows`)."""
-    insert_rows([obj], using)
-
-
-def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT new rows of several models, in order: each item of ``objs`` is one row, or a list of rows of
-    one model. In one round trip where the database allows it: on PostgreSQL one statement of data-modifying
-    CTEs (foreign keys and triggers are checked as for separate INSERTs; auto keys only for the last item).
-    Elsewhere, or when a row needs Django's own INSERT, one statement per item (:func:`insert_rows`).
-    """
-    connection = connections[using]
-    groups = [group for group in (list(i) if isinstance(i, Sequence) else [i] for i in objs) if group]
-    plans = [_insert_plan(type(group[0]), connection) for group in groups]
-    ready = [plan for plan in plans if plan is not None]
-    if (
-        connection.vendor != "postgresql"
-        or len(groups) < 2
-        or len(ready) < len(plans)
-        or any(plan[3] is not None for plan in ready[:-1])  # an auto key is returned for the last item only
-        or sum(len(group) * len(plan[2]) for group, plan in zip(groups, ready, strict=True)) > 65_535
-    ):
-        for group in groups:
-            insert_rows(group, using)
-        return
-    statements, params = [], []
-    for group, plan in zip(groups, ready, strict=True):
-        sql, values = _values(plan, group, connection)
-        statements.append(sql)
-        params += values
-    *first, last = statements
-    _head, returning, _fields, auto = ready[-1]
-    ctes = ", ".join(f"cwom_rows_{i} AS ({sql})" for i, sql in enumerate(first))
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} {last}{returning}", params)
-        _saved(groups[-1], using, cursor, auto)
-    for group in groups[:-1]:
-        _saved(group, using)
 
 
 def jsonable(value: Any) -> Any:
@@ -233,7 +120,7 @@ def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
 def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
     """Write the event for a change of ``obj``; call inside the transaction that made the change."""
     event = new_event(obj, action, changes)
-    insert_row(event, obj._state.db or DEFAULT_DB_ALIAS)
+    bulk.insert([event], obj._state.db or DEFAULT_DB_ALIAS)
     return event
 
 
@@ -294,12 +181,12 @@ class CwomObject(models.Model):
                 # A new object is its index row, its row and what comes with it, in one round trip. A taken
                 # id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did not see it.
                 event = [new_event(self, action or EventAction.CREATE, changes)] if record else []
-                insert_together([ObjectIndex(pk=self.pk, kind=self.KIND), self, *with_rows, *event], using)
+                bulk.insert_together([ObjectIndex(pk=self.pk, kind=self.KIND), self, *with_rows, *event], using)
             else:
                 if with_rows:
                     raise ValueError("with_rows is for a new object saved plainly.")
                 if adding:
-                    insert_row(ObjectIndex(pk=self.pk, kind=self.KIND), using)
+                    bulk.insert([ObjectIndex(pk=self.pk, kind=self.KIND)], using)
                 super().save(*args, **kwargs)
                 if record and (adding or changes):
                     record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)

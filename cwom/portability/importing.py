@@ -29,19 +29,17 @@ import datetime as dt
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from operator import attrgetter
 from typing import Any
 
-import orjson
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import UniqueConstraint
 
 from .. import fields, shapes, writes
+from ..db import bulk
 from ..enums import EventAction, Kind, Status
 from ..ids import ULID_RE
 from ..models import KIND_MODELS, Artifact, ContextPacket, CwomObject, DoctrineRef, Event, Issue, ObjectIndex, Run
@@ -644,7 +642,7 @@ class _Chunk:
                 raise Refused(f"conflict: artifact {artifact_id} already has stored bytes")
             current[artifact_id] = stored[artifact_id] = name
             self.created[ARTIFACT_CONTENT] += 1
-        _update_rows(Artifact, [Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
+        bulk.update([Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
 
     def _objects(self, kind: str, records: list[dict[str, Any]]) -> None:
         ids = [record.get("id") for record in records]
@@ -714,7 +712,7 @@ class _Chunk:
             packet.sealed, packet.sealed_at = was_sealed, sealed_at
             if was_sealed:
                 sealed.append(packet)
-        _update_rows(ContextPacket, sealed, ["sealed", "sealed_at"])
+        bulk.update(sealed, ["sealed", "sealed_at"])
 
     def _create_runs(self, runs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
         """As Importer._create_run, for many: inserted open, inputs linked, then moved to their recorded status."""
@@ -740,7 +738,7 @@ class _Chunk:
                     setattr(run, name, value)
                 moved.append(run)
         # The database checks each final state's constraints here.
-        _update_rows(Run, moved, list(RUN_FINAL_COLUMNS))
+        bulk.update(moved, RUN_FINAL_COLUMNS)
 
     # --- issue links -------------------------------------------------------------------------------
     def _issue_links(self, records: list[dict[str, Any]]) -> None:
@@ -775,8 +773,8 @@ class _Chunk:
             here[relation][pair] = role
             new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role}))
             self.created[ISSUE_LINK] += 1
-        for model, link_rows in new.items():
-            _write_rows(model, link_rows)
+        for link_rows in new.values():
+            bulk.load(link_rows)
 
     # --- events ------------------------------------------------------------------------------------
     def _events(self, records: list[dict[str, Any]]) -> None:
@@ -859,8 +857,8 @@ def _check(obj: Any) -> None:
 
 def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
     """Index rows, object rows and link rows, one write each (link rows in the order of the lines)."""
-    _copy_rows(ObjectIndex, ("id", "kind"), [(obj.pk, kind) for obj in objs])
-    _write_rows(shapes.SHAPES[kind].model, objs)
+    bulk.load_values(ObjectIndex, ("id", "kind"), [(obj.pk, kind) for obj in objs])
+    bulk.load(objs)
     rows: dict[type[Any], list[tuple[Any, ...]]] = defaultdict(list)
     columns: dict[type[Any], tuple[str, ...]] = {}
     for obj, obj_links in zip(objs, links, strict=True):
@@ -870,121 +868,7 @@ def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, st
             pk = obj.pk
             rows[model] += [(pk, t, r) for t, r in items]
     for model, link_rows in rows.items():
-        _copy_rows(model, columns[model], link_rows)
-
-
-def _copy_rows(model: type[Any], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """INSERT ``rows`` (values of the fields ``columns``, by attname, ready for the database: strings, ids,
-    roles) in list order: COPY on PostgreSQL, ``bulk_create`` elsewhere. For the index and link tables,
-    whose other columns are an auto-increment key."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
-        return
-    _copy(model, [model._meta.get_field(c.removesuffix("_id")).column for c in columns], rows)
-
-
-def _copy(model: type[Any], columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    """COPY ``rows`` (values ready for the database, in the order of the table's ``columns``) into ``model``'s
-    table, PostgreSQL only: row triggers and constraints apply to COPY as to INSERT."""
-    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
-    quote = db.ops.quote_name
-    names = ", ".join(quote(column) for column in columns)
-    with db.cursor() as cursor, db.wrap_database_errors:
-        # psycopg's own cursor, for its COPY
-        with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
-def _write_rows(model: type[Any], objs: list[Any]) -> None:
-    """INSERT ``objs``: on PostgreSQL with COPY (row triggers and constraints apply to COPY as to INSERT),
-    elsewhere with ``bulk_create``. An auto-increment primary key is left to the database, in list order."""
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objs)
-        return
-    fields, preparers = _copy_plan(model)
-    plan = list(zip(preparers, [attrgetter(f.attname) for f in fields], strict=True))
-    _copy(model, [f.column for f in fields], ([prepare(get(obj)) for prepare, get in plan] for obj in objs))
-
-
-_COPY_PLANS: dict[type[Any], tuple[list[Any], list[Callable[[Any], Any]]]] = {}
-# Field classes whose value, once ``clean_fields`` has run, is what the database takes when it has one of
-# these Python types: get_db_prep_save would hand it on unchanged.
-_PLAIN_TYPES: dict[type[Any], tuple[type[Any], ...]] = {
-    models.CharField: (str,),
-    models.TextField: (str,),
-    models.SlugField: (str,),
-    models.BooleanField: (bool,),
-    models.FloatField: (float,),
-    models.BigIntegerField: (int,),
-    models.PositiveSmallIntegerField: (int,),
-}
-
-
-def _copy_plan(model: type[Any]) -> tuple[list[Any], list[Callable[[Any], Any]]]:
-    """The fields COPY writes for ``model`` and a preparer each (``get_db_prep_save``, short-cut where it
-    would return the value as it is)."""
-    if model not in _COPY_PLANS:
-        fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
-        db = connections[DEFAULT_DB_ALIAS]
-        preparers = [_preparer(f, partial(f.get_db_prep_save, connection=db)) for f in fields]
-        _COPY_PLANS[model] = (fields, preparers)
-    return _COPY_PLANS[model]
-
-
-def _preparer(f: Any, prepare: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    if isinstance(f, models.JSONField):
-        return _jsonb
-    target = f.target_field if f.is_relation else f
-    kinds = _PLAIN_TYPES.get(type(target))
-    if kinds is not None and (f.is_relation or type(f) is type(target)):
-        return lambda value: value if value is None or type(value) in kinds else prepare(value)
-    if type(target) is models.DateTimeField:
-        aware = dt.datetime
-        return lambda value: (
-            value if value is None or (type(value) is aware and value.tzinfo is not None) else prepare(value)
-        )
-    return prepare
-
-
-def _jsonb(value: Any) -> Any:
-    """A JSON column's value for COPY, as jsonb's text input: jsonb keeps the parsed document, so orjson's
-    spelling of it stores the same value as the standard encoder's (values read by orjson hold no NaN;
-    anything else goes the slow way)."""
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(value, cls=DjangoJSONEncoder)
-
-
-def _update_rows(model: type[Any], objs: list[Any], names: list[str]) -> None:
-    """UPDATE the columns ``names`` of ``objs`` to their values: one statement (PostgreSQL: from arrays,
-    elsewhere ``bulk_update``). Row triggers see each row's change as with a single UPDATE."""
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_update(objs, names)
-        return
-    quote = connection.ops.quote_name
-    pk = model._meta.pk
-    fields = [pk, *(model._meta.get_field(name) for name in names)]
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-    aliases = ", ".join(quote(f.column) for f in fields)
-    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[1:])
-    table = quote(model._meta.db_table)
-    sql = (
-        f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608 - our own names
-        f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}"
-    )
-    params = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        bulk.load_values(model, columns[model], link_rows)
 
 
 # --- helpers -------------------------------------------------------------------------------------------
