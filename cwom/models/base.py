@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from django.core.exceptions import ValidationError
@@ -156,18 +156,8 @@ class CwomObject(models.Model):
         return f"{self.KIND} {self.pk}"
 
     # --- writes -----------------------------------------------------------------------------------
-    def save(
-        self,
-        *args: Any,
-        record: bool = True,
-        action: str | None = None,
-        with_rows: Sequence[models.Model] = (),
-        **kwargs: Any,
-    ) -> None:
-        """Save the row; with ``record`` also write the create/update event (``action`` overrides).
-
-        ``with_rows``: new rows written in the same statement as a new object's (its create event).
-        """
+    def save(self, *args: Any, record: bool = True, action: str | None = None, **kwargs: Any) -> None:
+        """Save the row; with ``record`` also write the create/update event (``action`` overrides)."""
         adding = self._state.adding
         self.check_frozen()
         changes = self.changed_fields()
@@ -178,19 +168,29 @@ class CwomObject(models.Model):
             if hasattr(self, "updated_at") and not adding:
                 self.updated_at = timezone.now()
             if adding and not args and set(kwargs) <= {"using", "force_insert"}:
-                # A new object is its index row, its row and what comes with it, in one round trip. A taken
-                # id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did not see it.
                 event = [new_event(self, action or EventAction.CREATE, changes)] if record else []
-                bulk.insert_together([ObjectIndex(pk=self.pk, kind=self.KIND), self, *with_rows, *event], using)
-            else:
-                if with_rows:
-                    raise ValueError("with_rows is for a new object saved plainly.")
-                if adding:
-                    bulk.insert([ObjectIndex(pk=self.pk, kind=self.KIND)], using)
-                super().save(*args, **kwargs)
-                if record and (adding or changes):
-                    record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
+                type(self).insert_new([self], event, using)
+                return
+            if adding:
+                bulk.insert([ObjectIndex(pk=self.pk, kind=self.KIND)], using)
+            super().save(*args, **kwargs)
+            if record and (adding or changes):
+                record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
             self._loaded = self._column_values()
+
+    @classmethod
+    def insert_new(
+        cls, objs: Sequence[CwomObject], with_rows: Sequence[models.Model] = (), using: str = DEFAULT_DB_ALIAS
+    ) -> None:
+        """Write new objects of this kind (validated: see :meth:`full_clean_many`) with their index rows and
+        ``with_rows`` (new rows of one model, e.g. their create events), in one round trip where the database
+        allows it. A taken id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did
+        not see it."""
+        if not objs:
+            return
+        bulk.insert_together([[ObjectIndex(pk=obj.pk, kind=obj.KIND) for obj in objs], objs, with_rows], using)
+        for obj in objs:
+            obj._loaded = obj._column_values()
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ValidationError("CWOM objects are never deleted.", code="immutable")
@@ -254,16 +254,62 @@ class CwomObject(models.Model):
     def fill_defaults(self) -> None:
         """Derive fields that default from other objects (a run's repo); runs before field validation."""
 
-    def full_clean(self, *args: Any, known_refs: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def full_clean(
+        self,
+        *args: Any,
+        known_refs: Mapping[str, str] | None = None,
+        lookups: Mapping[Any, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Django's full_clean; ``known_refs`` ({id: kind}) names objects the caller has just found in the
-        object index, so a foreign key to one of them needs no existence query of its own."""
+        object index, so a foreign key to one of them needs no existence query of its own. What the rules read
+        from other rows is read first, at once (:meth:`lookups_for`), but for what ``lookups`` answers
+        already."""
         self._known_refs = dict(known_refs or {})
-        self._lookups: dict[Any, Any] = {}
+        known = dict(lookups or {})
+        self._lookups: dict[Any, Any] = {**known, **type(self).lookups_for([self], known)}
         try:
             self.fill_defaults()
             super().full_clean(*args, **kwargs)
         finally:
             self._known_refs, self._lookups = {}, {}
+
+    @classmethod
+    def full_clean_many(
+        cls,
+        objs: Sequence[CwomObject],
+        *,
+        known_refs: Mapping[str, str] | None = None,
+        lookups: Mapping[Any, Any] | None = None,
+    ) -> None:
+        """``full_clean()`` of each of ``objs`` (objects of this kind), the rows their rules read from other rows
+        read once for all of them (:meth:`lookups_for`). Raises the first object's errors."""
+        known = dict(lookups or {})
+        known.update(cls.lookups_for(objs, known))
+        for obj in objs:
+            obj.full_clean(known_refs=known_refs, lookups=known)
+
+    @classmethod
+    def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
+        """What ``clean()`` of ``objs`` reads from other rows and ``known`` does not answer, read at once (one
+        query per rule): {key: answer} as :meth:`looked_up` keeps them. Here: whether a new object's id,
+        unless freshly drawn, is taken (by an object of any kind)."""
+        ids = [
+            obj.pk
+            for obj in objs
+            if obj._state.adding and obj.pk != obj._drawn_id and ("id_taken", obj.pk) not in known
+        ]
+        taken = set(ObjectIndex.objects.filter(pk__in=ids).values_list("id", flat=True)) if ids else set()
+        return {("id_taken", pk): pk in taken for pk in ids}
+
+    @classmethod
+    def lookups_from(cls, rows: Iterable[models.Model]) -> dict[Any, Any]:
+        """What ``rows`` (read by the caller, e.g. under a lock) answer of :meth:`lookups_for`'s questions."""
+        return {}
+
+    def drew_id(self) -> None:
+        """The caller drew this new object's id (a fresh ULID) just now: no need to ask if it is taken."""
+        self._drawn_id = self.pk
 
     def looked_up(self, key: Any, query: Callable[[], Any]) -> Any:
         """``query()``'s answer, asked once per ``full_clean()`` when several rules need the same row."""
@@ -331,10 +377,11 @@ class CwomObject(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        pk = self.pk
         if (
             self._state.adding
-            and self.pk != getattr(self, "_drawn_id", None)
-            and ObjectIndex.objects.filter(pk=self.pk).exists()
+            and pk != getattr(self, "_drawn_id", None)
+            and self.looked_up(("id_taken", pk), lambda: ObjectIndex.objects.filter(pk=pk).exists())
         ):
             raise ValidationError({"id": ValidationError(DUPLICATE_ID, code="duplicate")})
         self.check_frozen()
