@@ -325,6 +325,11 @@ class CwomObject(models.Model):
         if object_id is not None and getattr(self, "_lookups", None) is not None:
             self._known_refs[object_id] = kind
 
+    def clean_columns(self, attnames: Collection[str]) -> None:
+        """``clean_fields()`` of the columns ``attnames`` only: a change that writes those columns and no other
+        (the others were validated when they were written)."""
+        self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in attnames})
+
     def clean_fields(self, exclude: Any = None) -> None:
         known = getattr(self, "_known_refs", None)
         if known:

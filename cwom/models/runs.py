@@ -302,8 +302,7 @@ class Run(MutableCwomObject):
         try:
             # Only the columns this move writes (the others were validated when they were written), and not a
             # pinned snapshot: its key was just read from the database.
-            written = values.keys() - ({"constraint_snapshot_id"} if pinning else set())
-            self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in written})
+            self.clean_columns(values.keys() - ({"constraint_snapshot_id"} if pinning else set()))
             errors: dict[str, list[ValidationError]] = {}
             self._check_append_only(self.loaded_values(), errors)
             if errors:

@@ -417,7 +417,7 @@ class Importer:
         for name, value in final.items():
             setattr(run, name, value)
         try:
-            run.clean_fields(exclude=[f.name for f in Run._meta.fields if f.attname not in final])
+            run.clean_columns(final)
             packets = list(ContextPacket.objects.filter(pk__in=[pk for pk, _ in links.get("context_packets", [])]))
             run.validate_inputs(status=final["status"], packets=packets)
         except ValidationError as error:
