@@ -158,7 +158,7 @@ def create_many(
     for body in parsed:
         obj = model(**body.columns)
         if drawn_ids:
-            obj.drew_id()
+            obj.id_is_new()
         if isinstance(obj, ContextPacket):
             if not obj.version and obj.for_issue_id:
                 # Serialise version picking per issue, so concurrent creates each get the next one.

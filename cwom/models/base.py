@@ -281,13 +281,14 @@ class CwomObject(models.Model):
         *,
         known_refs: Mapping[str, str] | None = None,
         lookups: Mapping[Any, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
-        """``full_clean()`` of each of ``objs`` (objects of this kind), the rows their rules read from other rows
-        read once for all of them (:meth:`lookups_for`). Raises the first object's errors."""
+        """``full_clean(**kwargs)`` of each of ``objs`` (objects of this kind), the rows their rules read from other
+        rows read once for all of them (:meth:`lookups_for`). Raises the first object's errors."""
         known = dict(lookups or {})
         known.update(cls.lookups_for(objs, known))
         for obj in objs:
-            obj.full_clean(known_refs=known_refs, lookups=known)
+            obj.full_clean(known_refs=known_refs, lookups=known, **kwargs)
 
     @classmethod
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -307,8 +308,9 @@ class CwomObject(models.Model):
         """What ``rows`` (read by the caller, e.g. under a lock) answer of :meth:`lookups_for`'s questions."""
         return {}
 
-    def drew_id(self) -> None:
-        """The caller drew this new object's id (a fresh ULID) just now: no need to ask if it is taken."""
+    def id_is_new(self) -> None:
+        """The caller knows this new object's id is free (it drew a fresh ULID just now, or found it free in
+        the object index): clean() does not ask again."""
         self._drawn_id = self.pk
 
     def looked_up(self, key: Any, query: Callable[[], Any]) -> Any:
