@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -39,19 +40,33 @@ def _refuse(value: Any) -> Any:
     raise TypeError
 
 
-def json_text(value: Any, encoder: type[json.JSONEncoder] | None = None) -> str:
+def _finite(value: Any) -> bool:
+    """Whether ``value`` (a document orjson encoded) holds no NaN or infinity."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is dict:
+        return all(map(_finite, value.values()))
+    if kind is list or kind is tuple:
+        return all(map(_finite, value))
+    return True
+
+
+def json_text(value: Any, encoder: type[json.JSONEncoder] | None = None) -> str | None:
     """``value`` as JSON text holding the document ``json.dumps(value, cls=encoder)`` holds.
 
     By orjson where it gives that document (it differs in spacing only); the standard encoder for what orjson
     spells otherwise or refuses: datetimes, dataclasses and subclasses (the encoder's own ``default``),
     integers beyond 64 bits, lone surrogates, and NaN and infinities (orjson writes ``null`` for them, which
-    would store another value than the standard ``NaN``, so any ``null`` in orjson's text is checked there).
+    would store another value than the standard ``NaN``, which the database refuses).
     """
+    if value is None:
+        return None
     try:
         text = orjson.dumps(value, default=_refuse, option=_ORJSON_OPTIONS)
     except (orjson.JSONEncodeError, TypeError):
         return json.dumps(value, cls=encoder)
-    if b"null" in text:
+    if b"null" in text and not _finite(value):
         return json.dumps(value, cls=encoder)
     return text.decode()
 
@@ -64,8 +79,7 @@ def preparer(field: Any, connection: Any) -> Callable[[Any], Any]:
         if connection.vendor != "postgresql":
             # SQLite keeps the text as it is written, and its guard triggers compare texts: Django's spelling.
             return prepare
-        encoder = field.encoder
-        return lambda value: None if value is None else json_text(value, encoder)
+        return partial(json_text, encoder=field.encoder)
     target = field.target_field if field.is_relation else field
     kinds = _PLAIN_TYPES.get(type(target))
     if kinds is not None and (field.is_relation or type(field) is type(target)):
@@ -88,6 +102,9 @@ class Columns:
     readers: tuple[Callable[[Any], Any], ...]
     preparers: tuple[Callable[[Any], Any], ...]
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pairs", tuple(zip(self.readers, self.preparers, strict=True)))
+
     @property
     def names(self) -> list[str]:
         return [f.column for f in self.fields]
@@ -95,7 +112,7 @@ class Columns:
     def of(self, obj: models.Model) -> list[Any]:
         """The prepared values of ``obj`` (a new row: fields that set themselves on save, e.g. ``auto_now``,
         do as ``save()`` does)."""
-        return [prepare(read(obj)) for read, prepare in zip(self.readers, self.preparers, strict=True)]
+        return [prepare(read(obj)) for read, prepare in self._pairs]  # type: ignore[attr-defined]
 
     def prepared(self, row: Sequence[Any]) -> list[Any]:
         """The prepared values of ``row`` (values of these fields, in order)."""

@@ -267,7 +267,9 @@ class CwomObject(models.Model):
         already."""
         self._known_refs = dict(known_refs or {})
         known = dict(lookups or {})
-        self._lookups: dict[Any, Any] = {**known, **type(self).lookups_for([self], known)}
+        if not self.__dict__.get("_looked_up_for_batch"):
+            known.update(type(self).lookups_for([self], known))
+        self._lookups: dict[Any, Any] = known
         try:
             self.fill_defaults()
             super().full_clean(*args, **kwargs)
@@ -288,7 +290,11 @@ class CwomObject(models.Model):
         known = dict(lookups or {})
         known.update(cls.lookups_for(objs, known))
         for obj in objs:
-            obj.full_clean(known_refs=known_refs, lookups=known, **kwargs)
+            obj.__dict__["_looked_up_for_batch"] = True  # lookups_for() answered for it: not asked again
+            try:
+                obj.full_clean(known_refs=known_refs, lookups=known, **kwargs)
+            finally:
+                del obj.__dict__["_looked_up_for_batch"]
 
     @classmethod
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -335,14 +341,24 @@ class CwomObject(models.Model):
     def clean_fields(self, exclude: Any = None) -> None:
         known = getattr(self, "_known_refs", None)
         if known:
-            verified = set()
-            for f in self._meta.concrete_fields:
-                kind = getattr(f.related_model, "KIND", None) if f.many_to_one else None
-                if kind is not None and known.get(getattr(self, f.attname)) == kind:
-                    verified.add(f.name)
+            verified = {name for name, attname, kind in self._keys() if known.get(getattr(self, attname)) == kind}
             # A key to an object of the right kind that exists: all ForeignKey.validate() would check.
             exclude = set(exclude or ()) | verified
         super().clean_fields(exclude)
+
+    @classmethod
+    def _keys(cls) -> list[tuple[str, str, str]]:
+        """(name, attname, kind of the target) of each foreign key to a CWOM object."""
+        keys = cls.__dict__.get("_cwom_keys")
+        if keys is None:
+            fields: list[Any] = list(cls._meta.concrete_fields)
+            keys = [
+                (f.name, f.attname, f.related_model.KIND)
+                for f in fields
+                if f.many_to_one and hasattr(f.related_model, "KIND")
+            ]
+            setattr(cls, "_cwom_keys", keys)  # noqa: B010 - a cache on the class itself
+        return keys
 
     def _get_unique_checks(self, exclude: Any = None, include_meta_constraints: bool = False) -> Any:
         # The id's uniqueness is checked once, across every kind, against ObjectIndex in clean().

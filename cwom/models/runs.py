@@ -136,8 +136,11 @@ class Run(MutableCwomObject):
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
         """And each run's issue's repo (the repo rule), one query for all."""
         found = super().lookups_for(objs, known)
-        issues = {obj.for_issue_id for obj in objs if isinstance(obj, Run) and obj.for_issue_id is not None}
-        issues -= {key[1] for key in known if key[0] == "issue_repo"}
+        issues = {
+            obj.for_issue_id
+            for obj in objs
+            if isinstance(obj, Run) and obj.for_issue_id is not None and ("issue_repo", obj.for_issue_id) not in known
+        }
         if issues:
             repos = dict(Issue.objects.filter(pk__in=issues).values_list("id", "repo_id"))
             found.update({("issue_repo", issue_id): repos.get(issue_id) for issue_id in issues})
@@ -425,8 +428,11 @@ class Artifact(MutableCwomObject):
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
         """And each artifact's run's issue and status (the run rules), one query for all."""
         found = super().lookups_for(objs, known)
-        runs = {obj.produced_by_id for obj in objs if isinstance(obj, Artifact) and obj.produced_by_id is not None}
-        runs -= {key[1] for key in known if key[0] == "run"}
+        runs = {
+            obj.produced_by_id
+            for obj in objs
+            if isinstance(obj, Artifact) and obj.produced_by_id is not None and ("run", obj.produced_by_id) not in known
+        }
         if runs:
             read = Run.objects.filter(pk__in=runs).values_list("id", "for_issue_id", "status")
             rows = {run_id: {"for_issue_id": issue_id, "status": status} for run_id, issue_id, status in read}

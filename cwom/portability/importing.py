@@ -543,9 +543,9 @@ class _Chunk:
 
     Every object is checked by the same rules as on the line-by-line path (the model layer's
     ``full_clean_many`` reads what they need from other rows once per chunk), then each table is written
-    at once (:mod:`cwom.db.bulk`); the database's constraints and guard triggers check every row. A line that is not good as it stands
-    raises Refused: the caller rolls the chunk back and applies it line by line, where the good lines
-    land and the bad one is reported with its reasons.
+    at once (:mod:`cwom.db.bulk`); the database's constraints and guard triggers check every row. A line
+    that is not good as it stands raises Refused: the caller rolls the chunk back and applies it line by
+    line, where the good lines land and the bad one is reported with its reasons.
     """
 
     def __init__(self, importer: Importer) -> None:
