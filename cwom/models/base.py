@@ -265,11 +265,13 @@ class CwomObject(models.Model):
         object index, so a foreign key to one of them needs no existence query of its own. What the rules read
         from other rows is read first, at once (:meth:`lookups_for`), but for what ``lookups`` answers
         already."""
-        self._known_refs = dict(known_refs or {})
-        known = dict(lookups or {})
-        if not self.__dict__.get("_looked_up_for_batch"):
-            known.update(type(self).lookups_for([self], known))
-        self._lookups: dict[Any, Any] = known
+        batch = self.__dict__.get("_batch")
+        if batch is not None:  # full_clean_many's: facts shared by the batch, its lookups asked already
+            self._known_refs, self._lookups = batch
+        else:
+            self._known_refs = dict(known_refs or {})
+            self._lookups = dict(lookups or {})
+            self._lookups.update(type(self).lookups_for([self], self._lookups))
         try:
             self.fill_defaults()
             super().full_clean(*args, **kwargs)
@@ -289,12 +291,14 @@ class CwomObject(models.Model):
         rows read once for all of them (:meth:`lookups_for`). Raises the first object's errors."""
         known = dict(lookups or {})
         known.update(cls.lookups_for(objs, known))
+        # One dict of facts for the batch (ids known to exist, rows read), not a copy per object.
+        batch = (dict(known_refs or {}), known)
         for obj in objs:
-            obj.__dict__["_looked_up_for_batch"] = True  # lookups_for() answered for it: not asked again
+            obj.__dict__["_batch"] = batch
             try:
-                obj.full_clean(known_refs=known_refs, lookups=known, **kwargs)
+                obj.full_clean(**kwargs)
             finally:
-                del obj.__dict__["_looked_up_for_batch"]
+                del obj.__dict__["_batch"]
 
     @classmethod
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
