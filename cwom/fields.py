@@ -36,6 +36,13 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError
+
+
 class JSONField(models.JSONField):  # type: ignore[type-arg]
     """``models.JSONField`` decoding with orjson: the same values as ``json.loads``.
 
@@ -51,6 +58,20 @@ class JSONField(models.JSONField):  # type: ignore[type-arg]
             except ValueError:  # not JSON: Django's own path answers (it gives the text back)
                 pass
         return super().from_db_value(value, expression, connection)
+
+    def validate(self, value: Any, model_instance: Any) -> None:
+        """Django's check, its encoding test by orjson where orjson encodes the value (the standard encoder
+        tests what orjson refuses or hands over: datetimes, dataclasses, subclasses of the basic types, large
+        integers). orjson also encodes enum members and UUIDs, which no write path puts in a document."""
+        if self.encoder is not None:
+            super().validate(value, model_instance)
+            return
+        try:
+            orjson.dumps(value, default=_refuse, option=_PASSTHROUGH)
+        except (orjson.JSONEncodeError, TypeError):
+            super().validate(value, model_instance)
+            return
+        models.Field.validate(self, value, model_instance)
 
     def deconstruct(self) -> Any:
         name, path, args, kwargs = super().deconstruct()

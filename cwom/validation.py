@@ -187,7 +187,10 @@ class ShapeValidator:
         self.shape = shape
 
     def __call__(self, value: Any) -> None:
-        problems = schema_errors(SHAPES[self.shape], value)
+        checked = self.__dict__.get("_checked")
+        if checked is None:
+            checked = self.__dict__["_checked"] = compiled(SHAPES[self.shape])
+        problems = schema_errors(checked, value)
         if problems:
             raise ValidationError(
                 [

@@ -7,6 +7,7 @@ one event in the same transaction. Errors are ValidationErrors keyed by contract
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -128,37 +129,84 @@ def create(kind: str, data: Any) -> CwomObject:
 
 
 def create_parsed(parsed: shapes.Parsed) -> CwomObject:
-    """Create from an already parsed body (inside the caller's transaction)."""
-    model = shapes.SHAPES[parsed.kind].model
-    columns = dict(parsed.columns)
-    obj: Any = model(**columns)
-    seal_after = False
-    if isinstance(obj, ContextPacket):
-        if not obj.version and obj.for_issue_id:
-            # Serialise version picking per issue, so concurrent creates each get the next one.
-            Issue.objects.select_for_update().filter(pk=obj.for_issue_id).exists()
-            obj.version = ContextPacket.next_version(obj.for_issue_id)
-        # Written as a draft first so its links can be added, then sealed in the same transaction.
-        seal_after = columns.get("sealed", True)
-        obj.sealed, obj.sealed_at = False, None
-    _validate(obj, parsed.known_refs)
-    checked_links = dict(parsed.links)
-    if isinstance(obj, Run) and obj.status != Status.PLANNED:
-        # A run created ready needs its packets even when the body names none.
-        checked_links.setdefault("context_packets", [])
-    _check_links(obj, checked_links)
-    changes: dict[str, tuple[Any, Any]] = {name: (None, value) for name, value in obj._column_values().items()}
-    if not parsed.links and not isinstance(obj, (ContextPacket, DoctrineRef)):
-        # Nothing else to write: the index row, the object and its create event in one round trip.
-        obj.save(record=False, with_rows=[new_event(obj, EventAction.CREATE, changes)])
+    """Create from an already parsed body (inside the caller's transaction): :func:`create_many` of one."""
+    return create_many(parsed.kind, [parsed])[0]
+
+
+def create_many(
+    kind: str,
+    parsed: Sequence[shapes.Parsed],
+    *,
+    held: Sequence[models.Model] = (),
+    drawn_ids: bool = False,
+    before_write: Callable[[list[Any]], None] | None = None,
+) -> list[Any]:
+    """Create objects of ``kind`` from parsed create bodies (inside the caller's transaction): the one creation
+    sequence of every face (API, enqueue, the worker's artifacts).
+
+    The objects are validated by the model layer at once (``full_clean_many``: what their rules read from other
+    rows is read once for all), ``held`` rows the caller has read (a run it holds locked) answering what they
+    can; ``drawn_ids``: the bodies' ids were drawn by the caller just now (not looked up). Then their links are
+    checked, ``before_write`` is called with the valid objects, and each is written with its index row, its
+    links and its create event (objects without links: all in one round trip). Raises contract-keyed
+    ValidationErrors, before anything is written.
+    """
+    model: Any = shapes.SHAPES[kind].model
+    objs = []
+    seals = []  # per packet: sealed once its links are written
+    known_refs: dict[str, str] = {}
+    for body in parsed:
+        obj = model(**body.columns)
+        if drawn_ids:
+            obj.id_is_new()
+        if isinstance(obj, ContextPacket):
+            if not obj.version and obj.for_issue_id:
+                # Serialise version picking per issue, so concurrent creates each get the next one.
+                Issue.objects.select_for_update().filter(pk=obj.for_issue_id).exists()
+                obj.version = ContextPacket.next_version(obj.for_issue_id)
+            # Written as a draft first so its links can be added, then sealed in the same transaction.
+            obj.sealed, obj.sealed_at = False, None
+        seals.append(bool(body.columns.get("sealed", True)))
+        known_refs.update(body.known_refs)
+        objs.append(obj)
+    try:
+        model.full_clean_many(objs, known_refs=known_refs, lookups=model.lookups_from(held))
+    except ValidationError as error:
+        raise contract_error(kind, error) from None
+    for obj, body in zip(objs, parsed, strict=True):
+        checked_links = dict(body.links)
+        if isinstance(obj, Run) and obj.status != Status.PLANNED:
+            # A run created ready needs its packets even when the body names none.
+            checked_links.setdefault("context_packets", [])
+        _check_links(obj, checked_links)
+    if before_write is not None:
+        before_write(objs)
+    if any(body.links for body in parsed) or model in (ContextPacket, DoctrineRef):
+        for obj, body, seal in zip(objs, parsed, seals, strict=True):
+            _create_linked(obj, body.links, seal)
+        return objs
+    # Nothing else to write: the index rows, the objects and their create events in one round trip.
+    model.insert_new(objs, [new_event(obj, EventAction.CREATE, _created(obj)) for obj in objs])
+    for obj in objs:
         shapes.prime(obj, {})
-        return obj
+    return objs
+
+
+def _created(obj: CwomObject) -> dict[str, tuple[Any, Any]]:
+    """A new object's columns as the changes of its create event."""
+    return {name: (None, value) for name, value in obj._column_values().items()}
+
+
+def _create_linked(obj: Any, links: dict[str, LinkItems], seal: bool) -> None:
+    """Write a new object (validated), its links, then seal (``seal``: a packet) or publish it, and its create
+    event."""
+    changes = _created(obj)
     obj.save(record=False)
-    link_rows = {name: _insert_links(obj, name, items) for name, items in parsed.links.items()}
-    changes.update({name: (None, [t for t, _ in items]) for name, items in parsed.links.items()})
+    link_rows = {name: _insert_links(obj, name, items) for name, items in links.items()}
+    changes.update({name: (None, [t for t, _ in items]) for name, items in links.items()})
     if isinstance(obj, ContextPacket):
         IssueContextPacket.objects.get_or_create(issue_id=obj.for_issue_id, packet_id=obj.pk)
-        if seal_after:
+        if seal:
             obj.seal(record=False)
             changes.update(sealed=(None, True), sealed_at=(None, obj.sealed_at))
     if isinstance(obj, DoctrineRef):
@@ -166,7 +214,6 @@ def create_parsed(parsed: shapes.Parsed) -> CwomObject:
     record_event(obj, EventAction.CREATE, changes)
     # Everything dump() reads is known: a new object has exactly these links and nothing points at it.
     shapes.prime(obj, link_rows)
-    return obj
 
 
 # --- update -----------------------------------------------------------------------------------------

@@ -21,12 +21,10 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from cwom import audit, shapes, writes
-from cwom.enums import EventAction, Kind
+from cwom import shapes, writes
+from cwom.enums import Kind
 from cwom.ids import new_ulid
-from cwom.models import Artifact, Event, ObjectIndex, Run
-from cwom.models.base import insert_together, jsonable
-from cwom.models.runs import OPEN_INPUT_STATUSES
+from cwom.models import Artifact, Run
 
 from .config import conf
 from .executors.base import ArtifactSpec
@@ -124,26 +122,21 @@ def create_with_content(
 
 
 def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> list[Artifact]:
-    """Record the artifacts ``items`` of ``run`` with their index rows and create events (one statement on
-    PostgreSQL, three elsewhere), storing the bytes of each first; call inside the caller's transaction,
-    holding ``run`` locked.
+    """Record the artifacts ``items`` of ``run`` through :func:`cwom.writes.create_many` (their index rows,
+    rows and create events in one statement on PostgreSQL, three elsewhere), storing the bytes of each once
+    they are found valid; call inside the caller's transaction, holding ``run`` locked (it answers the
+    artifacts' run rules: no query). Stored names are appended to ``saved`` first.
 
-    The worker's bulk form of :func:`create_with_content` (and of a link artifact), with the same checks:
-    each body is parsed as a create body of the contract, each row's fields and constraints are validated,
-    and the run rules of :meth:`Artifact.clean` (started run, the run's issue) are checked once for the
-    locked run (the database triggers check them again). Stored names are appended to ``saved`` first.
+    The worker's bulk form of :func:`create_with_content` (and of a link artifact): each body is parsed as a
+    create body of the contract and validated by the model layer.
     """
-    if run.status in OPEN_INPUT_STATUSES:
-        started = ValidationError("Artifacts are recorded only for a run that has started.", code="run_not_started")
-        raise ValidationError({"produced_by": [started]})
-    artifacts: list[Artifact] = []
+    if not items:
+        return []
+    bodies: list[dict[str, Any]] = []
     for item in items:
         body: dict[str, Any] = {"produced_by": run.pk, "type": item.type, "title": item.title[:500]}
-        stored_name = ""
         if item.content is not None:
             artifact_id = new_ulid()
-            stored_name = default_storage.save(storage_name(run.pk, artifact_id), ContentFile(item.content))
-            saved.append(stored_name)
             body.update(
                 id=artifact_id,
                 uri=content_uri(artifact_id),
@@ -155,38 +148,19 @@ def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> li
         else:
             fields = {"uri": item.uri, "digest": item.digest, "media_type": item.media_type, "preview": item.preview}
             body.update({k: v for k, v in fields.items() if v is not None})
-        parsed = shapes.parse(Kind.ARTIFACT, body, known={run.pk: Kind.RUN})
-        artifact = Artifact(**parsed.columns)
-        artifact.stored_name = stored_name
-        artifact.for_issue_id = run.for_issue_id
-        try:
-            # Artifact.full_clean() minus the lookups the locked run answers: the run and its issue exist.
-            artifact.clean_fields(exclude={"produced_by", "for_issue"})
-            artifact.validate_constraints()
-        except ValidationError as error:
-            raise writes.contract_error(Kind.ARTIFACT, error) from None
-        artifacts.append(artifact)
-    if not artifacts:
-        return []
-    principal, actor = audit.current_principal(), audit.current_actor()
-    insert_together(
-        [
-            [ObjectIndex(pk=a.pk, kind=Kind.ARTIFACT) for a in artifacts],
-            artifacts,
-            [
-                Event(
-                    object_id=a.pk,
-                    object_kind=Kind.ARTIFACT,
-                    action=EventAction.CREATE,
-                    changes={f.attname: [None, jsonable(getattr(a, f.attname))] for f in a._meta.concrete_fields},
-                    principal=principal,
-                    actor=actor if actor is not None else a.created_by,
+        bodies.append(body)
+    parsed = [shapes.parse(Kind.ARTIFACT, body, known={run.pk: Kind.RUN}) for body in bodies]
+
+    def store(artifacts: list[Artifact]) -> None:
+        for artifact, item in zip(artifacts, items, strict=True):
+            if item.content is not None:
+                artifact.stored_name = default_storage.save(
+                    storage_name(run.pk, artifact.pk), ContentFile(item.content)
                 )
-                for a in artifacts
-            ],
-        ]
-    )
-    return artifacts
+                saved.append(artifact.stored_name)
+
+    created: list[Artifact] = writes.create_many(Kind.ARTIFACT, parsed, held=[run], drawn_ids=True, before_write=store)
+    return created
 
 
 def delete_stored(names: list[str]) -> None:

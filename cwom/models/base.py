@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Self
 
 from django.core.exceptions import ValidationError
@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from .. import audit
 from ..constraints import evaluate, referenced_fields
+from ..db import bulk
 from ..enums import EventAction, Kind
 from ..fields import JSONField, JSONListField
 from ..ids import new_ulid, validate_ulid
@@ -51,120 +52,6 @@ class ObjectIndex(models.Model):
         with connection.cursor() as cursor:
             cursor.execute(sql, list(ids))
             return dict(cursor.fetchall())
-
-
-_INSERT_PLANS: dict[tuple[type[models.Model], str], tuple[str, str, list[Any], Any] | None] = {}
-
-
-def _insert_plan(model: type[models.Model], connection: Any) -> tuple[str, str, list[Any], Any] | None:
-    """The INSERT of ``model`` rows on this kind of database, built once: (the statement up to VALUES, its
-    RETURNING clause, the fields in column order, the auto field or None).
-
-    None when the row needs what only Django's compiler does (parents, custom placeholders, database
-    defaults, a backend that cannot return the generated keys).
-    """
-    key = (model, connection.vendor)
-    if key in _INSERT_PLANS:
-        return _INSERT_PLANS[key]
-    meta, quote = model._meta, connection.ops.quote_name
-    auto = meta.auto_field
-    fields = [f for f in meta.local_concrete_fields if f is not auto]
-    plan: tuple[str, str, list[Any], Any] | None = None
-    plain = not meta.parents and not any(hasattr(f, "get_placeholder") or f.db_returning for f in fields)
-    if plain and (auto is None or connection.features.can_return_rows_from_bulk_insert):
-        columns = ", ".join(quote(f.column) for f in fields)
-        returning = f" RETURNING {quote(auto.column)}" if auto is not None else ""
-        plan = (f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ", returning, fields, auto)  # noqa: S608 - names only
-    _INSERT_PLANS[key] = plan
-    return plan
-
-
-def _values(
-    plan: tuple[str, str, list[Any], Any], objs: Sequence[models.Model], connection: Any
-) -> tuple[str, list[Any]]:
-    """The INSERT of ``objs`` by ``plan`` without its RETURNING clause, and its parameters (each column prepared
-    by its field as ``save()`` prepares it)."""
-    head, _returning, fields, _auto = plan
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    return head + ", ".join([row] * len(objs)), params
-
-
-def _saved(objs: Sequence[models.Model], using: str, cursor: Any = None, auto: Any = None) -> None:
-    """Mark ``objs`` as saved rows, with the auto keys ``cursor`` returned (in list order) when there is one."""
-    if auto is not None:
-        for obj, (value,) in zip(objs, cursor.fetchall(), strict=True):
-            setattr(obj, auto.attname, value)
-    for obj in objs:
-        obj._state.adding = False
-        obj._state.db = using
-
-
-def insert_rows(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT ``objs`` (new rows of one model) in one statement, without building a query through the compiler
-    for every write of a hot path. An auto primary key is set from the database, in list order.
-
-    Only for plain new rows (no parents, nothing to update). Sends no ``pre_save``/``post_save`` signals.
-    """
-    if not objs:
-        return
-    connection = connections[using]
-    plan = _insert_plan(type(objs[0]), connection)
-    if plan is None:  # Django's own INSERT (not a subclass's save())
-        if len(objs) == 1:
-            models.Model.save(objs[0], force_insert=True, using=using)
-        else:
-            type(objs[0])._base_manager.using(using).bulk_create(objs)
-        return
-    _head, returning, fields, auto = plan
-    # The backend's cap on parameters per statement, and PostgreSQL's 65,535.
-    batch = max(1, min(connection.ops.bulk_batch_size(fields, objs), 65_535 // len(fields)))
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), batch):
-            chunk = objs[start : start + batch]
-            sql, params = _values(plan, chunk, connection)
-            cursor.execute(sql + returning, params)
-            _saved(chunk, using, cursor, auto)
-
-
-def insert_row(obj: models.Model, using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT ``obj`` as a new row in one statement (see :func:`insert_rows`)."""
-    insert_rows([obj], using)
-
-
-def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using: str = DEFAULT_DB_ALIAS) -> None:
-    """INSERT new rows of several models, in order: each item of ``objs`` is one row, or a list of rows of
-    one model. In one round trip where the database allows it: on PostgreSQL one statement of data-modifying
-    CTEs (foreign keys and triggers are checked as for separate INSERTs; auto keys only for the last item).
-    Elsewhere, or when a row needs Django's own INSERT, one statement per item (:func:`insert_rows`).
-    """
-    connection = connections[using]
-    groups = [group for group in (list(i) if isinstance(i, Sequence) else [i] for i in objs) if group]
-    plans = [_insert_plan(type(group[0]), connection) for group in groups]
-    ready = [plan for plan in plans if plan is not None]
-    if (
-        connection.vendor != "postgresql"
-        or len(groups) < 2
-        or len(ready) < len(plans)
-        or any(plan[3] is not None for plan in ready[:-1])  # an auto key is returned for the last item only
-        or sum(len(group) * len(plan[2]) for group, plan in zip(groups, ready, strict=True)) > 65_535
-    ):
-        for group in groups:
-            insert_rows(group, using)
-        return
-    statements, params = [], []
-    for group, plan in zip(groups, ready, strict=True):
-        sql, values = _values(plan, group, connection)
-        statements.append(sql)
-        params += values
-    *first, last = statements
-    _head, returning, _fields, auto = ready[-1]
-    ctes = ", ".join(f"cwom_rows_{i} AS ({sql})" for i, sql in enumerate(first))
-    with connection.cursor() as cursor:
-        cursor.execute(f"WITH {ctes} {last}{returning}", params)
-        _saved(groups[-1], using, cursor, auto)
-    for group in groups[:-1]:
-        _saved(group, using)
 
 
 def jsonable(value: Any) -> Any:
@@ -233,7 +120,7 @@ def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
 def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
     """Write the event for a change of ``obj``; call inside the transaction that made the change."""
     event = new_event(obj, action, changes)
-    insert_row(event, obj._state.db or DEFAULT_DB_ALIAS)
+    bulk.insert([event], obj._state.db or DEFAULT_DB_ALIAS)
     return event
 
 
@@ -269,18 +156,8 @@ class CwomObject(models.Model):
         return f"{self.KIND} {self.pk}"
 
     # --- writes -----------------------------------------------------------------------------------
-    def save(
-        self,
-        *args: Any,
-        record: bool = True,
-        action: str | None = None,
-        with_rows: Sequence[models.Model] = (),
-        **kwargs: Any,
-    ) -> None:
-        """Save the row; with ``record`` also write the create/update event (``action`` overrides).
-
-        ``with_rows``: new rows written in the same statement as a new object's (its create event).
-        """
+    def save(self, *args: Any, record: bool = True, action: str | None = None, **kwargs: Any) -> None:
+        """Save the row; with ``record`` also write the create/update event (``action`` overrides)."""
         adding = self._state.adding
         self.check_frozen()
         changes = self.changed_fields()
@@ -291,19 +168,29 @@ class CwomObject(models.Model):
             if hasattr(self, "updated_at") and not adding:
                 self.updated_at = timezone.now()
             if adding and not args and set(kwargs) <= {"using", "force_insert"}:
-                # A new object is its index row, its row and what comes with it, in one round trip. A taken
-                # id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did not see it.
                 event = [new_event(self, action or EventAction.CREATE, changes)] if record else []
-                insert_together([ObjectIndex(pk=self.pk, kind=self.KIND), self, *with_rows, *event], using)
-            else:
-                if with_rows:
-                    raise ValueError("with_rows is for a new object saved plainly.")
-                if adding:
-                    insert_row(ObjectIndex(pk=self.pk, kind=self.KIND), using)
-                super().save(*args, **kwargs)
-                if record and (adding or changes):
-                    record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
+                type(self).insert_new([self], event, using)
+                return
+            if adding:
+                bulk.insert([ObjectIndex(pk=self.pk, kind=self.KIND)], using)
+            super().save(*args, **kwargs)
+            if record and (adding or changes):
+                record_event(self, action or (EventAction.CREATE if adding else EventAction.UPDATE), changes)
             self._loaded = self._column_values()
+
+    @classmethod
+    def insert_new(
+        cls, objs: Sequence[CwomObject], with_rows: Sequence[models.Model] = (), using: str = DEFAULT_DB_ALIAS
+    ) -> None:
+        """Write new objects of this kind (validated: see :meth:`full_clean_many`) with their index rows and
+        ``with_rows`` (new rows of one model, e.g. their create events), in one round trip where the database
+        allows it. A taken id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did
+        not see it."""
+        if not objs:
+            return
+        bulk.insert_together([[ObjectIndex(pk=obj.pk, kind=obj.KIND) for obj in objs], objs, with_rows], using)
+        for obj in objs:
+            obj._loaded = obj._column_values()
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ValidationError("CWOM objects are never deleted.", code="immutable")
@@ -367,16 +254,74 @@ class CwomObject(models.Model):
     def fill_defaults(self) -> None:
         """Derive fields that default from other objects (a run's repo); runs before field validation."""
 
-    def full_clean(self, *args: Any, known_refs: dict[str, str] | None = None, **kwargs: Any) -> None:
+    def full_clean(
+        self,
+        *args: Any,
+        known_refs: Mapping[str, str] | None = None,
+        lookups: Mapping[Any, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         """Django's full_clean; ``known_refs`` ({id: kind}) names objects the caller has just found in the
-        object index, so a foreign key to one of them needs no existence query of its own."""
-        self._known_refs = dict(known_refs or {})
-        self._lookups: dict[Any, Any] = {}
+        object index, so a foreign key to one of them needs no existence query of its own. What the rules read
+        from other rows is read first, at once (:meth:`lookups_for`), but for what ``lookups`` answers
+        already."""
+        batch = self.__dict__.get("_batch")
+        if batch is not None:  # full_clean_many's: facts shared by the batch, its lookups asked already
+            self._known_refs, self._lookups = batch
+        else:
+            self._known_refs = dict(known_refs or {})
+            self._lookups = dict(lookups or {})
+            self._lookups.update(type(self).lookups_for([self], self._lookups))
         try:
             self.fill_defaults()
             super().full_clean(*args, **kwargs)
         finally:
             self._known_refs, self._lookups = {}, {}
+
+    @classmethod
+    def full_clean_many(
+        cls,
+        objs: Sequence[CwomObject],
+        *,
+        known_refs: Mapping[str, str] | None = None,
+        lookups: Mapping[Any, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``full_clean(**kwargs)`` of each of ``objs`` (objects of this kind), the rows their rules read from other
+        rows read once for all of them (:meth:`lookups_for`). Raises the first object's errors."""
+        known = dict(lookups or {})
+        known.update(cls.lookups_for(objs, known))
+        # One dict of facts for the batch (ids known to exist, rows read), not a copy per object.
+        batch = (dict(known_refs or {}), known)
+        for obj in objs:
+            obj.__dict__["_batch"] = batch
+            try:
+                obj.full_clean(**kwargs)
+            finally:
+                del obj.__dict__["_batch"]
+
+    @classmethod
+    def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
+        """What ``clean()`` of ``objs`` reads from other rows and ``known`` does not answer, read at once (one
+        query per rule): {key: answer} as :meth:`looked_up` keeps them. Here: whether a new object's id,
+        unless freshly drawn, is taken (by an object of any kind)."""
+        ids = [
+            obj.pk
+            for obj in objs
+            if obj._state.adding and obj.pk != obj._drawn_id and ("id_taken", obj.pk) not in known
+        ]
+        taken = set(ObjectIndex.objects.filter(pk__in=ids).values_list("id", flat=True)) if ids else set()
+        return {("id_taken", pk): pk in taken for pk in ids}
+
+    @classmethod
+    def lookups_from(cls, rows: Iterable[models.Model]) -> dict[Any, Any]:
+        """What ``rows`` (read by the caller, e.g. under a lock) answer of :meth:`lookups_for`'s questions."""
+        return {}
+
+    def id_is_new(self) -> None:
+        """The caller knows this new object's id is free (it drew a fresh ULID just now, or found it free in
+        the object index): clean() does not ask again."""
+        self._drawn_id = self.pk
 
     def looked_up(self, key: Any, query: Callable[[], Any]) -> Any:
         """``query()``'s answer, asked once per ``full_clean()`` when several rules need the same row."""
@@ -392,17 +337,32 @@ class CwomObject(models.Model):
         if object_id is not None and getattr(self, "_lookups", None) is not None:
             self._known_refs[object_id] = kind
 
+    def clean_columns(self, attnames: Collection[str]) -> None:
+        """``clean_fields()`` of the columns ``attnames`` only: a change that writes those columns and no other
+        (the others were validated when they were written)."""
+        self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in attnames})
+
     def clean_fields(self, exclude: Any = None) -> None:
         known = getattr(self, "_known_refs", None)
         if known:
-            verified = set()
-            for f in self._meta.concrete_fields:
-                kind = getattr(f.related_model, "KIND", None) if f.many_to_one else None
-                if kind is not None and known.get(getattr(self, f.attname)) == kind:
-                    verified.add(f.name)
+            verified = {name for name, attname, kind in self._keys() if known.get(getattr(self, attname)) == kind}
             # A key to an object of the right kind that exists: all ForeignKey.validate() would check.
             exclude = set(exclude or ()) | verified
         super().clean_fields(exclude)
+
+    @classmethod
+    def _keys(cls) -> list[tuple[str, str, str]]:
+        """(name, attname, kind of the target) of each foreign key to a CWOM object."""
+        keys = cls.__dict__.get("_cwom_keys")
+        if keys is None:
+            fields: list[Any] = list(cls._meta.concrete_fields)
+            keys = [
+                (f.name, f.attname, f.related_model.KIND)
+                for f in fields
+                if f.many_to_one and hasattr(f.related_model, "KIND")
+            ]
+            setattr(cls, "_cwom_keys", keys)  # noqa: B010 - a cache on the class itself
+        return keys
 
     def _get_unique_checks(self, exclude: Any = None, include_meta_constraints: bool = False) -> Any:
         # The id's uniqueness is checked once, across every kind, against ObjectIndex in clean().
@@ -444,10 +404,11 @@ class CwomObject(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        pk = self.pk
         if (
             self._state.adding
-            and self.pk != getattr(self, "_drawn_id", None)
-            and ObjectIndex.objects.filter(pk=self.pk).exists()
+            and pk != getattr(self, "_drawn_id", None)
+            and self.looked_up(("id_taken", pk), lambda: ObjectIndex.objects.filter(pk=pk).exists())
         ):
             raise ValidationError({"id": ValidationError(DUPLICATE_ID, code="duplicate")})
         self.check_frozen()

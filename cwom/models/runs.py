@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
@@ -21,7 +22,7 @@ from ..enums import (
 )
 from ..fields import JSONField, JSONListField
 from ..validation import ShapeValidator
-from .base import Link, MutableCwomObject, record_event
+from .base import CwomObject, Link, MutableCwomObject, record_event
 from .briefing import ConstraintSnapshot, ContextPacket, DoctrineRef
 from .work import Issue, Repo, choices_check
 
@@ -130,6 +131,20 @@ class Run(MutableCwomObject):
             ("issue_repo", issue_id),
             lambda: Issue.objects.filter(pk=issue_id).values_list("repo_id", flat=True).first(),
         )
+
+    @classmethod
+    def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
+        """And each run's issue's repo (the repo rule), one query for all."""
+        found = super().lookups_for(objs, known)
+        issues = {
+            obj.for_issue_id
+            for obj in objs
+            if isinstance(obj, Run) and obj.for_issue_id is not None and ("issue_repo", obj.for_issue_id) not in known
+        }
+        if issues:
+            repos = dict(Issue.objects.filter(pk__in=issues).values_list("id", "repo_id"))
+            found.update({("issue_repo", issue_id): repos.get(issue_id) for issue_id in issues})
+        return found
 
     def fill_defaults(self) -> None:
         """A run's repo defaults to its issue's repo."""
@@ -290,8 +305,7 @@ class Run(MutableCwomObject):
         try:
             # Only the columns this move writes (the others were validated when they were written), and not a
             # pinned snapshot: its key was just read from the database.
-            written = values.keys() - ({"constraint_snapshot_id"} if pinning else set())
-            self.clean_fields(exclude={f.name for f in self._meta.concrete_fields if f.attname not in written})
+            self.clean_columns(values.keys() - ({"constraint_snapshot_id"} if pinning else set()))
             errors: dict[str, list[ValidationError]] = {}
             self._check_append_only(self.loaded_values(), errors)
             if errors:
@@ -409,6 +423,30 @@ class Artifact(MutableCwomObject):
         return self.looked_up(
             ("run", run_id), lambda: Run.objects.filter(pk=run_id).values("for_issue_id", "status").first()
         )
+
+    @classmethod
+    def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
+        """And each artifact's run's issue and status (the run rules), one query for all."""
+        found = super().lookups_for(objs, known)
+        runs = {
+            obj.produced_by_id
+            for obj in objs
+            if isinstance(obj, Artifact) and obj.produced_by_id is not None and ("run", obj.produced_by_id) not in known
+        }
+        if runs:
+            read = Run.objects.filter(pk__in=runs).values_list("id", "for_issue_id", "status")
+            rows = {run_id: {"for_issue_id": issue_id, "status": status} for run_id, issue_id, status in read}
+            found.update({("run", run_id): rows.get(run_id) for run_id in runs})
+        return found
+
+    @classmethod
+    def lookups_from(cls, rows: Iterable[models.Model]) -> dict[Any, Any]:
+        """A run the caller holds answers for its artifacts."""
+        return {
+            ("run", row.pk): {"for_issue_id": row.for_issue_id, "status": row.status}
+            for row in rows
+            if isinstance(row, Run)
+        }
 
     def fill_defaults(self) -> None:
         """An artifact's issue defaults to its run's issue."""

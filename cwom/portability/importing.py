@@ -29,19 +29,17 @@ import datetime as dt
 import itertools
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
-from operator import attrgetter
 from typing import Any
 
-import orjson
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, models, transaction
+from django.db import DatabaseError, transaction
 from django.db.models import UniqueConstraint
 
 from .. import fields, shapes, writes
+from ..db import bulk
 from ..enums import EventAction, Kind, Status
 from ..ids import ULID_RE
 from ..models import KIND_MODELS, Artifact, ContextPacket, CwomObject, DoctrineRef, Event, Issue, ObjectIndex, Run
@@ -366,16 +364,16 @@ class Importer:
         parsed = shapes.parse(kind, body, "in")
         obj: Any = shape.model(**{**parsed.columns, **preserved})
         if isinstance(obj, ContextPacket):
-            self._create_packet(obj, parsed.links)
+            self._create_packet(obj, parsed.links, parsed.known_refs)
         elif isinstance(obj, DoctrineRef):
-            _validate(obj)
+            _validate(DoctrineRef, [obj], parsed.known_refs)
             obj.save(record=False)
             _write_links(obj, parsed.links)
             DoctrineRef.objects.filter(pk=obj.pk).update(published=True)
         elif isinstance(obj, Run):
-            self._create_run(obj, parsed.links)
+            self._create_run(obj, parsed.links, parsed.known_refs)
         else:
-            _validate(obj)
+            _validate(shape.model, [obj], parsed.known_refs)
             obj.save(record=False)
             _write_links(obj, parsed.links)
         return CREATED
@@ -394,36 +392,31 @@ class Importer:
             "an import never overwrites"
         )
 
-    def _create_packet(self, packet: ContextPacket, links: dict[str, list[tuple[str, str | None]]]) -> None:
+    def _create_packet(
+        self, packet: ContextPacket, links: dict[str, list[tuple[str, str | None]]], known_refs: dict[str, str]
+    ) -> None:
         """Validated as it will end up, written as a draft, linked, then sealed with its own time."""
         sealed, sealed_at = packet.sealed, packet.sealed_at
         if sealed and sealed_at is None:
             raise LineError("sealed_at: a sealed packet needs its sealed_at")
-        _validate(packet)
+        _validate(ContextPacket, [packet], known_refs)
         packet.sealed, packet.sealed_at = False, None
         packet.save(record=False)
         _write_links(packet, links)
         if sealed:
             ContextPacket.objects.filter(pk=packet.pk).update(sealed=True, sealed_at=sealed_at)
 
-    def _create_run(self, run: Run, links: dict[str, list[tuple[str, str | None]]]) -> None:
+    def _create_run(self, run: Run, links: dict[str, list[tuple[str, str | None]]], known_refs: dict[str, str]) -> None:
         """Inserted in an open status, its inputs linked, then moved to its recorded status in one update."""
-        final = {name: getattr(run, name) for name in RUN_FINAL_COLUMNS}
-        opening = final["status"] if final["status"] in OPEN_INPUT_STATUSES else Status.PLANNED
-        for name in RUN_FINAL_COLUMNS:
-            setattr(run, name, None)
-        run.status = opening
-        _validate(run)
+        final = _open_run(run)
+        opening = run.status
+        _validate(Run, [run], known_refs)
         run.save(record=False)
         _write_links(run, links)
+        packets = list(ContextPacket.objects.filter(pk__in=[pk for pk, _ in links.get("context_packets", [])]))
+        _check_final(run, final, packets)
         for name, value in final.items():
             setattr(run, name, value)
-        try:
-            run.clean_fields(exclude=[f.name for f in Run._meta.fields if f.attname not in final])
-            packets = list(ContextPacket.objects.filter(pk__in=[pk for pk, _ in links.get("context_packets", [])]))
-            run.validate_inputs(status=final["status"], packets=packets)
-        except ValidationError as error:
-            raise writes.contract_error(Kind.RUN, error) from None
         if final["status"] != opening:  # the database checks the final state's constraints here
             Run.objects.filter(pk=run.pk).update(**final)
 
@@ -548,11 +541,11 @@ def _checked_event(record: dict[str, Any]) -> Event:
 class _Chunk:
     """A chunk of lines applied in bulk: a fixed number of queries per run of same-kind records.
 
-    Every object is checked by the same rules as on the line-by-line path (:mod:`cwom.portability.checks`
-    batches the ones that read other rows), then each table is written with one ``bulk_create``; the
-    database's constraints and guard triggers check every row. A line that is not good as it stands
-    raises Refused: the caller rolls the chunk back and applies it line by line, where the good lines
-    land and the bad one is reported with its reasons.
+    Every object is checked by the same rules as on the line-by-line path (the model layer's
+    ``full_clean_many`` reads what they need from other rows once per chunk), then each table is written
+    at once (:mod:`cwom.db.bulk`); the database's constraints and guard triggers check every row. A line
+    that is not good as it stands raises Refused: the caller rolls the chunk back and applies it line by
+    line, where the good lines land and the bad one is reported with its reasons.
     """
 
     def __init__(self, importer: Importer) -> None:
@@ -644,7 +637,7 @@ class _Chunk:
                 raise Refused(f"conflict: artifact {artifact_id} already has stored bytes")
             current[artifact_id] = stored[artifact_id] = name
             self.created[ARTIFACT_CONTENT] += 1
-        _update_rows(Artifact, [Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
+        bulk.update([Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
 
     def _objects(self, kind: str, records: list[dict[str, Any]]) -> None:
         ids = [record.get("id") for record in records]
@@ -661,18 +654,22 @@ class _Chunk:
             return
         shape = shapes.SHAPES[kind]
         parsed = [self._parse(kind, shape, record) for record in fresh]
-        _check_refs(shape, [want for _obj, _links, wanted in parsed for want in wanted])
+        resolved = _check_refs(shape, [want for _obj, _links, wanted in parsed for want in wanted])
         objs = [obj for obj, _links, _wanted in parsed]
         links = [links for _obj, links, _wanted in parsed]
-        for obj in objs:
-            _check(obj)
+        if kind == Kind.CONTEXT_PACKET and any(p.sealed and p.sealed_at is None for p in objs):
+            raise Refused("a sealed packet needs its sealed_at")
+        finals = [_open_run(run) for run in objs] if kind == Kind.RUN else []
+        # The model's rules, for the chunk at once; unique and check constraints are the database's (a row it
+        # refuses sends the chunk line by line, where the line's problem is named).
+        _validate(shape.model, objs, resolved, constraints=False)
         if kind == Kind.CONTEXT_PACKET:
             self._create_packets(objs, links)
         elif kind == Kind.DOCTRINE_REF:
             _insert(kind, objs, links)
             DoctrineRef.objects.filter(pk__in=[obj.pk for obj in objs]).update(published=True)
         elif kind == Kind.RUN:
-            self._create_runs(objs, links)
+            self._create_runs(objs, links, finals)
         else:
             _insert(kind, objs, links)
         self.created[kind] += len(objs)
@@ -689,8 +686,8 @@ class _Chunk:
         if not checks.body_is_valid(kind, body):
             raise Refused("the body does not fit the contract's schema")
         parsed = shapes.Parsed(kind)
-        errors = shapes._Errors()
-        refs = shapes._RefCollector()
+        errors = shapes.Errors()
+        refs = shapes.RefCollector()
         _body_group(kind).load({k: v for k, v in body.items() if k != "kind"}, "", parsed, errors, refs)
         if errors.items:
             raise Refused("the body does not parse")
@@ -700,12 +697,6 @@ class _Chunk:
         """As Importer._create_packet, for many: written as drafts, linked, then sealed with their own times."""
         seals = []
         for packet in packets:
-            if packet.sealed and packet.sealed_at is None:
-                raise Refused("a sealed packet needs its sealed_at")
-            # Its data blob rules. The id was checked against the id index for the whole chunk: marked as
-            # known to be new, the packet skips CwomObject.clean's look-up of it.
-            packet._drawn_id = packet.pk
-            packet.clean()
             seals.append((packet.sealed, packet.sealed_at))
             packet.sealed, packet.sealed_at = False, None
         _insert(Kind.CONTEXT_PACKET, packets, links)
@@ -714,33 +705,29 @@ class _Chunk:
             packet.sealed, packet.sealed_at = was_sealed, sealed_at
             if was_sealed:
                 sealed.append(packet)
-        _update_rows(ContextPacket, sealed, ["sealed", "sealed_at"])
+        bulk.update(sealed, ["sealed", "sealed_at"])
 
-    def _create_runs(self, runs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
-        """As Importer._create_run, for many: inserted open, inputs linked, then moved to their recorded status."""
+    def _create_runs(
+        self, runs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]], finals: list[dict[str, Any]]
+    ) -> None:
+        """As Importer._create_run, for many: inserted open (``finals``: their recorded statuses and telemetry,
+        see _open_run), inputs linked, then moved to their recorded status."""
         packet_ids = {pk for run_links in links for pk, _role in run_links.get("context_packets", [])}
         packets = {
             p.pk: p for p in ContextPacket.objects.filter(pk__in=packet_ids).only("id", "for_issue_id", "sealed")
         }
-        finals = []
-        for run, run_links in zip(runs, links, strict=True):
-            final = {name: getattr(run, name) for name in RUN_FINAL_COLUMNS}  # checked by _check already
+        for run, run_links, final in zip(runs, links, finals, strict=True):
             mine = [packets[pk] for pk, _role in run_links.get("context_packets", []) if pk in packets]
-            run.validate_inputs(status=final["status"], packets=mine)
-            finals.append(final)
-            opening = final["status"] if final["status"] in OPEN_INPUT_STATUSES else Status.PLANNED
-            for name in RUN_FINAL_COLUMNS:
-                setattr(run, name, None)
-            run.status = opening
+            _check_final(run, final, mine)
         _insert(Kind.RUN, runs, links)
         moved = []
         for run, final in zip(runs, finals, strict=True):
             if final["status"] != run.status:
-                for name, value in final.items():
-                    setattr(run, name, value)
                 moved.append(run)
+            for name, value in final.items():
+                setattr(run, name, value)
         # The database checks each final state's constraints here.
-        _update_rows(Run, moved, list(RUN_FINAL_COLUMNS))
+        bulk.update(moved, RUN_FINAL_COLUMNS)
 
     # --- issue links -------------------------------------------------------------------------------
     def _issue_links(self, records: list[dict[str, Any]]) -> None:
@@ -775,8 +762,8 @@ class _Chunk:
             here[relation][pair] = role
             new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role}))
             self.created[ISSUE_LINK] += 1
-        for model, link_rows in new.items():
-            _write_rows(model, link_rows)
+        for link_rows in new.values():
+            bulk.load(link_rows)
 
     # --- events ------------------------------------------------------------------------------------
     def _events(self, records: list[dict[str, Any]]) -> None:
@@ -830,37 +817,51 @@ def _new(model: type[Any], values: dict[str, Any]) -> Any:
     return model(*[values[f.attname] if f.attname in values else f.get_default() for f in concrete])
 
 
-def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> None:
-    """Every Ref of a chunk names an object of the right kind here: one query (as _RefCollector.resolve)."""
+def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Every Ref of a chunk names an object of the right kind here: one query (as RefCollector.resolve);
+    returns what it found, {id: kind}."""
     if not wanted:
-        return
+        return {}
     found = dict(ObjectIndex.objects.filter(pk__in={w[0] for w in wanted}).values_list("id", "kind"))
     expected: dict[str, str] = {}
     for object_id, declared, path in wanted:
         if path not in expected:
-            expected[path] = shapes._kind_at(shape, path)
+            expected[path] = shapes.kind_at(shape, path)
         if declared != expected[path] or found.get(object_id) != expected[path]:
             raise Refused(f"{path}: no {expected[path]} has id {object_id!r} here")
+    return found
 
 
-def _check(obj: Any) -> None:
-    """The model's rules for a new object that need no other row (the rest: batched, or the database's).
+def _open_run(run: Any) -> dict[str, Any]:
+    """Set ``run`` to the open status it is inserted in (its inputs are linked before it starts), its final
+    columns cleared; returns those final columns (its recorded status and telemetry)."""
+    final = {name: getattr(run, name) for name in RUN_FINAL_COLUMNS}
+    for name in RUN_FINAL_COLUMNS:
+        setattr(run, name, None)
+    run.status = final["status"] if final["status"] in OPEN_INPUT_STATUSES else Status.PLANNED
+    return final
 
-    As ``_validate``: ``full_clean`` without the per-object queries. The id's uniqueness was checked for
-    the chunk; Refs were resolved for the chunk; a run's repo and an artifact's run and issue are held by
-    the guard triggers, unique constraints by the database.
-    """
-    obj.fill_defaults()
-    checks.clean_fields(obj, ["id", *(f.name for f in obj._meta.concrete_fields if f.is_relation)])
-    if isinstance(obj, Issue):
-        obj.check_parent_chain()
-        obj.check_repo_move()
+
+def _check_final(run: Any, final: dict[str, Any], packets: list[Any]) -> None:
+    """The model's rules for moving ``run`` (inserted open) to its recorded status and telemetry ``final``:
+    those columns' own, and the packet rules of that status (``packets``: the run's)."""
+    opened = {name: getattr(run, name) for name in final}
+    for name, value in final.items():
+        setattr(run, name, value)
+    try:
+        run.clean_columns(final)
+        run.validate_inputs(status=final["status"], packets=packets)
+    except ValidationError as error:
+        raise writes.contract_error(Kind.RUN, error) from None
+    finally:
+        for name, value in opened.items():
+            setattr(run, name, value)
 
 
 def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
     """Index rows, object rows and link rows, one write each (link rows in the order of the lines)."""
-    _copy_rows(ObjectIndex, ("id", "kind"), [(obj.pk, kind) for obj in objs])
-    _write_rows(shapes.SHAPES[kind].model, objs)
+    bulk.load_values(ObjectIndex, ("id", "kind"), [(obj.pk, kind) for obj in objs])
+    bulk.load(objs)
     rows: dict[type[Any], list[tuple[Any, ...]]] = defaultdict(list)
     columns: dict[type[Any], tuple[str, ...]] = {}
     for obj, obj_links in zip(objs, links, strict=True):
@@ -870,121 +871,7 @@ def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, st
             pk = obj.pk
             rows[model] += [(pk, t, r) for t, r in items]
     for model, link_rows in rows.items():
-        _copy_rows(model, columns[model], link_rows)
-
-
-def _copy_rows(model: type[Any], columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """INSERT ``rows`` (values of the fields ``columns``, by attname, ready for the database: strings, ids,
-    roles) in list order: COPY on PostgreSQL, ``bulk_create`` elsewhere. For the index and link tables,
-    whose other columns are an auto-increment key."""
-    if not rows:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create([model(**dict(zip(columns, row, strict=True))) for row in rows])
-        return
-    _copy(model, [model._meta.get_field(c.removesuffix("_id")).column for c in columns], rows)
-
-
-def _copy(model: type[Any], columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
-    """COPY ``rows`` (values ready for the database, in the order of the table's ``columns``) into ``model``'s
-    table, PostgreSQL only: row triggers and constraints apply to COPY as to INSERT."""
-    db = connections[DEFAULT_DB_ALIAS]  # resolved once: the proxy costs a lookup per attribute
-    quote = db.ops.quote_name
-    names = ", ".join(quote(column) for column in columns)
-    with db.cursor() as cursor, db.wrap_database_errors:
-        # psycopg's own cursor, for its COPY
-        with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({names}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-
-def _write_rows(model: type[Any], objs: list[Any]) -> None:
-    """INSERT ``objs``: on PostgreSQL with COPY (row triggers and constraints apply to COPY as to INSERT),
-    elsewhere with ``bulk_create``. An auto-increment primary key is left to the database, in list order."""
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objs)
-        return
-    fields, preparers = _copy_plan(model)
-    plan = list(zip(preparers, [attrgetter(f.attname) for f in fields], strict=True))
-    _copy(model, [f.column for f in fields], ([prepare(get(obj)) for prepare, get in plan] for obj in objs))
-
-
-_COPY_PLANS: dict[type[Any], tuple[list[Any], list[Callable[[Any], Any]]]] = {}
-# Field classes whose value, once ``clean_fields`` has run, is what the database takes when it has one of
-# these Python types: get_db_prep_save would hand it on unchanged.
-_PLAIN_TYPES: dict[type[Any], tuple[type[Any], ...]] = {
-    models.CharField: (str,),
-    models.TextField: (str,),
-    models.SlugField: (str,),
-    models.BooleanField: (bool,),
-    models.FloatField: (float,),
-    models.BigIntegerField: (int,),
-    models.PositiveSmallIntegerField: (int,),
-}
-
-
-def _copy_plan(model: type[Any]) -> tuple[list[Any], list[Callable[[Any], Any]]]:
-    """The fields COPY writes for ``model`` and a preparer each (``get_db_prep_save``, short-cut where it
-    would return the value as it is)."""
-    if model not in _COPY_PLANS:
-        fields = [f for f in model._meta.concrete_fields if not (f.primary_key and isinstance(f, models.AutoField))]
-        db = connections[DEFAULT_DB_ALIAS]
-        preparers = [_preparer(f, partial(f.get_db_prep_save, connection=db)) for f in fields]
-        _COPY_PLANS[model] = (fields, preparers)
-    return _COPY_PLANS[model]
-
-
-def _preparer(f: Any, prepare: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    if isinstance(f, models.JSONField):
-        return _jsonb
-    target = f.target_field if f.is_relation else f
-    kinds = _PLAIN_TYPES.get(type(target))
-    if kinds is not None and (f.is_relation or type(f) is type(target)):
-        return lambda value: value if value is None or type(value) in kinds else prepare(value)
-    if type(target) is models.DateTimeField:
-        aware = dt.datetime
-        return lambda value: (
-            value if value is None or (type(value) is aware and value.tzinfo is not None) else prepare(value)
-        )
-    return prepare
-
-
-def _jsonb(value: Any) -> Any:
-    """A JSON column's value for COPY, as jsonb's text input: jsonb keeps the parsed document, so orjson's
-    spelling of it stores the same value as the standard encoder's (values read by orjson hold no NaN;
-    anything else goes the slow way)."""
-    if value is None:
-        return None
-    try:
-        return orjson.dumps(value).decode()
-    except orjson.JSONEncodeError:
-        return json.dumps(value, cls=DjangoJSONEncoder)
-
-
-def _update_rows(model: type[Any], objs: list[Any], names: list[str]) -> None:
-    """UPDATE the columns ``names`` of ``objs`` to their values: one statement (PostgreSQL: from arrays,
-    elsewhere ``bulk_update``). Row triggers see each row's change as with a single UPDATE."""
-    if not objs:
-        return
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_update(objs, names)
-        return
-    quote = connection.ops.quote_name
-    pk = model._meta.pk
-    fields = [pk, *(model._meta.get_field(name) for name in names)]
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-    aliases = ", ".join(quote(f.column) for f in fields)
-    assignments = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields[1:])
-    table = quote(model._meta.db_table)
-    sql = (
-        f"UPDATE {table} SET {assignments} FROM unnest({arrays}) AS v({aliases}) "  # noqa: S608 - our own names
-        f"WHERE {table}.{quote(pk.column)} = v.{quote(pk.column)}"
-    )
-    params = [[f.get_db_prep_save(getattr(obj, f.attname), connection) for obj in objs] for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        bulk.load_values(model, columns[model], link_rows)
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -1020,23 +907,25 @@ def _moment(value: Any, path: str) -> dt.datetime:
     return moment
 
 
-def _validate(obj: CwomObject) -> None:
-    """The model's rules, as ``full_clean()`` applies them, except its check constraints.
+def _validate(model: Any, objs: list[Any], known_refs: dict[str, str], *, constraints: bool = True) -> None:
+    """The model's rules for new objects (``full_clean_many``) whose ids the caller found free in the id index
+    and whose Refs it resolved (``known_refs``: no existence query of their own).
 
-    Django checks a CheckConstraint with one query each; the database holds the same constraints and
-    refuses a violating row in the line's savepoint (reported with the constraint's own message), at a
-    fraction of the cost. Unique constraints are still checked here, for their clearer messages.
+    Check constraints are the database's (it refuses a violating row with the constraint's own message, see
+    :func:`_database_refusal`); unique constraints and fields are checked here for their clearer messages,
+    unless ``constraints`` is false (the bulk path: the database refuses the chunk, then the lines say why).
     """
-    # Refs were resolved by shapes.parse and the id checked against the id index already: the per-field
-    # existence queries of the foreign keys and the primary key would only repeat them.
-    resolved = ["id", *(f.name for f in obj._meta.concrete_fields if f.is_relation)]
+    for obj in objs:
+        obj.id_is_new()
     try:
-        obj.full_clean(exclude=resolved, validate_constraints=False)
-        for constraint in obj._meta.constraints:
-            if isinstance(constraint, UniqueConstraint):
-                constraint.validate(type(obj), obj)
+        model.full_clean_many(objs, known_refs=known_refs, validate_unique=constraints, validate_constraints=False)
+        if constraints:
+            for obj in objs:
+                for constraint in obj._meta.constraints:
+                    if isinstance(constraint, UniqueConstraint):
+                        constraint.validate(type(obj), obj)
     except ValidationError as error:
-        raise writes.contract_error(obj.KIND, error) from None
+        raise writes.contract_error(model.KIND, error) from None
 
 
 def _database_refusal(error: DatabaseError) -> str:

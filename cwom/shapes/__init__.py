@@ -64,9 +64,6 @@ from .refs import RefCollector, fetch, prime, ref_ids
 from .schema import SCHEMA_VERSION, json_schema
 from .shape import ACTOR_OR_NULL, META, TAGS, TS, Shape
 
-# The names these had while private, for cwom/portability/importing.py until it uses the public ones.
-_Errors, _RefCollector, _kind_at = Errors, RefCollector, kind_at
-
 __all__ = [
     "ACTOR_OR_NULL",
     "ID_SCHEMA",
