@@ -318,6 +318,12 @@ class CwomObject(models.Model):
         """What ``rows`` (read by the caller, e.g. under a lock) answer of :meth:`lookups_for`'s questions."""
         return {}
 
+    @staticmethod
+    def unanswered(objs: Sequence[CwomObject], known: Mapping[Any, Any], key: str, attname: str) -> set[Any]:
+        """The values of ``attname`` over ``objs`` whose lookup ``(key, value)`` ``known`` does not answer."""
+        values = {getattr(obj, attname, None) for obj in objs} - {None}
+        return {value for value in values if (key, value) not in known}
+
     def id_is_new(self) -> None:
         """The caller knows this new object's id is free (it drew a fresh ULID just now, or found it free in
         the object index): clean() does not ask again."""

@@ -136,11 +136,7 @@ class Run(MutableCwomObject):
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
         """And each run's issue's repo (the repo rule), one query for all."""
         found = super().lookups_for(objs, known)
-        issues = {
-            obj.for_issue_id
-            for obj in objs
-            if isinstance(obj, Run) and obj.for_issue_id is not None and ("issue_repo", obj.for_issue_id) not in known
-        }
+        issues = cls.unanswered(objs, known, "issue_repo", "for_issue_id")
         if issues:
             repos = dict(Issue.objects.filter(pk__in=issues).values_list("id", "repo_id"))
             found.update({("issue_repo", issue_id): repos.get(issue_id) for issue_id in issues})
@@ -428,11 +424,7 @@ class Artifact(MutableCwomObject):
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
         """And each artifact's run's issue and status (the run rules), one query for all."""
         found = super().lookups_for(objs, known)
-        runs = {
-            obj.produced_by_id
-            for obj in objs
-            if isinstance(obj, Artifact) and obj.produced_by_id is not None and ("run", obj.produced_by_id) not in known
-        }
+        runs = cls.unanswered(objs, known, "run", "produced_by_id")
         if runs:
             read = Run.objects.filter(pk__in=runs).values_list("id", "for_issue_id", "status")
             rows = {run_id: {"for_issue_id": issue_id, "status": status} for run_id, issue_id, status in read}
