@@ -1,4 +1,5 @@
-"""Helpers of the operations tests: emptying the CWOM tables despite their guards, exporting to text."""
+"""Helpers of the operations tests: running a command, emptying the CWOM tables despite their guards,
+exporting to text."""
 
 from __future__ import annotations
 
@@ -9,6 +10,14 @@ from collections import Counter
 from django.apps import apps
 from django.core.management import call_command
 from django.db import connection, transaction
+
+
+def run(name: str, *args: str) -> tuple[str, str]:
+    """A management command's stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command(name, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
 
 # Apps whose tables hold CWOM objects or point at them.
 WIPED_APPS = ("cwom", "execution")

@@ -16,14 +16,9 @@ from cwom import writes
 from cwom.humanize import duration
 from cwom.management.base import PIPE_CLOSED_EXIT, CwomCommand
 from tests import factories
+from tests.ops.helpers import run
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(name: str, *args: str) -> str:
-    out = io.StringIO()
-    call_command(name, *args, stdout=out, stderr=io.StringIO())
-    return out.getvalue()
 
 
 # --- --kind --------------------------------------------------------------------------------------------
@@ -37,7 +32,7 @@ def test_a_bad_kind_is_refused_naming_the_values_to_type(db: None) -> None:
 
 def test_a_kind_is_taken_in_any_letter_case(db: None) -> None:
     factories.repo(slug="only-repo")
-    lines = run("cwom_export", "--kind", "repo", "--no-events").splitlines()
+    lines = run("cwom_export", "--kind", "repo", "--no-events")[0].splitlines()
     assert [line.split('"kind":"')[1].split('"')[0] for line in lines] == ["CwomExport", "Repo", "CwomExportEnd"]
 
 
@@ -55,7 +50,7 @@ def test_stats_print_a_sub_second_run_in_milliseconds(db: None) -> None:
     run_obj = factories.run()
     writes.transition(run_obj, "running")
     writes.transition(writes.reload(run_obj), "done")
-    text = run("cwom_stats")
+    text = run("cwom_stats")[0]
     assert " ms, p95 " in text and "p50 0.0s" not in text
 
 

@@ -16,12 +16,7 @@ from django.utils import timezone
 
 from cwom.models import ApiToken, Artifact, Event, ObjectIndex, Run
 from cwom.shapes import iso
-
-
-def run(name: str, *args: str) -> tuple[str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    call_command(name, *args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
+from tests.ops.helpers import run
 
 
 class TestToken:

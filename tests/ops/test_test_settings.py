@@ -32,6 +32,11 @@ HOSTILE = {
 }
 
 
+def clean_environment() -> dict[str, str]:
+    """This process's environment without anything the test settings pin."""
+    return {name: value for name, value in os.environ.items() if not settings_test.pinned(name)}
+
+
 def effective_settings(environment: dict[str, str]) -> dict[str, object]:
     code = (
         "import json, django; django.setup(); from django.conf import settings; "
@@ -57,7 +62,7 @@ def test_every_variable_the_settings_read_is_pinned_or_selects_a_backend() -> No
 
 
 def test_a_callers_exported_variables_do_not_change_the_test_settings() -> None:
-    clean = {name: value for name, value in os.environ.items() if not settings_test.pinned(name)}
+    clean = clean_environment()
     assert not set(HOSTILE) & set(clean)
     baseline = effective_settings(clean)
     assert baseline["DEBUG"] is False
@@ -65,6 +70,5 @@ def test_a_callers_exported_variables_do_not_change_the_test_settings() -> None:
 
 
 def test_the_backend_selectors_still_select() -> None:
-    clean = {name: value for name, value in os.environ.items() if not settings_test.pinned(name)}
-    chosen = effective_settings({**clean, "CELERY_BROKER_URL": "memory://"})
+    chosen = effective_settings({**clean_environment(), "CELERY_BROKER_URL": "memory://"})
     assert chosen["CELERY_BROKER_URL"] == "memory://"
