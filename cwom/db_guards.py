@@ -283,6 +283,12 @@ _SQLITE_APPEND_ONLY = (
     "decision_log only grows",
 )
 
+
+def _pg_condition(condition: str) -> str:
+    # The rules are written in SQLite's spelling; PostgreSQL says IS DISTINCT FROM for IS NOT.
+    return condition.replace(" IS NOT OLD.", " IS DISTINCT FROM OLD.")
+
+
 # Added by migration 0006: who created an object never changes; the parent chain has no cycle; a data blob
 # names where its bytes are. (An artifact's created_by is in artifact_update, a snapshot never changes.)
 _CHAIN_REACHES_NEW = (
@@ -297,13 +303,13 @@ _BLOB_WITHOUT_SOURCE = {
     "WHERE COALESCE(json_type(b.value, '$.uri'), 'null') = 'null' "
     "AND COALESCE(json_type(b.value, '$.inline'), 'null') = 'null')",
 }
+# A new parent, other than the issue itself (that is the check constraint issue_not_own_parent's to refuse).
+_PARENT_CHANGED = "NEW.parent_id IS NOT NULL AND NEW.parent_id IS NOT OLD.parent_id AND NEW.parent_id <> NEW.id"
 PARENT_CYCLE = (
     "issue_parent_cycle",
     "cwom_issue",
     "UPDATE",
-    # Its own parent is the check constraint issue_not_own_parent's to refuse.
-    f"NEW.parent_id IS NOT NULL AND NEW.parent_id IS NOT OLD.parent_id AND NEW.parent_id <> NEW.id "
-    f"AND {_CHAIN_REACHES_NEW}",
+    f"{_PARENT_CHANGED} AND {_CHAIN_REACHES_NEW}",
     "cycle",
     "this parent would make a cycle in the parent chain",
 )
@@ -343,7 +349,7 @@ def rules_0006(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
 _PG_PARENT_CYCLE = f"""
 CREATE OR REPLACE FUNCTION cwom_guard_issue_parent_cycle() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  IF NEW.parent_id IS NOT NULL AND NEW.parent_id IS DISTINCT FROM OLD.parent_id AND NEW.parent_id <> NEW.id THEN
+  IF {_pg_condition(_PARENT_CHANGED)} THEN
     PERFORM pg_advisory_xact_lock(hashtext('cwom_issue_parent'));
     IF {_CHAIN_REACHES_NEW} THEN
       RAISE EXCEPTION 'cwom:{PARENT_CYCLE[4]}: {PARENT_CYCLE[5]}' USING ERRCODE = '23000';
@@ -364,11 +370,6 @@ PG_GIN_INDEXES = [
     ("cwom_doctrineref_tags_gin", "cwom_doctrineref", "tags"),
     ("cwom_doctrineref_issue_types_gin", "cwom_doctrineref", "applicability_issue_types"),
 ]
-
-
-def _pg_condition(condition: str) -> str:
-    # The rules are written in SQLite's spelling; PostgreSQL says IS DISTINCT FROM for IS NOT.
-    return condition.replace(" IS NOT OLD.", " IS DISTINCT FROM OLD.")
 
 
 def all_rules(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
