@@ -3,6 +3,7 @@
 - :func:`insert`: new rows of one model in one INSERT (a batch per statement), auto keys set from the
   database, without building a query through the compiler for every write of a hot path;
 - :func:`insert_together`: new rows of several models in one round trip (PostgreSQL: data-modifying CTEs);
+- :func:`write`: new rows of several models, in one round trip when they are few, else by COPY;
 - :func:`load` and :func:`load_values`: many new rows, by COPY on PostgreSQL (a multi-row INSERT elsewhere);
 - :func:`update`: some columns of many rows to their instances' values, in one statement.
 
@@ -21,6 +22,8 @@ from .values import Columns, columns
 
 # PostgreSQL's cap on parameters per statement.
 MAX_PARAMS = 65_535
+# Rows that :func:`write` sends in one statement; more go by COPY (a COPY costs a round trip per table).
+FEW = 64
 
 
 def _plain(model: type[models.Model], connection: Any) -> bool:
@@ -120,6 +123,17 @@ def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using
         _saved(groups[-1], using, cursor.fetchall() if returning else None)
     for group in groups[:-1]:
         _saved(group, using)
+
+
+def write(groups: Sequence[Sequence[models.Model]], using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT new rows of several models, in order (each group: rows of one model), the cheapest way for
+    their number: up to :data:`FEW` rows in one round trip (:func:`insert_together`), more by COPY, one per
+    group (:func:`load`: auto keys are not read back)."""
+    if sum(len(group) for group in groups) <= FEW:
+        insert_together(groups, using)
+        return
+    for group in groups:
+        load(group, using)
 
 
 def load(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:
