@@ -17,7 +17,7 @@ from django.db import IntegrityError, models, transaction
 from . import shapes
 from .db import bulk
 from .enums import EventAction, Kind, Status
-from .models import ContextPacket, CwomObject, Issue, IssueContextPacket, Run, record_event
+from .models import ContextPacket, CwomObject, Issue, Run, record_event
 from .models.base import jsonable, new_event
 from .models.runs import OPEN_INPUT_STATUSES
 
@@ -110,9 +110,11 @@ def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str
     before = current_links(obj, name)
     if before == items:
         return None
-    model, owner, _target = shapes.LINK_TABLES[(obj.KIND, name)]
+    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
     model._default_manager.filter(**{owner: obj.pk}).delete()
-    bulk.insert([_link_row(obj, name, target, role) for target, role in items])
+    model._default_manager.bulk_create(
+        [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
+    )
     return [t for t, _ in before], [t for t, _ in items]
 
 
@@ -178,13 +180,15 @@ def create_many(
         changes.update({name: (None, [t for t, _ in items]) for name, items in body.links.items()})
         events.append(new_event(obj, EventAction.CREATE, changes))
     # A packet is one of its issue's packets from the start.
-    issue_links = [
-        IssueContextPacket(issue_id=obj.for_issue_id, packet_id=obj.pk) for obj in objs if kind == Kind.CONTEXT_PACKET
+    issue_packets = [
+        ((Kind.ISSUE, "context_packets"), obj.for_issue_id, obj.pk, None)
+        for obj in objs
+        if isinstance(obj, ContextPacket)
     ]
-    link_rows = write_new(objs, [body.links for body in parsed], events=events, more_links=issue_links)
+    write_new(objs, [body.links for body in parsed], events=events, more_links=issue_packets)
     # Everything dump() reads is known: a new object has exactly these links and nothing points at it.
-    for obj, rows in zip(objs, link_rows, strict=True):
-        shapes.prime(obj, rows)
+    for obj, body in zip(objs, parsed, strict=True):
+        shapes.prime(obj, body.links)
     return objs
 
 
@@ -198,34 +202,37 @@ def write_new(
     links: Sequence[dict[str, LinkItems]],
     *,
     events: Sequence[models.Model] = (),
-    more_links: Sequence[models.Model] = (),
-) -> list[dict[str, list[models.Model]]]:
+    more_links: Sequence[tuple[tuple[str, str], str, str, str | None]] = (),
+) -> None:
     """The one creation sequence (:func:`create_many`, the importer), for new objects of one kind, validated
     as they will end up, with their links (``links``: per object, by link name).
 
     Each object is written in the state that still takes links (``open_for_links``: a packet as a draft, a
-    doctrine ref unpublished) with its id index row; then its link rows and ``more_links`` (rows of other
-    objects' links to these); then what it ends as, in one update per set of columns (a packet sealed, a
-    doctrine ref published); then ``events``. Objects with neither links nor a later state: all in one round
-    trip. Few rows go in one statement each, many by COPY (``bulk.write``). Returns each object's link rows,
-    by link name.
+    doctrine ref unpublished) with its id index row; then its link rows and ``more_links`` (other objects'
+    links to these: ``((owner kind, link name), owner id, target id, role)``); then what it ends as, in one
+    update per set of columns (a packet sealed, a doctrine ref published); then ``events``. Objects with
+    neither links nor a later state: all in one round trip. Few rows go in one statement each, many by COPY
+    (``bulk.write``).
     """
     if not objs:
-        return []
+        return
     model: Any = type(objs[0])
     finals = [obj.open_for_links() for obj in objs]
-    rows = [
-        {name: [_link_row(obj, name, target, role) for target, role in items] for name, items in obj_links.items()}
-        for obj, obj_links in zip(objs, links, strict=True)
-    ]
-    tables: dict[type[models.Model], list[models.Model]] = defaultdict(list)
-    for row in [row for by_name in rows for named in by_name.values() for row in named] + list(more_links):
-        tables[type(row)].append(row)
-    if not tables and not any(finals):
+    tables: dict[tuple[str, str], list[tuple[str, str, str | None]]] = defaultdict(list)
+    for obj, obj_links in zip(objs, links, strict=True):
+        for name, items in obj_links.items():
+            tables[(obj.KIND, name)] += [(obj.pk, target, role) for target, role in items]
+    for key, owner_id, target, role in more_links:
+        tables[key].append((owner_id, target, role))
+    if not any(tables.values()) and not any(finals):
         model.insert_new(objs, events)
-        return rows
+        return
     model.insert_new(objs)
-    bulk.write(list(tables.values()))
+    groups = []
+    for key, rows in tables.items():
+        table, owner, target = shapes.LINK_TABLES[key]
+        groups.append(bulk.Values(table, (f"{owner}_id", f"{target}_id", "role"), rows))
+    bulk.write(groups)
     then: dict[tuple[str, ...], list[CwomObject]] = defaultdict(list)
     for obj, final in zip(objs, finals, strict=True):
         for name, value in final.items():
@@ -238,12 +245,6 @@ def write_new(
         obj._loaded = obj._column_values()
     if events:
         bulk.write([events])
-    return rows
-
-
-def _link_row(obj: CwomObject, name: str, target: str, role: str | None) -> models.Model:
-    model, owner, target_field = shapes.LINK_TABLES[(obj.KIND, name)]
-    return model(**{f"{owner}_id": obj.pk, f"{target_field}_id": target, "role": role})
 
 
 # --- update -----------------------------------------------------------------------------------------

@@ -188,7 +188,9 @@ class CwomObject(models.Model):
         duplicate) if clean() did not see it."""
         if not objs:
             return
-        bulk.write([[ObjectIndex(pk=obj.pk, kind=obj.KIND) for obj in objs], objs, with_rows], using)
+        bulk.write(
+            [bulk.Values(ObjectIndex, ("id", "kind"), [(obj.pk, cls.KIND) for obj in objs]), objs, with_rows], using
+        )
         for obj in objs:
             obj._loaded = obj._column_values()
 
