@@ -10,7 +10,8 @@ Triggers on PostgreSQL (PL/pgSQL) and SQLite refuse:
   not its issue's repo (on insert, on update, and by moving an issue that has runs to another repo);
 - a decision log that shrinks or rewrites an entry;
 - a change of an object's ``created_by``, a parent that makes a cycle in an issue's parent chain, and a
-  data blob with neither a ``uri`` nor an ``inline`` value (migration 0006).
+  data blob with neither a ``uri`` nor an ``inline`` value (migration 0006);
+- an issue listing another issue's context packet (migration 0007).
 
 Every refusal message starts with ``cwom:<code>:`` so the API can answer with that code.
 PostgreSQL also gets GIN indexes for tag and assignee lookups.
@@ -286,7 +287,7 @@ _SQLITE_APPEND_ONLY = (
 
 def _pg_condition(condition: str) -> str:
     # The rules are written in SQLite's spelling; PostgreSQL says IS DISTINCT FROM for IS NOT.
-    return condition.replace(" IS NOT OLD.", " IS DISTINCT FROM OLD.")
+    return condition.replace(" IS NOT OLD.", " IS DISTINCT FROM OLD.").replace(" IS NOT NEW.", " IS DISTINCT FROM NEW.")
 
 
 # Added by migration 0006: who created an object never changes; the parent chain has no cycle; a data blob
@@ -343,6 +344,21 @@ def rules_0006(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
     return [*created_by, *blobs]
 
 
+# Added by migration 0007: an issue lists only its own context packets.
+_FOREIGN_PACKET = "(SELECT for_issue_id FROM cwom_contextpacket WHERE id = NEW.packet_id) IS NOT NEW.issue_id"
+RULES_0007 = [
+    (
+        f"issue_packet_{event.lower()}",
+        "cwom_issuecontextpacket",
+        event,
+        _FOREIGN_PACKET,
+        "packet_issue_mismatch",
+        "an issue lists only its own context packets",
+    )
+    for event in ("INSERT", "UPDATE")
+]
+
+
 # PostgreSQL: two writers could each add one edge of a cycle, each checking a chain that does not yet hold
 # the other's. The check takes a transaction-scoped advisory lock first, so parent changes are checked one
 # at a time, and reads the chain in a statement of its own (a fresh snapshot, after the lock).
@@ -375,8 +391,8 @@ PG_GIN_INDEXES = [
 def all_rules(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
     """Every guard the migrations install on ``vendor``."""
     if vendor == "postgresql":
-        return [*RULES, _PG_APPEND_ONLY, *RULES_0003, *rules_0006(vendor), PARENT_CYCLE]
-    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY, *rules_0006(vendor), PARENT_CYCLE]
+        return [*RULES, _PG_APPEND_ONLY, *RULES_0003, *rules_0006(vendor), PARENT_CYCLE, *RULES_0007]
+    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY, *rules_0006(vendor), PARENT_CYCLE, *RULES_0007]
 
 
 def _pg_statements(rules: list[tuple[str, str, str, str, str, str]], gin: bool = True) -> list[str]:
@@ -563,3 +579,13 @@ def install_0006(apps: Any, schema_editor: Any) -> None:
 def uninstall_0006(apps: Any, schema_editor: Any) -> None:
     vendor = schema_editor.connection.vendor
     _uninstall(schema_editor, [*rules_0006(vendor), PARENT_CYCLE], pg_extra=False)
+
+
+# --- migration 0007: an issue's context packets ---------------------------------------------------------
+def install_0007(apps: Any, schema_editor: Any) -> None:
+    """Migration 0007: an issue lists only its own context packets (the model layer's rule, held again)."""
+    _install(schema_editor, RULES_0007, pg_extra=False)
+
+
+def uninstall_0007(apps: Any, schema_editor: Any) -> None:
+    _uninstall(schema_editor, RULES_0007, pg_extra=False)
