@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import orjson
@@ -134,11 +134,12 @@ def call(
     environ = caller.environ(method, path, query_string(query), data)
     started: dict[str, Any] = {}
 
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         started["status"] = int(status.split(" ", 1)[0])
         started["headers"] = {name.lower(): value for name, value in headers}
+        return None
 
-    response = handler()(environ, start_response)
+    response = handler()(environ, cast(Any, start_response))
     chunks: list[bytes] = []
     size = 0
     truncated = False

@@ -14,7 +14,7 @@ from cwom.mcp.server import build_server
 from cwom.models import ApiToken, TokenExpired
 from cwom.shapes import iso
 
-TOKEN_VARIABLE = "CWOM_TOKEN"
+TOKEN_VARIABLE = "CWOM_TOKEN"  # noqa: S105 - the name of the variable, not a secret
 
 
 def token_from_environment() -> ApiToken:
