@@ -7,6 +7,7 @@ own document or problem document.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import anyio
@@ -274,3 +275,24 @@ def test_the_asgi_entry_serves_the_rest_api_beside_mcp(http_server: HttpServer, 
         f"{http_server.url}/api/v1/repos", headers={"Authorization": f"Bearer {service.reader}"}, timeout=30
     )
     assert answer.status_code == 200 and set(answer.json()) == {"next", "previous", "results"}
+
+
+def test_http_counts_each_tokens_requests_against_its_own_rate(service: Service, tmp_path_factory: Any) -> None:
+    busy, other = (service.token(f"mcp-{who}-{uuid.uuid4().hex[:8]}") for who in ("busy", "other"))
+    server = HttpServer({**service.env, "CWOM_THROTTLE_RATE": "3/min"}, tmp_path_factory.mktemp("logs") / "uv.log")
+    try:
+
+        def list_tools(token: str) -> httpx2.Response:
+            return httpx2.post(
+                f"{server.url}/mcp",
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"},
+                timeout=30,
+            )
+
+        answers = [list_tools(busy) for _ in range(4)]
+        assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
+        assert answers[3].json()["code"] == "throttled" and int(answers[3].headers["Retry-After"]) >= 1
+        assert list_tools(other).status_code == 200
+    finally:
+        server.stop()
