@@ -6,9 +6,10 @@ import os
 from typing import Any
 
 import anyio
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from mcp.server.stdio import stdio_server
 
+from cwom.management.base import CwomCommand
 from cwom.mcp import rest
 from cwom.mcp.server import build_server
 from cwom.models import ApiToken, TokenExpired
@@ -38,12 +39,13 @@ def token_from_environment() -> ApiToken:
     return token
 
 
-class Command(BaseCommand):
+class Command(CwomCommand):
     help = (
         "Serve the CWOM tools over the Model Context Protocol on stdin/stdout, for an agent runtime to launch. "
         f"Acts as the API token in the environment variable {TOKEN_VARIABLE} (a read-only token gets the read "
-        "tools only); every tool call is a request to the REST API made with that token. Exit 2 when the "
-        "token is missing, unknown, revoked or expired."
+        "tools only); every tool call is a request to the REST API made with that token, recorded as its "
+        "principal. Exit 0 when the client closes the connection, 2 when the token is missing, unknown, revoked "
+        "or expired."
     )
 
     def handle(self, *args: Any, **options: Any) -> None:
