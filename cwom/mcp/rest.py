@@ -50,6 +50,11 @@ class Caller:
     remote_addr: str = "127.0.0.1"
     headers: tuple[tuple[str, str], ...] = ()  # extra WSGI environ entries (``PASSED_HEADERS``)
 
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` as the caller reaches the service (a TLS proxy's scheme included)."""
+        proxied = dict(self.headers).get("HTTP_X_FORWARDED_PROTO") == "https" and settings.SECURE_PROXY_SSL_HEADER
+        return f"{'https' if proxied else self.scheme}://{self.host}{path}"
+
     def environ(self, method: str, path: str, query: str, body: bytes | None) -> dict[str, Any]:
         port = "443" if self.scheme == "https" else "80"
         environ: dict[str, Any] = {

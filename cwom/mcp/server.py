@@ -103,7 +103,7 @@ def artifact_content(caller: rest.Caller, tool: Tool, artifact_id: str) -> types
         "media_type": artifact.get("media_type"),
         "size_bytes": artifact.get("size_bytes"),
         "digest": artifact.get("digest"),
-        "content_url": f"{caller.scheme}://{caller.host}{path}",
+        "content_url": caller.url(path),
         "text": None,
     }
     size = artifact.get("size_bytes") or 0
