@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx2
 import psycopg
 import pytest
+from django.core.cache import cache
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
@@ -32,6 +33,12 @@ from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable  # the venv's interpreter (its realpath would be the bare one)
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters() -> None:
+    """Rate counters start empty: with a shared cache (``CACHE_URL``) the servers and earlier tests share them."""
+    cache.clear()
 
 
 @dataclass

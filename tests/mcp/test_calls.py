@@ -4,9 +4,12 @@ becomes a result, for the cases the transport tests cannot set up through tools 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 
 from cwom.mcp import rest
 from cwom.mcp.server import call_tool
@@ -17,10 +20,18 @@ from tests import factories
 
 
 @pytest.fixture
-def caller(db: None, settings: Any, tmp_path: Any) -> rest.Caller:
+def caller(db: None, settings: Any, tmp_path: Any) -> Iterator[rest.Caller]:
+    """A reader's caller. As Django's test client does, requests keep the test's connection (its
+    transaction) instead of closing it when they start and finish."""
     settings.MEDIA_ROOT = str(tmp_path / "media")
     _, secret = ApiToken.issue("calls-reader", can_write=False)
-    return rest.local_caller(secret, can_write=False)
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield rest.local_caller(secret, can_write=False)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
 
 
 def stored_artifact(data: bytes, media_type: str = "text/plain") -> str:
