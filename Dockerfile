@@ -1,7 +1,9 @@
 # syntax=docker/dockerfile:1
 #
-# CWOM service image: one image for every role (web, worker, beat, one-shot migrate); the command
-# chooses the role. Default: gunicorn on :8000.
+# CWOM service image: one image for every role (web, mcp, worker, beat, one-shot migrate); the command
+# chooses the role. Default: gunicorn (WSGI, the API) on :8000. The MCP server's Streamable HTTP transport:
+#   gunicorn cwom_site.asgi:application --worker-class uvicorn.workers.UvicornWorker --bind 0.0.0.0:8001
+# (docker-compose.yml's `mcp` service); stdio: `python manage.py cwom_mcp` with CWOM_TOKEN set.
 #
 #   docker build -t cwom-service .
 #   docker run --rm -p 8000:8000 -e SECRET_KEY=... -e ALLOWED_HOSTS=localhost -e DATABASE_URL=... cwom-service
@@ -51,7 +53,7 @@ RUN DEBUG=0 SECRET_KEY=build-only ALLOWED_HOSTS=localhost \
 
 USER cwom
 
-EXPOSE 8000
+EXPOSE 8000 8001
 
 # X-Forwarded-Proto keeps SECURE_SSL_REDIRECT from redirecting the probe; Host is the first
 # ALLOWED_HOSTS entry so the probe is not refused as a disallowed host.

@@ -1,6 +1,7 @@
 # CWOM service — developer entry points.  `make help` lists them.
 #
-#   make run    migrate, (demo data if the command exists), Celery worker+beat, runserver on HOST:PORT
+#   make run    migrate, (demo data if the command exists), Celery worker+beat, the ASGI app (API + /mcp)
+#               under uvicorn on HOST:PORT, reloading on code changes
 #               (default 127.0.0.1:8000; e.g. make run HOST=0.0.0.0 PORT=8080)
 #   make test   pytest (PYTEST_ARGS="-k foo -x" to narrow)
 #   make lint   ruff check + ruff format --check + makemigrations --check + manage.py check + mypy
@@ -27,7 +28,8 @@ TEST_SETTINGS := cwom_site.settings_test
 help:
 	@echo "Targets:"
 	@echo "  make venv    create $(VENV) with $(PYTHON) and install requirements/dev.txt"
-	@echo "  make run     migrate, load demo data if empty, start a Celery worker (+beat) and runserver"
+	@echo "  make run     migrate, load demo data if empty, start a Celery worker (+beat) and serve the API"
+	@echo "               and the MCP server (/mcp) with uvicorn"
 	@echo "               on HOST:PORT (default 127.0.0.1:8000)"
 	@echo "  make test    run the test suite (PYTEST_ARGS='...' to pass options to pytest)"
 	@echo "  make lint    ruff check, ruff format --check, makemigrations --check, manage.py check, mypy"
@@ -54,10 +56,9 @@ $(VENV_STAMP): $(PY) $(REQUIREMENTS)
 
 # --- run ------------------------------------------------------------------------------------------
 
-# An IPv6 address is written in brackets (runserver, URLs, ALLOWED_HOSTS); the banner shows a wildcard
-# bind as an address that answers.
+# An IPv6 address is written in brackets in URLs and ALLOWED_HOSTS (uvicorn takes it bare); the banner shows
+# a wildcard bind as an address that answers.
 HOST_NAME = $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
-RUNSERVER_ADDR = $(HOST_NAME):$(PORT)
 URL_HOST = $(if $(filter 0.0.0.0 ::,$(HOST)),127.0.0.1,$(HOST_NAME))
 
 run: export DEBUG ?= 1
@@ -78,6 +79,7 @@ run: $(VENV_STAMP)
 	@echo "    API    http://$(URL_HOST):$(PORT)/api/v1/"
 	@echo "    Docs   http://$(URL_HOST):$(PORT)/api/v1/docs/"
 	@echo "    Admin  http://$(URL_HOST):$(PORT)/admin/   (create a login: DEBUG=1 $(MANAGE) createsuperuser)"
+	@echo "    MCP    http://$(URL_HOST):$(PORT)/mcp      (Streamable HTTP, Bearer token; stdio: $(MANAGE) cwom_mcp)"
 	@$(if $(filter 0.0.0.0 ::,$(HOST)),echo "  Listening on every interface: set ALLOWED_HOSTS to the names clients use (now: $$ALLOWED_HOSTS).")
 	@echo "    Token  DEBUG=1 $(MANAGE) cwom_token create my-agent --write"
 	@echo "  Ctrl-C stops the web server and the worker."
@@ -86,7 +88,8 @@ run: $(VENV_STAMP)
 	worker=$$!; \
 	trap 'kill -TERM $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT; \
 	trap 'exit 130' INT TERM; \
-	$(MANAGE) runserver $(RUNSERVER_ADDR)
+	$(VENV)/bin/uvicorn cwom_site.asgi:application --host $(HOST) --port $(PORT) \
+	  --reload --reload-dir cwom --reload-dir cwom_site --reload-dir execution
 
 # --- quality --------------------------------------------------------------------------------------
 
