@@ -159,10 +159,10 @@ def test_an_agent_drives_the_whole_chain(connect: Connect, service: Service) -> 
             )
             assert second["results"][0]["id"] > first["results"][0]["id"]
 
-            # Run retry is not served yet: the tool answers the API's own 404 for the route.
-            pending = await refused(client, "retry_run", {"id": run_id})
-            assert (pending["status"], pending["code"]) == (404, "not_found")
-            assert pending["instance"] == f"/api/v1/runs/{run_id}/retry"
+            # A done run is not retried: the API's own 409, naming why.
+            retried = await refused(client, "retry_run", {"id": run_id})
+            assert (retried["status"], retried["code"]) == (409, "not_retryable")
+            assert retried["instance"] == f"/api/v1/runs/{run_id}/retry"
 
     run(scenario)
 
