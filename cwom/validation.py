@@ -8,7 +8,9 @@ write path.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -21,6 +23,10 @@ from django.utils.deconstruct import deconstructible
 from jsonschema import Draft202012Validator
 
 from . import enums
+from .ids import ULID_RE
+
+# A repo's slug (also accepted wherever a Ref to a Repo is).
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 
 
 def enum_schema(choices: type[enums.models.TextChoices], nullable: bool = False) -> dict[str, Any]:
@@ -150,33 +156,136 @@ def _register_constants(*schemas: dict[str, Any]) -> None:
 
 
 def schema_errors(schema: dict[str, Any] | CompiledSchema, value: Any) -> list[tuple[str, str]]:
-    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits.
+    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits (see
+    :func:`schema_problems`, which gives each one's code too)."""
+    return [(path, message) for path, _code, message in schema_problems(schema, value)]
 
+
+def schema_problems(schema: dict[str, Any] | CompiledSchema, value: Any) -> list[tuple[str, str, str]]:
+    """(dotted path, code, message) for each way ``value`` breaks ``schema``; empty when it fits.
+
+    Messages are written for the client, never jsonschema's own text: a missing field is reported at its
+    own path, an unexpected one with the closest allowed name ("did you mean"), a value that fits none of
+    a Ref's forms by the form its type is closest to (a string that is no id: "not a valid id").
     ``schema`` may also be what :func:`compiled` returns (what callers on a hot path keep).
     """
     checked = schema if isinstance(schema, CompiledSchema) else compiled(schema)
     if checked.is_valid(value):  # the common case: nothing to sort or explain
         return []
-    validator = checked.validator
-    found = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
-        path = ".".join(str(part) for part in error.absolute_path)
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            # One error per unexpected key, at that key's own path.
-            known = error.schema.get("properties", {})
-            for key in sorted(set(error.instance) - set(known)):
-                allowed = ", ".join(known) or "none"
-                found.append((f"{path}.{key}" if path else key, f"Unexpected field {key!r}; allowed: {allowed}."))
-            continue
-        found.append((path, _message(error)))
+    found: list[tuple[str, str, str]] = []
+    for error in sorted(checked.validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
+        found += _explain(error)
     return found
 
 
-def _message(error: Any) -> str:
-    if error.validator == "enum":
-        allowed = ", ".join("null" if v is None else str(v) for v in error.validator_value)
-        return f"{error.instance!r} is not one of the allowed values: {allowed}."
-    return str(error.message)
+def _join(path: str, name: Any) -> str:
+    return f"{path}.{name}" if path else str(name)
+
+
+_JSON_TYPES = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return {str: "a string", dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+
+
+def _fits_type(value: Any, wanted: Any) -> bool:
+    """Whether ``value`` has one of the JSON types ``wanted`` names (a schema's ``type``)."""
+    for name in [wanted] if isinstance(wanted, str) else wanted:
+        if name in ("number", "integer"):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return True
+        elif isinstance(value, _JSON_TYPES.get(name, ())) and not (name != "boolean" and isinstance(value, bool)):
+            return True
+    return False
+
+
+def _explain(error: Any) -> list[tuple[str, str, str]]:
+    """One jsonschema error as ``(path, code, message)`` items a client can act on."""
+    path = ".".join(str(part) for part in error.absolute_path)
+    kind, instance, wanted = error.validator, error.instance, error.validator_value
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        # One error per unexpected key, at that key's own path.
+        allowed = list(error.schema.get("properties", {}))
+        return [
+            (_join(path, key), "unexpected_field", unexpected_field_message(key, allowed))
+            for key in sorted(set(instance) - set(allowed))
+        ]
+    if kind == "required" and isinstance(instance, dict):
+        return [(_join(path, name), "required", "This field is required.") for name in wanted if name not in instance]
+    if kind in ("anyOf", "oneOf"):
+        branch = _closest_branch(error)
+        if branch is not None:
+            return [item for sub in branch for item in _explain(sub)]
+        return [(path, "invalid", f"{_shown(instance)} fits none of the accepted forms.")]
+    if kind == "type":
+        names = " or ".join([wanted] if isinstance(wanted, str) else wanted)
+        return [(path, "invalid_type", f"Expected {names}, got {_type_name(instance)}.")]
+    if kind == "enum":
+        allowed = ", ".join("null" if v is None else str(v) for v in wanted)
+        return [(path, "invalid_choice", f"{_shown(instance)} is not one of the allowed values: {allowed}.")]
+    if kind == "const":
+        return [(path, "invalid_choice", f"Must be {_shown(wanted)}, got {_shown(instance)}.")]
+    if kind == "pattern":
+        if wanted == ULID_RE.pattern:
+            return [(path, "invalid_id", f"{_shown(instance)} is not a valid id (a ULID: 26 characters of Crockford base32).")]
+        if wanted == SLUG_RE.pattern:
+            return [(path, "invalid", f"{_shown(instance)} is not a valid slug (letters, digits, '-' and '_').")]
+        return [(path, "invalid", f"{_shown(instance)} does not have the expected form.")]
+    if kind in ("maxLength", "minLength"):
+        if kind == "minLength" and instance == "":
+            return [(path, "empty_value", "Must not be empty.")]
+        bound = "at most" if kind == "maxLength" else "at least"
+        code = "too_long" if kind == "maxLength" else "too_short"
+        return [(path, code, f"Must be {bound} {wanted} characters long (got {len(instance)}).")]
+    if kind in ("maxItems", "minItems"):
+        bound = "at most" if kind == "maxItems" else "at least"
+        code = "too_many" if kind == "maxItems" else "too_few"
+        return [(path, code, f"Must have {bound} {wanted} items (got {len(instance)}).")]
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        relation = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
+        return [(path, "out_of_range", f"Must be {relation} {wanted} (got {_shown(instance)}).")]
+    if kind == "format":
+        return [(path, "invalid_datetime" if wanted == "date-time" else "invalid", f"{_shown(instance)} is not a valid {wanted}.")]
+    return [(path, "invalid", f"{_shown(instance)} does not fit this field ({kind}).")]
+
+
+def _closest_branch(error: Any) -> list[Any] | None:
+    """The errors of the one alternative of an ``anyOf``/``oneOf`` whose type the value has, if exactly one."""
+    branches: dict[int, list[Any]] = {}
+    for sub in error.context or ():
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    alternatives = error.validator_value
+    fitting = [
+        index
+        for index, alternative in enumerate(alternatives)
+        if "type" not in alternative or _fits_type(error.instance, alternative["type"])
+    ]
+    if len(fitting) == 1 and branches.get(fitting[0]):
+        return branches[fitting[0]]
+    if len(fitting) > 1:  # several forms of the value's type (an id or a slug): the first explains
+        chosen = [branches[index] for index in fitting if branches.get(index)]
+        return chosen[0] if chosen else None
+    return None
+
+
+def unexpected_field_message(key: str, allowed: list[str]) -> str:
+    """"Unexpected field 'titel'. Did you mean 'title'?" when an allowed name is close, else the allowed names."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    if close:
+        return f"Unexpected field {key!r}. Did you mean {close[0]!r}?"
+    return f"Unexpected field {key!r}; allowed: {', '.join(allowed) or 'none'}."
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @deconstructible
@@ -190,13 +299,10 @@ class ShapeValidator:
         checked = self.__dict__.get("_checked")
         if checked is None:
             checked = self.__dict__["_checked"] = compiled(SHAPES[self.shape])
-        problems = schema_errors(checked, value)
+        problems = schema_problems(checked, value)
         if problems:
             raise ValidationError(
-                [
-                    ValidationError(f"{path}: {msg}" if path else msg, code=_code(msg), params=None)
-                    for path, msg in problems
-                ]
+                [ValidationError(f"{path}: {msg}" if path else msg, code=code, params=None) for path, code, msg in problems]
             )
 
     def __eq__(self, other: object) -> bool:
@@ -204,10 +310,6 @@ class ShapeValidator:
 
     def __hash__(self) -> int:
         return hash(self.shape)
-
-
-def _code(message: str) -> str:
-    return "invalid_choice" if "allowed values" in message else "invalid_shape"
 
 
 SHAPES: dict[str, dict[str, Any]] = {

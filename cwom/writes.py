@@ -17,6 +17,7 @@ from . import shapes
 from .enums import EventAction, Kind, Status
 from .models import ContextPacket, CwomObject, DoctrineRef, Issue, IssueContextPacket, Run, record_event
 from .models.base import jsonable, new_event
+from .models.briefing import sealed_error
 from .models.runs import OPEN_INPUT_STATUSES
 
 LinkItems = list[tuple[str, str | None]]
@@ -75,9 +76,7 @@ def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
     if isinstance(obj, ContextPacket) and obj.is_sealed_in_db():
         for name, items in links.items():
             if current_links(obj, name) != items:
-                errors.setdefault(name, []).append(
-                    ValidationError("A sealed context packet never changes.", code="immutable")
-                )
+                errors.setdefault(name, []).append(sealed_error(obj, name))
     if obj.KIND == Kind.ISSUE:
         for name in ("blocks", "blocked_by", "duplicates"):
             if any(target == obj.pk for target, _ in links.get(name, [])):
@@ -227,7 +226,7 @@ def update(obj: CwomObject, data: Any) -> CwomObject:
                 ]
             }
         )
-    parsed = shapes.parse(obj.KIND, data, "patch")
+    parsed = shapes.parse(obj.KIND, data, "patch", current=lambda: shapes.dump(obj))
     with transaction.atomic():
         locked = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
         update_parsed(locked, parsed)

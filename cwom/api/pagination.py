@@ -77,7 +77,7 @@ class CwomCursorPagination(CursorPagination):
         if encoded is None:
             return None
         if is_blank(encoded):
-            raise empty_parameter(self.cursor_query_param, "invalid_cursor")
+            raise empty_parameter(self.cursor_query_param, "empty_value")
         try:
             querystring = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
             tokens = parse_qs(querystring, keep_blank_values=True, strict_parsing=bool(querystring))

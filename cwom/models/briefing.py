@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -28,6 +28,17 @@ class Sealable(MutableCwomObject):
 
     def frozen_fields(self) -> frozenset[str]:
         return frozenset({"*"}) if self.is_sealed_in_db() else self.FROZEN_FIELDS
+
+
+def sealed_error(obj: Any, field: str) -> ValidationError:
+    """A change to ``field`` of the sealed ``obj`` refused, saying what to do instead (code ``sealed``)."""
+    what = "sealing is one-way" if field == "sealed" else f"its {field} never changes"
+    return ValidationError(
+        "%(kind)s %(id)s is sealed: %(what)s. To change it, create a new %(kind)s for the same issue (it gets "
+        "the issue's next version).",
+        code="sealed",
+        params={"kind": obj.KIND, "id": obj.pk, "what": what},
+    )
 
 
 class ContextPacket(Sealable):
@@ -104,6 +115,11 @@ class ContextPacket(Sealable):
         """The issue's next numeric version: one more than the highest numeric version so far."""
         versions = cls.objects.filter(for_issue_id=issue_id).values_list("version", flat=True)
         return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+
+    def frozen_error(self, name: str) -> ValidationError:
+        if name in self.FROZEN_FIELDS or not self.is_sealed_in_db():
+            return super().frozen_error(name)
+        return sealed_error(self, name)
 
     def seal(self, *, record: bool = True) -> None:
         """Seal a draft. One-way: a sealed packet never changes again, by any path."""

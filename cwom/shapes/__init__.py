@@ -30,7 +30,8 @@ The modules, by what changes together (each imports only those before it):
 - :mod:`~cwom.shapes.refs`: ref lists of objects being read (``fetch``, ``prime``, ``ref_ids``) and the Refs
   of a body being parsed (:class:`RefCollector`);
 - :mod:`~cwom.shapes.schema`: ``json_schema``;
-- :mod:`~cwom.shapes.parse`: ``parse``, :class:`Parsed`, :class:`Errors`, ``kind_at``, ``error_path``.
+- :mod:`~cwom.shapes.parse`: ``parse``, :class:`Parsed`, :class:`Errors`, ``kind_at``, ``error_path``,
+  ``resolve_refs`` (Refs outside a kind's body), ``drop_echoed`` (read-only fields sent back).
 
 Everything is re-exported here: callers write ``from cwom import shapes`` and ``shapes.dump(obj)``.
 """
@@ -59,7 +60,7 @@ from .nodes import (
     ref_input_schema,
     ref_schema,
 )
-from .parse import Errors, Parsed, error_path, kind_at, parse
+from .parse import Errors, Parsed, drop_echoed, error_path, kind_at, parse, resolve_refs
 from .refs import RefCollector, fetch, prime, ref_ids
 from .schema import SCHEMA_VERSION, json_schema
 from .shape import ACTOR_OR_NULL, META, TAGS, TS, Shape
@@ -91,6 +92,7 @@ __all__ = [
     "ReverseRefs",
     "Shape",
     "Time",
+    "drop_echoed",
     "dump",
     "dump_many",
     "error_path",
@@ -106,5 +108,6 @@ __all__ = [
     "ref_ids",
     "ref_input_schema",
     "ref_schema",
+    "resolve_refs",
     "shape_for",
 ]
