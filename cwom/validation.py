@@ -192,7 +192,8 @@ def _type_name(value: Any) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
-    return {str: "a string", dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+    names: dict[type, str] = {str: "a string", dict: "an object", list: "an array"}
+    return names.get(type(value), type(value).__name__)
 
 
 def _fits_type(value: Any, wanted: Any) -> bool:
@@ -220,63 +221,77 @@ def _explain(error: Any) -> list[tuple[str, str, str]]:
     if kind == "required" and isinstance(instance, dict):
         return [(_join(path, name), "required", "This field is required.") for name in wanted if name not in instance]
     if kind in ("anyOf", "oneOf"):
-        branch = _closest_branch(error)
-        if branch is not None:
-            return [item for sub in branch for item in _explain(sub)]
-        return [(path, "invalid", f"{_shown(instance)} fits none of the accepted forms.")]
+        return _explain_alternatives(error, path)
+    code, message = _explain_value(kind, instance, wanted)
+    return [(path, code, message)]
+
+
+def _explain_value(kind: str, instance: Any, wanted: Any) -> tuple[str, str]:
+    """(code, message) of a value that breaks the keyword ``kind`` (with the keyword's value ``wanted``)."""
+    shown = _shown(instance)
     if kind == "type":
         names = " or ".join([wanted] if isinstance(wanted, str) else wanted)
-        return [(path, "invalid_type", f"Expected {names}, got {_type_name(instance)}.")]
+        return "invalid_type", f"Expected {names}, got {_type_name(instance)}."
     if kind == "enum":
         allowed = ", ".join("null" if v is None else str(v) for v in wanted)
-        return [(path, "invalid_choice", f"{_shown(instance)} is not one of the allowed values: {allowed}.")]
+        return "invalid_choice", f"{shown} is not one of the allowed values: {allowed}."
     if kind == "const":
-        return [(path, "invalid_choice", f"Must be {_shown(wanted)}, got {_shown(instance)}.")]
+        return "invalid_choice", f"Must be {_shown(wanted)}, got {shown}."
     if kind == "pattern":
         if wanted == ULID_RE.pattern:
-            return [(path, "invalid_id", f"{_shown(instance)} is not a valid id (a ULID: 26 characters of Crockford base32).")]
+            return "invalid_id", f"{shown} is not a valid id ({ID_FORM})."
         if wanted == SLUG_RE.pattern:
-            return [(path, "invalid", f"{_shown(instance)} is not a valid slug (letters, digits, '-' and '_').")]
-        return [(path, "invalid", f"{_shown(instance)} does not have the expected form.")]
+            return "invalid", f"{shown} is not a valid slug ({SLUG_FORM})."
+        return "invalid", f"{shown} does not have the expected form."
+    if kind == "minLength" and instance == "":
+        return "empty_value", "Must not be empty."
     if kind in ("maxLength", "minLength"):
-        if kind == "minLength" and instance == "":
-            return [(path, "empty_value", "Must not be empty.")]
-        bound = "at most" if kind == "maxLength" else "at least"
-        code = "too_long" if kind == "maxLength" else "too_short"
-        return [(path, code, f"Must be {bound} {wanted} characters long (got {len(instance)}).")]
+        bound, code = ("at most", "too_long") if kind == "maxLength" else ("at least", "too_short")
+        return code, f"Must be {bound} {wanted} characters long (got {len(instance)})."
     if kind in ("maxItems", "minItems"):
-        bound = "at most" if kind == "maxItems" else "at least"
-        code = "too_many" if kind == "maxItems" else "too_few"
-        return [(path, code, f"Must have {bound} {wanted} items (got {len(instance)}).")]
-    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        relation = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}[kind]
-        return [(path, "out_of_range", f"Must be {relation} {wanted} (got {_shown(instance)}).")]
+        bound, code = ("at most", "too_many") if kind == "maxItems" else ("at least", "too_few")
+        return code, f"Must have {bound} {wanted} items (got {len(instance)})."
+    if kind in _RELATIONS:
+        return "out_of_range", f"Must be {_RELATIONS[kind]} {wanted} (got {shown})."
     if kind == "format":
-        return [(path, "invalid_datetime" if wanted == "date-time" else "invalid", f"{_shown(instance)} is not a valid {wanted}.")]
-    return [(path, "invalid", f"{_shown(instance)} does not fit this field ({kind}).")]
+        return ("invalid_datetime" if wanted == "date-time" else "invalid"), f"{shown} is not a valid {wanted}."
+    return "invalid", f"{shown} does not fit this field ({kind})."
 
 
-def _closest_branch(error: Any) -> list[Any] | None:
-    """The errors of the one alternative of an ``anyOf``/``oneOf`` whose type the value has, if exactly one."""
+ID_FORM = "a ULID: 26 characters of Crockford base32"
+SLUG_FORM = "letters, digits, '-' and '_'"
+_RELATIONS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+
+
+def _explain_alternatives(error: Any, path: str) -> list[tuple[str, str, str]]:
+    """A value that fits none of an ``anyOf``/``oneOf``: explained by the alternative of its own type (a Ref
+    given as an object: that object's errors); a string that is neither a Repo's id nor its slug says so."""
+    fitting = _fitting_branches(error)
+    if len(fitting) == 1:
+        return [item for sub in fitting[0] for item in _explain(sub)]
+    patterns = {sub.validator_value for branch in fitting for sub in branch if sub.validator == "pattern"}
+    if patterns == {ULID_RE.pattern, SLUG_RE.pattern}:
+        message = f"{_shown(error.instance)} is not a valid id ({ID_FORM}) nor a repo slug ({SLUG_FORM})."
+        return [(path, "invalid_id", message)]
+    if fitting:
+        return [item for sub in fitting[0] for item in _explain(sub)]
+    return [(path, "invalid", f"{_shown(error.instance)} fits none of the accepted forms.")]
+
+
+def _fitting_branches(error: Any) -> list[list[Any]]:
+    """The errors of each alternative of an ``anyOf``/``oneOf`` whose type the value has."""
     branches: dict[int, list[Any]] = {}
     for sub in error.context or ():
         branches.setdefault(sub.relative_schema_path[0], []).append(sub)
-    alternatives = error.validator_value
-    fitting = [
-        index
-        for index, alternative in enumerate(alternatives)
-        if "type" not in alternative or _fits_type(error.instance, alternative["type"])
+    return [
+        branches[index]
+        for index, alternative in enumerate(error.validator_value)
+        if branches.get(index) and ("type" not in alternative or _fits_type(error.instance, alternative["type"]))
     ]
-    if len(fitting) == 1 and branches.get(fitting[0]):
-        return branches[fitting[0]]
-    if len(fitting) > 1:  # several forms of the value's type (an id or a slug): the first explains
-        chosen = [branches[index] for index in fitting if branches.get(index)]
-        return chosen[0] if chosen else None
-    return None
 
 
 def unexpected_field_message(key: str, allowed: list[str]) -> str:
-    """"Unexpected field 'titel'. Did you mean 'title'?" when an allowed name is close, else the allowed names."""
+    """The message for an unexpected key: the closest allowed name ("Did you mean 'title'?"), else them all."""
     close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
     if close:
         return f"Unexpected field {key!r}. Did you mean {close[0]!r}?"
@@ -302,7 +317,10 @@ class ShapeValidator:
         problems = schema_problems(checked, value)
         if problems:
             raise ValidationError(
-                [ValidationError(f"{path}: {msg}" if path else msg, code=code, params=None) for path, code, msg in problems]
+                [
+                    ValidationError(f"{path}: {message}" if path else message, code=code, params=None)
+                    for path, code, message in problems
+                ]
             )
 
     def __eq__(self, other: object) -> bool:

@@ -40,6 +40,7 @@ logger = logging.getLogger("cwom.api")
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://cwom.dev/problems/"
 
+
 class ProblemCode(NamedTuple):
     """One problem ``code``: the status every refusal with it answers, and what it means."""
 
@@ -416,9 +417,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return problem_response(500, "internal_error", "An unexpected error occurred; it has been logged.", [], request)
 
 
-def refusal_response(
-    errors: list[dict[str, str]], request: Any, headers: dict[str, str] | None = None
-) -> Response:
+def refusal_response(errors: list[dict[str, str]], request: Any, headers: dict[str, str] | None = None) -> Response:
     """A refusal with per-field ``errors``: its status and top-level code by the policy (:func:`_pick`)."""
     status_code, code = _pick(errors)
     return problem_response(

@@ -33,7 +33,7 @@ from cwom import validation as v
 from cwom.enums import Kind
 from cwom.ids import normalize_ulid
 from cwom.models import Event, ObjectIndex
-from cwom.shapes.refs import article
+from cwom.shapes.refs import with_article
 
 from . import filters
 from .auth import principal_of
@@ -191,7 +191,7 @@ def missing(kind: str, object_id: str) -> Problem:
     if actual is None or actual == kind:
         return Problem(f"No {kind} has id {object_id}.", "not_found")
     return Problem(
-        f"{object_id} is {article(actual)} {actual}, not {article(kind)} {kind}: see {object_path(actual, object_id)}.",
+        f"{object_id} is {with_article(actual)}, not {with_article(kind)}: see {object_path(actual, object_id)}.",
         "not_found",
     )
 

@@ -175,7 +175,11 @@ class FKRef(Node):
             parsed.columns[self.column] = None
             return
         column = self.column
-        object_id, _role = refs.want(value, self.kind, path, place=lambda found: parsed.columns.__setitem__(column, found))
+
+        def place(found: str) -> None:  # a Repo's slug, once resolved to its id
+            parsed.columns[column] = found
+
+        object_id, _role = refs.want(value, self.kind, path, place=place)
         parsed.columns[column] = object_id
 
     def columns(self, path: str) -> dict[str, str]:
@@ -255,10 +259,16 @@ class LinkRefs(RefList):
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: Errors, refs: RefCollector) -> None:
         items: list[tuple[str, str | None]] = []
+
+        def place_at(at: int) -> Callable[[str], None]:
+            # A slug is replaced by its repo's id once the collector has resolved it.
+            def place(found: str) -> None:
+                items[at] = (found, items[at][1])
+
+            return place
+
         for i, item in enumerate(value):
-            # A slug is replaced by its repo's id once the collector has resolved it (``place``).
-            place = lambda found, at=len(items): items.__setitem__(at, (found, items[at][1]))  # noqa: E731
-            items.append(refs.want(item, self.kind, f"{path}.{i}", place=place))
+            items.append(refs.want(item, self.kind, f"{path}.{i}", place=place_at(i)))
         if len({object_id for object_id, _ in items}) != len(items):
             errors.add(path, "duplicate_ref", "The same object is listed twice.")
         parsed.links[self.name] = items

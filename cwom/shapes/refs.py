@@ -80,6 +80,9 @@ class RefCollector:
     ) -> tuple[str, str | None]:
         """A Ref of the body (a bare id, a Repo's slug or ``{kind?, id, role?}``) at ``path``: its id (the slug
         as given, until :meth:`resolve`) and role. ``place`` is called with the id a slug names."""
+        # A body checked against its schema has only strings here; enqueue's Refs are checked here (a value
+        # that is no string is refused as no valid id by resolve()).
+        object_id: Any
         if isinstance(value, dict):
             object_id, role, declared = value.get("id"), value.get("role"), value.get("kind", kind)
         else:
@@ -126,7 +129,7 @@ class RefCollector:
             elif actual is None:
                 errors.add(path, "unknown_ref", f"No {want_kind} has id {object_id}.")
             elif actual != want_kind:
-                errors.add(path, "wrong_kind", f"{object_id} is {article(actual)} {actual}, not {article(want_kind)} {want_kind}.")
+                errors.add(path, "wrong_kind", f"{object_id} is {with_article(actual)}, not {with_article(want_kind)}.")
         return found
 
     def _repo_slugs(self, expected: dict[str, str]) -> dict[str, str]:
@@ -149,6 +152,6 @@ def _shown(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def article(kind: str) -> str:
-    """``a`` or ``an`` before a kind's name (an Issue, a Run)."""
-    return "an" if kind[:1] in "AEIOU" else "a"
+def with_article(kind: str) -> str:
+    """A kind's name after ``a`` or ``an`` (an Issue, a Run)."""
+    return f"an {kind}" if kind[:1] in "AEIOU" else f"a {kind}"
