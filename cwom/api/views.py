@@ -32,7 +32,7 @@ from cwom import audit, lineage, shapes, writes
 from cwom import validation as v
 from cwom.enums import Kind
 from cwom.ids import normalize_ulid
-from cwom.models import Event, ObjectIndex
+from cwom.models import Event, ObjectIndex, Run
 from cwom.shapes.refs import with_article
 
 from . import filters
@@ -357,7 +357,10 @@ class RunViewSet(PatchableKindViewSet):
 
     @action(detail=True, methods=["get"])
     def lineage(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(lineage.run_bundle(self.object_id()))
+        try:
+            return Response(lineage.run_bundle(self.object_id()))
+        except Run.DoesNotExist:
+            raise missing(self.kind, self.object_id()) from None
 
 
 class ArtifactViewSet(PatchableKindViewSet):
