@@ -89,6 +89,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "invalid_idempotency_key": ProblemCode(400, "The Idempotency-Key header is empty or too long."),
     "unknown_field": ProblemCode(400, "An executor config key the executor does not take."),
     "invalid_token_name": ProblemCode(400, "A token name breaks the naming rule."),
+    "blank": ProblemCode(400, "A required value is blank (Django's own check; the schema says it first)."),
+    "null": ProblemCode(400, "A value is null where it may not be (Django's own check)."),
+    "max_length": ProblemCode(400, "A value is longer than its column (Django's own check)."),
     # 422: well-formed, but a rule the schema cannot express
     "unknown_ref": ProblemCode(422, "A Ref names no object (no such id, or no repo with that slug)."),
     "wrong_kind": ProblemCode(422, "A Ref names an object of another kind (the message says which)."),
@@ -116,6 +119,7 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "sealed": ProblemCode(409, "The context packet is sealed; create a new version instead."),
     "read_only_field": ProblemCode(409, "A read-only field was sent with another value than the object's."),
     "duplicate": ProblemCode(409, "A unique key (slug, version, ...) is already taken."),
+    "unique": ProblemCode(409, "As duplicate (Django's name for a taken unique field; the API says duplicate)."),
     "illegal_transition": ProblemCode(409, "The run cannot move to that status from its current one."),
     "transition_conflict": ProblemCode(409, "The run changed status while the move was being made; read it again."),
     "inputs_frozen": ProblemCode(409, "A started run's inputs never change."),
@@ -137,13 +141,21 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "not_acceptable": ProblemCode(406, "No representation matches Accept."),
     "precondition_failed": ProblemCode(412, "If-Match does not match the object's current ETag."),
     "payload_too_large": ProblemCode(413, "The request body (or artifact content) is over the limit."),
-    "uri_too_long": ProblemCode(414, "The request line is over the limit."),
+    "uri_too_long": ProblemCode(414, "The request line (path and query string) is over the server's limit."),
     "unsupported_media_type": ProblemCode(415, "The body's Content-Type is not one the endpoint takes."),
-    "precondition_required": ProblemCode(428, "The request needs a precondition header."),
     "throttled": ProblemCode(429, "Too many requests; wait for Retry-After seconds."),
+    "headers_too_large": ProblemCode(431, "A request header, or all of them, is over the server's limit."),
+    "expectation_failed": ProblemCode(417, "The Expect header asks for something the server does not do."),
     "internal_error": ProblemCode(500, "An unexpected error; it has been logged."),
     "database_unavailable": ProblemCode(503, "The database cannot be reached; retry after Retry-After seconds."),
 }
+
+def problem_code_table() -> str:
+    """:data:`PROBLEM_CODES` as the Markdown table of ``docs/api.md`` (a test keeps the two equal)."""
+    rows = ["| code | status | meaning |", "|---|---|---|"]
+    rows += [f"| `{code}` | {entry.status} | {entry.meaning} |" for code, entry in PROBLEM_CODES.items()]
+    return "\n".join(rows) + "\n"
+
 
 # When one refusal carries errors of several statuses, the first of these answers: a conflict with the
 # object's state is not fixed by changing the body, a rule the schema cannot express comes next.
@@ -181,9 +193,11 @@ TITLES = {
     413: "Request body too large",
     414: "URI too long",
     415: "Unsupported media type",
+    417: "Expectation failed",
     422: "Unprocessable request",
     428: "Precondition required",
     429: "Too many requests",
+    431: "Request header fields too large",
     500: "Internal server error",
     503: "Service unavailable",
 }
