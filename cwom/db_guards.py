@@ -563,3 +563,18 @@ def install_0006(apps: Any, schema_editor: Any) -> None:
 def uninstall_0006(apps: Any, schema_editor: Any) -> None:
     vendor = schema_editor.connection.vendor
     _uninstall(schema_editor, [*rules_0006(vendor), PARENT_CYCLE], pg_extra=False)
+
+
+# --- rebuilding a guarded table on SQLite ----------------------------------------------------------------
+def lift_for_sqlite_rebuild(apps: Any, schema_editor: Any) -> None:
+    """Before a migration that makes SQLite rebuild a guarded table (adding a column copies the table and
+    renames the copy): drop the guards, since a trigger naming the table breaks the rename and the table's own
+    triggers would be lost with the old copy. PostgreSQL alters tables in place: nothing to do."""
+    if schema_editor.connection.vendor == "sqlite":
+        _uninstall(schema_editor, all_rules("sqlite"), pg_extra=False)
+
+
+def restore_after_sqlite_rebuild(apps: Any, schema_editor: Any) -> None:
+    """After such a migration: every guard back (see :func:`lift_for_sqlite_rebuild`)."""
+    if schema_editor.connection.vendor == "sqlite":
+        _install(schema_editor, all_rules("sqlite"), pg_extra=False)

@@ -29,7 +29,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from cwom import shapes, writes
-from cwom.enums import EventAction, Kind, RunMode, Status
+from cwom.enums import EventAction, Kind, ManagedBy, RunMode, Status
 from cwom.models import (
     ConstraintSnapshot,
     ContextPacket,
@@ -251,7 +251,9 @@ def enqueue(body: Any, created_by: dict[str, Any] | None = None) -> EnqueueResul
             },
         }
         try:
-            run: Run = writes.create_parsed(shapes.parse(Kind.RUN, run_body))  # type: ignore[assignment]
+            parsed_run = shapes.parse(Kind.RUN, run_body)
+            parsed_run.columns["managed_by"] = ManagedBy.SERVICE  # read-only in bodies: the service's own
+            run: Run = writes.create_parsed(parsed_run)  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("run", writes.contract_error(Kind.RUN, error)) from None
         execution = RunExecution.objects.create(

@@ -150,6 +150,7 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "database_unavailable": ProblemCode(503, "The database cannot be reached; retry after Retry-After seconds."),
 }
 
+
 def problem_code_table() -> str:
     """:data:`PROBLEM_CODES` as the Markdown table of ``docs/api.md`` (a test keeps the two equal)."""
     rows = ["| code | status | meaning |", "|---|---|---|"]

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 
 from .. import validation as v
 from .kinds import PATCHABLE, SHAPES
-from .nodes import Group, Node, join_path
+from .nodes import Col, Group, Node, Time, join_path
 from .refs import RefCollector
 from .schema import json_schema
 from .shape import Shape
@@ -117,8 +117,8 @@ def drop_echoed(
     sent again: a read-only field (``created_at``, a run's ``telemetry``), and in a PATCH a field that cannot
     be changed (an artifact's ``title``), equal to the object's current value (``current()``) is dropped; one
     that differs is refused, naming the field (``read_only_field``, a conflict with the object). A new object
-    (``in``) has no values yet: there only empty ones (null, [], {}) are dropped, others are unexpected
-    fields of a create body."""
+    (``in``) has no values yet: there only empty ones (null, [], {}) and those every new object has (a run's
+    ``managed_by``: ``client``) are dropped, others are unexpected fields of a create body."""
     shape = SHAPES[kind]
     patchable = PATCHABLE.get(kind) if mode == "patch" else None
     loaded: list[dict[str, Any]] = []
@@ -144,7 +144,7 @@ def drop_echoed(
                     continue
                 why = "is read-only (set by the service)" if node.read_only else "cannot change after creation"
                 errors.add(field_path, "read_only_field", f"{field_path} {why}: send it unchanged or leave it out.")
-            elif not _empty(value):
+            elif not (_empty(value) or value == _new_value(shape, node)):
                 # A create body has no such field (400); only the values a new object has pass.
                 message = f"{field_path} is read-only (set by the service): leave it out of a create body."
                 errors.add(field_path, "unexpected_field", message)
@@ -153,6 +153,13 @@ def drop_echoed(
     if not any(name in shape.nodes for name in data):
         return data
     return walk(shape.nodes, data, "", True)
+
+
+def _new_value(shape: Shape, node: Node) -> Any:
+    """The value a read-only column has on a new object (a run's ``managed_by``: ``client``), if fixed."""
+    if not isinstance(node, Col) or isinstance(node, Time):
+        return None
+    return shape.model._meta.get_field(node.column).get_default()
 
 
 def _at(document: dict[str, Any], path: str) -> Any:

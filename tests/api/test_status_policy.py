@@ -253,3 +253,20 @@ def _json(value: Any) -> str:
     import json
 
     return json.dumps(value)
+
+
+# --- who drives a run -----------------------------------------------------------------------------------
+def test_a_run_made_with_post_says_its_client_manages_it(writer, issue):
+    run = writer.post("runs", {"for_issue": issue.pk}).json()
+    assert run["managed_by"] == "client"
+    echoed = writer.post("runs", {"for_issue": issue.pk, "managed_by": "client"})
+    assert echoed.status_code == 201 and echoed.json()["managed_by"] == "client"
+
+
+def test_a_client_cannot_claim_the_service_manages_its_run(writer, issue):
+    body = refusal(writer.post("runs", {"for_issue": issue.pk, "managed_by": "service"}), 400, "unexpected_field")
+    assert (
+        body["errors"][0]["message"] == "managed_by is read-only (set by the service): leave it out of a create body."
+    )
+    run = writer.post("runs", {"for_issue": issue.pk}).json()
+    refusal(writer.patch(f"runs/{run['id']}", {"managed_by": "service"}), 409, "read_only_field")

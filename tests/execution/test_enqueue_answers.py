@@ -104,3 +104,8 @@ def test_a_misspelt_top_level_key_is_400_suggesting_the_right_one(agent, dispatc
         "code": "unexpected_field",
         "message": "Unexpected field 'contxt'. Did you mean 'context'?",
     }
+
+
+def test_an_enqueued_run_says_the_service_manages_it(agent, dispatched):
+    run_id = agent.post("enqueue", enqueue_body()).json()["run"]["id"]
+    assert agent.get(f"runs/{run_id}").json()["managed_by"] == "service"
