@@ -12,6 +12,7 @@ from functools import cache
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import models
 
 from .. import validation as v
 from .kinds import PATCHABLE, SHAPES
@@ -159,7 +160,8 @@ def _new_value(shape: Shape, node: Node) -> Any:
     """The value a read-only column has on a new object (a run's ``managed_by``: ``client``), if fixed."""
     if not isinstance(node, Col) or isinstance(node, Time):
         return None
-    return shape.model._meta.get_field(node.column).get_default()
+    field = shape.model._meta.get_field(node.column)
+    return field.get_default() if isinstance(field, models.Field) else None
 
 
 def _at(document: dict[str, Any], path: str) -> Any:
