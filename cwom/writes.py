@@ -30,7 +30,7 @@ def contract_error(kind: str, error: ValidationError) -> ValidationError:
     return ValidationError(
         {
             ("non_field_errors" if name == "__all__" else shapes.error_path(kind, name)): [
-                _one_duplicate_code(e) for e in errors
+                _contract_field(kind, _one_duplicate_code(e)) for e in errors
             ]
             for name, errors in error.error_dict.items()
         }
@@ -44,6 +44,16 @@ def _one_duplicate_code(error: ValidationError) -> ValidationError:
         return error
     message = error.message % error.params if error.params else error.message
     return ValidationError(message, code="duplicate")
+
+
+def _contract_field(kind: str, error: ValidationError) -> ValidationError:
+    # A message naming a model field (``%(field)s``: "its inputs_links never changes") names its contract path.
+    params = error.params or {}
+    if "field" not in params:
+        return error
+    return ValidationError(
+        error.message, code=error.code, params={**params, "field": shapes.error_path(kind, params["field"])}
+    )
 
 
 def integrity_code(error: IntegrityError) -> str:

@@ -32,12 +32,12 @@ class Sealable(MutableCwomObject):
 
 def sealed_error(obj: Any, field: str) -> ValidationError:
     """A change to ``field`` of the sealed ``obj`` refused, saying what to do instead (code ``sealed``)."""
-    what = "sealing is one-way" if field == "sealed" else f"its {field} never changes"
+    what = "sealing is one-way" if field == "sealed" else "its %(field)s never changes"
     return ValidationError(
-        "%(kind)s %(id)s is sealed: %(what)s. To change it, create a new %(kind)s for the same issue (it gets "
+        f"%(kind)s %(id)s is sealed: {what}. To change it, create a new %(kind)s for the same issue (it gets "
         "the issue's next version).",
         code="sealed",
-        params={"kind": obj.KIND, "id": obj.pk, "what": what},
+        params={"kind": obj.KIND, "id": obj.pk, "field": field},
     )
 
 

@@ -159,6 +159,14 @@ def test_editing_a_sealed_packet_is_409_saying_it_is_sealed_and_how_to_make_a_ne
     assert "create a new ContextPacket for the same issue" in message and "next version" in message
 
 
+def test_a_sealed_packets_message_names_the_field_by_its_contract_path(writer, make, issue):
+    packet = make.packet(issue)
+    response = writer.patch(f"context_packets/{packet.pk}", {"inputs": {"links": ["https://example.com"]}})
+    error = refusal(response, 409, "sealed")["errors"][0]
+    assert error["path"] == "inputs.links"
+    assert f"ContextPacket {packet.pk} is sealed: its inputs.links never changes." in error["message"]
+
+
 def test_unsealing_a_packet_says_sealing_is_one_way(writer, make, issue):
     packet = make.packet(issue)
     body = refusal(writer.patch(f"context_packets/{packet.pk}", {"sealed": False}), 409, "sealed")
