@@ -478,7 +478,7 @@ HEADER_PARAMETERS = {
 
 RESPONSE_HEADERS = {
     "ETag": {"description": "Version of the object: send it back in If-Match.", "schema": {"type": "string"}},
-    "Location": {"description": "URL of the created object.", "schema": {"type": "string"}},
+    "Location": {"description": "Path of the created object (/api/v1/<kind>/<id>).", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}},
 }
 
