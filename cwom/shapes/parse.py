@@ -94,8 +94,19 @@ def parse(
     group.load(body, "", parsed, errors, refs)
     expected = {path: kind_at(shape, path) for _id, _kind, path in refs.wanted}
     parsed.known_refs = refs.resolve(expected, errors, known)
+    if refs.resolved_slugs:  # a repo named by its slug and by its id is listed twice too
+        _check_duplicates_again(shape, parsed, errors)
     errors.raise_if_any()
     return parsed
+
+
+def _check_duplicates_again(shape: Shape, parsed: Parsed, errors: Errors) -> None:
+    paths = shape.column_paths()
+    reported = {path for path, code, _message in errors.items if code == "duplicate_ref"}
+    for name, items in parsed.links.items():
+        ids = [object_id for object_id, _role in items]
+        if len(set(ids)) != len(ids) and paths[name] not in reported:
+            errors.add(paths[name], "duplicate_ref", "The same object is listed twice.")
 
 
 def resolve_refs(refs: Sequence[tuple[Any, str, str]]) -> list[str]:

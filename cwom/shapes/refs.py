@@ -74,6 +74,7 @@ class RefCollector:
     def __init__(self) -> None:
         self.wanted: list[tuple[str, str, str]] = []  # (id, kind, path)
         self._places: dict[int, Callable[[str], None]] = {}  # index in wanted -> where a slug's id goes
+        self.resolved_slugs = False  # whether resolve() replaced a slug by its repo's id
 
     def want(
         self, value: Any, kind: str, path: str, place: Callable[[str], None] | None = None
@@ -108,6 +109,7 @@ class RefCollector:
             return {}
         known = known or {}
         by_slug = self._repo_slugs(expected) if slugs else {}
+        self.resolved_slugs = bool(by_slug)
         for index, (object_id, declared, path) in enumerate(self.wanted):
             if object_id in by_slug and declared == expected[path] == Kind.REPO:
                 self.wanted[index] = (by_slug[object_id], declared, path)

@@ -99,6 +99,20 @@ def test_a_repo_is_named_by_its_slug_wherever_a_repo_ref_is(repo: Repo, make: An
     assert doctrine.links["repo_refs"] == [(repo.pk, None), (other.pk, "also")]
 
 
+def test_a_repo_named_by_its_slug_and_by_its_id_in_one_list_is_listed_twice(repo: Repo) -> None:
+    body = {
+        "namespace": "n",
+        "name": "twice",
+        "version": "1",
+        "type": "policy",
+        "priority": "must",
+        "statement": "s",
+        "applicability": {"repo_refs": [repo.slug, repo.pk]},
+    }
+    with refused("applicability.repo_refs", "duplicate_ref"):
+        shapes.parse("DoctrineRef", body)
+
+
 def test_an_unknown_slug_is_an_unknown_ref(db: None) -> None:
     with refused("repo", "unknown_ref") as caught:
         shapes.parse("Issue", {"repo": "no-such-repo", "title": "t"})
