@@ -121,6 +121,14 @@ class ContextPacket(Sealable):
             return super().frozen_error(name)
         return sealed_error(self, name)
 
+    def open_for_links(self) -> dict[str, Any]:
+        """A packet created sealed is written as a draft, linked, then sealed (with its own ``sealed_at``)."""
+        if not self.sealed:
+            return {}
+        sealed = {"sealed": True, "sealed_at": self.sealed_at}
+        self.sealed, self.sealed_at = False, None
+        return sealed
+
     def seal(self, *, record: bool = True) -> None:
         """Seal a draft. One-way: a sealed packet never changes again, by any path."""
         if self.is_sealed_in_db():
@@ -233,10 +241,10 @@ class DoctrineRef(Sealable):
             choices_check("priority", DoctrinePriority, "doctrine_priority_valid"),
         ]
 
-    def publish(self) -> None:
-        """Publish after the links are written; from here on nothing changes."""
-        self.published = True
-        self.save(record=False)
+    def open_for_links(self) -> dict[str, Any]:
+        """Written unpublished, linked, then published: from there on nothing changes."""
+        self.published = False
+        return {"published": True}
 
 
 class DoctrineApplicableRepo(Link):

@@ -166,15 +166,9 @@ class Run(MutableCwomObject):
                         params={"repo": issue_repo},
                     )
                 )
-        has_failure = self.failure_category is not None or self.failure_message is not None
-        if self.status == Status.FAILED and self.failure_category is None:
-            errors.setdefault("failure", []).append(
-                ValidationError("A failed run needs a failure (category and message).", code="failure_required")
-            )
-        if self.status != Status.FAILED and has_failure:
-            errors.setdefault("failure", []).append(
-                ValidationError("A failure is only recorded on a failed run.", code="failure_not_allowed")
-            )
+        failure = self.failure_errors(self.status, self.failure_category, self.failure_message)
+        if failure:
+            errors["failure"] = failure
         if self._state.adding and self.status not in OPEN_INPUT_STATUSES:
             errors.setdefault("status", []).append(
                 ValidationError(
@@ -196,6 +190,15 @@ class Run(MutableCwomObject):
                 )
         if errors:
             raise ValidationError(errors)
+
+    @staticmethod
+    def failure_errors(status: str, category: str | None, message: str | None) -> list[ValidationError]:
+        """The failure rule: a failed run records its failure (a category at least), no other run does."""
+        if status == Status.FAILED and category is None:
+            return [ValidationError("A failed run needs a failure (category and message).", code="failure_required")]
+        if status != Status.FAILED and (category is not None or message is not None):
+            return [ValidationError("A failure is only recorded on a failed run.", code="failure_not_allowed")]
+        return []
 
     def _check_append_only(self, loaded: dict[str, Any], errors: dict[str, list[ValidationError]]) -> None:
         before = loaded.get("decision_log") or []
@@ -262,18 +265,9 @@ class Run(MutableCwomObject):
         legal = RUN_TRANSITIONS[current]
         if status not in legal:
             raise RunTransitionError(current, status, legal)
-        if status != Status.FAILED and (failure_category or failure_message):
-            raise ValidationError(
-                {"failure": ValidationError("A failure is only recorded on a failed run.", code="failure_not_allowed")}
-            )
-        if status == Status.FAILED and not failure_category:
-            raise ValidationError(
-                {
-                    "failure": ValidationError(
-                        "A failed run needs a failure (category and message).", code="failure_required"
-                    )
-                }
-            )
+        failure = self.failure_errors(status, failure_category or None, failure_message or None)
+        if failure:
+            raise ValidationError({"failure": failure})
         now = timezone.now()
         values: dict[str, Any] = dict(extra or {})
         values.update(status=status, updated_at=now)

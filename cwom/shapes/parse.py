@@ -77,6 +77,27 @@ def parse(
     keyed by contract paths (``constraints.energy.score_0_5``) with codes.
     """
     errors = Errors()
+    refs = RefCollector()
+    parsed = read(kind, data, mode, refs, errors, current=current)
+    parsed.known_refs = resolve(SHAPES[kind], refs, errors, known)
+    if refs.resolved_slugs:  # a repo named by its slug and by its id is listed twice too
+        _check_duplicates_again(SHAPES[kind], parsed, errors)
+    errors.raise_if_any()
+    return parsed
+
+
+def read(
+    kind: str,
+    data: Any,
+    mode: str,
+    refs: RefCollector,
+    errors: Errors,
+    current: Callable[[], dict[str, Any]] | None = None,
+) -> Parsed:
+    """The first half of :func:`parse`: the body checked against the schema (raised at once), then loaded
+    into model terms by the shape's nodes, its Refs gathered in ``refs`` and its problems in ``errors``, both
+    left to the caller (the importer reads a chunk of bodies, then resolves all their Refs at once).
+    Read-only fields sent back as they were are dropped first (:func:`drop_echoed`, ``current``)."""
     if not isinstance(data, dict):
         errors.add("", "invalid_shape", "The body must be a JSON object.")
         errors.raise_if_any()
@@ -86,18 +107,17 @@ def parse(
     for path, code, message in v.schema_problems(_body_validator(kind, mode), data):
         errors.add(path, code, message)
     errors.raise_if_any()
-    shape = SHAPES[kind]
     parsed = Parsed(kind)
-    refs = RefCollector()
-    group = Group({name: node for name, node in shape.nodes.items() if name != "kind"})
     body = {name: value for name, value in data.items() if name != "kind"}
-    group.load(body, "", parsed, errors, refs)
-    expected = {path: kind_at(shape, path) for _id, _kind, path in refs.wanted}
-    parsed.known_refs = refs.resolve(expected, errors, known)
-    if refs.resolved_slugs:  # a repo named by its slug and by its id is listed twice too
-        _check_duplicates_again(shape, parsed, errors)
-    errors.raise_if_any()
+    SHAPES[kind].body_group.load(body, "", parsed, errors, refs)
     return parsed
+
+
+def resolve(shape: Shape, refs: RefCollector, errors: Errors, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The second half of :func:`parse`: every Ref in ``refs`` (of bodies of ``shape``) checked against the
+    object index in one query (a Repo's slug in one more); returns what was found, {id: kind}."""
+    expected = {path: kind_at(shape, path) for path in {path for _id, _kind, path in refs.wanted}}
+    return refs.resolve(expected, errors, known)
 
 
 def _check_duplicates_again(shape: Shape, parsed: Parsed, errors: Errors) -> None:
