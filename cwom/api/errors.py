@@ -467,3 +467,45 @@ def _api_exception(exc: exceptions.APIException, request: Request | None, view: 
         headers["Allow"] = ", ".join(view.allowed_methods)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return problem_response(status_code, code, str(detail), [], request, headers=headers)
+
+
+# --- errors Django answers before (or outside) DRF --------------------------------------------------------
+def _django_problem(request: Any, status_code: int, code: str, detail: str, fallback: Any, *args: Any) -> Any:
+    """A problem document for a path under /api/, Django's own page elsewhere (the admin)."""
+    from django.http import JsonResponse
+
+    if not request.path.startswith("/api/"):
+        return fallback(request, *args)
+    return JsonResponse(
+        problem_body(status_code, code, detail, [], request.path), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def handler400(request: Any, exception: Exception | None = None) -> Any:
+    """Django's 400 (e.g. a Host header not in ALLOWED_HOSTS) as a problem document under /api/."""
+    from django.views import defaults
+
+    return _django_problem(
+        request, 400, "bad_request", "The request cannot be read as sent.", defaults.bad_request, exception
+    )
+
+
+def handler403(request: Any, exception: Exception | None = None) -> Any:
+    from django.views import defaults
+
+    return _django_problem(request, 403, "permission_denied", "Forbidden.", defaults.permission_denied, exception)
+
+
+def handler404(request: Any, exception: Exception | None = None) -> Any:
+    from django.views import defaults
+
+    return _django_problem(
+        request, 404, "not_found", f"No endpoint at {request.path}.", defaults.page_not_found, exception
+    )
+
+
+def handler500(request: Any) -> Any:
+    from django.views import defaults
+
+    detail = "An unexpected error occurred; it has been logged."
+    return _django_problem(request, 500, "internal_error", detail, defaults.server_error)

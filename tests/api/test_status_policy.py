@@ -278,3 +278,19 @@ def test_a_client_cannot_claim_the_service_manages_its_run(writer, issue):
     )
     run = writer.post("runs", {"for_issue": issue.pk}).json()
     refusal(writer.patch(f"runs/{run['id']}", {"managed_by": "service"}), 409, "read_only_field")
+
+
+# --- errors Django answers itself -----------------------------------------------------------------------
+def test_a_host_not_allowed_is_a_400_problem_document_not_an_html_page(writer, settings):
+    settings.ALLOWED_HOSTS = ["cwom.example"]
+    response = writer.client.get("/api/v1/repos", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "bad_request"
+
+
+def test_the_admin_keeps_djangos_own_pages(writer, settings):
+    settings.ALLOWED_HOSTS = ["cwom.example"]
+    response = writer.client.get("/admin/", HTTP_HOST="evil.example")
+    assert response.status_code == 400
+    assert not response["Content-Type"].startswith("application/problem+json")
