@@ -16,7 +16,7 @@ from django.db import models
 
 from .. import validation as v
 from .kinds import PATCHABLE, SHAPES
-from .nodes import Col, Group, Node, Time, join_path
+from .nodes import Col, Group, Node, Time, join_path, leaves
 from .refs import RefCollector
 from .schema import json_schema
 from .shape import Shape
@@ -182,9 +182,25 @@ def drop_echoed(
                 errors.add(field_path, "unexpected_field", message)
         return kept
 
-    if not any(name in shape.nodes for name in data):
+    if not _needs_walk(kind, mode).intersection(data):  # the common case (and every imported line): as is
         return data
     return walk(shape.nodes, data, "", True)
+
+
+@cache
+def _needs_walk(kind: str, mode: str) -> frozenset[str]:
+    """The top-level fields of ``kind`` whose value :func:`drop_echoed` may have to look into in ``mode``."""
+    patchable = PATCHABLE.get(kind) if mode == "patch" else None
+    return frozenset(
+        name
+        for name, node in SHAPES[kind].nodes.items()
+        if name != "kind"
+        and (
+            node.read_only
+            or (mode == "patch" and (name == "id" or (patchable is not None and name not in patchable)))
+            or (isinstance(node, Group) and any(child.read_only for _path, child in leaves(node.children)))
+        )
+    )
 
 
 def _new_value(shape: Shape, node: Node) -> Any:
