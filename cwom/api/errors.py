@@ -12,7 +12,13 @@ transition lists ``legal_moves``).
 :func:`problem_exception_handler` is DRF's ``EXCEPTION_HANDLER``: it maps the kernel's errors
 (Django ``ValidationError`` with codes, ``RunTransitionError``, ``RunConflictError``, database
 refusals) and DRF's own exceptions onto that body. Anything unexpected is logged and answered as a
-500 problem, never as an HTML page.
+500 problem, never as an HTML page (errors Django answers outside DRF: ``handler400`` and friends; errors
+gunicorn answers itself: ``cwom_site/gunicorn_problems.py``).
+
+The status policy is one table, :data:`PROBLEM_CODES` (code -> status and meaning): 400 the documented
+shape, 422 a rule the schema cannot express, 404 the path's own object, 409 the object's state. The status
+of a refusal follows from its codes, whichever layer raised them, and its top-level ``code`` is the specific
+one (:func:`_pick`). ``docs/api.md`` shows the table; a test keeps the two equal.
 """
 
 from __future__ import annotations
