@@ -105,8 +105,12 @@ def _executor(body: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     chosen_by = "request"
     if spec is None:
         spec, chosen_by = {"name": conf()["default_executor"]}, "default"
-    if not isinstance(spec, dict) or set(spec) - {"name", "config"}:
-        raise _error("executor", 'An object {"name": ..., "config": {...}}.')
+    if not isinstance(spec, dict):
+        raise _error("executor", 'An object {"name": ..., "config": {...}}.', "invalid_type")
+    unknown = sorted(set(spec) - {"name", "config"})
+    if unknown:
+        message = unexpected_field_message(unknown[0], ["name", "config"])
+        raise _error(f"executor.{unknown[0]}", message, "unexpected_field")
     name, config = spec.get("name"), spec.get("config") or {}
     if name not in available():
         raise _error(

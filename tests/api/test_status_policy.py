@@ -294,3 +294,14 @@ def test_the_admin_keeps_djangos_own_pages(writer, settings):
     response = writer.client.get("/admin/", HTTP_HOST="evil.example")
     assert response.status_code == 400
     assert not response["Content-Type"].startswith("application/problem+json")
+
+
+def test_a_misspelt_query_parameter_suggests_the_close_name(reader):
+    body = refusal(reader.get("runs", {"stauts": "ready"}), 400, "unknown_parameter")
+    assert body["errors"] == [
+        {
+            "path": "stauts",
+            "code": "unknown_parameter",
+            "message": "Unknown query parameter 'stauts'. Did you mean 'status'?",
+        }
+    ]

@@ -109,3 +109,13 @@ def test_a_misspelt_top_level_key_is_400_suggesting_the_right_one(agent, dispatc
 def test_an_enqueued_run_says_the_service_manages_it(agent, dispatched):
     run_id = agent.post("enqueue", enqueue_body()).json()["run"]["id"]
     assert agent.get(f"runs/{run_id}").json()["managed_by"] == "service"
+
+
+def test_a_misspelt_executor_key_is_400_suggesting_the_right_one(agent, dispatched):
+    response = agent.post("enqueue", enqueue_body(executor={"name": "noop", "confg": {}}))
+    assert response.status_code == 400
+    assert problem(response)["errors"][0] == {
+        "path": "executor.confg",
+        "code": "unexpected_field",
+        "message": "Unexpected field 'confg'. Did you mean 'config'?",
+    }
