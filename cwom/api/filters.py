@@ -19,7 +19,6 @@ Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :m
 from __future__ import annotations
 
 import difflib
-
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
