@@ -134,6 +134,33 @@ class RunCancelView(CwomAPIView):
         return Response(shapes.dump(run), status=code)
 
 
+class RunRetryView(CwomAPIView):
+    """Retry a failed or canceled run: a new run with the same inputs and executor, enqueued."""
+
+    @extend_schema(
+        parameters=[id_parameter("run_id")],
+        operation_id="runs_retry",
+        summary="Retry a failed or canceled run",
+        request=None,
+        responses={
+            202: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The new run (ready, enqueued); its retry_of names this one."
+            )
+        },
+        tags=["execution"],
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        try:
+            run = lifecycle.retry(parse_id(run_id, Kind.RUN))
+        except Run.DoesNotExist:
+            raise missing(Kind.RUN, parse_id(run_id)) from None
+        return Response(
+            shapes.dump(writes.reload(run)),
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": object_path(Kind.RUN, run.pk) or ""},  # a path, as on every 201/202
+        )
+
+
 class RawBodyParser(BaseParser):
     """Any media type: the body as a file of bytes (spooled to disk past 4 MiB), capped at the artifact limit."""
 

@@ -133,6 +133,8 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "packet_not_sealed": ProblemCode(409, "A run past planned needs sealed packets; this one is a draft."),
     "run_not_started": ProblemCode(409, "An artifact needs a started run."),
     "content_exists": ProblemCode(409, "The artifact already has other stored bytes."),
+    "not_retryable": ProblemCode(409, "Only a failed or canceled run of the same issue can be retried."),
+    "no_executor": ProblemCode(409, "The run was not executed by the service (managed_by client): create the retry."),
     "idempotency_in_progress": ProblemCode(409, "A request with this Idempotency-Key is still running."),
     "conflict": ProblemCode(409, "The database refused the change as conflicting with stored data."),
     # credentials, methods, media types, preconditions, limits, the service

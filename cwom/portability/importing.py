@@ -403,7 +403,8 @@ class _Chunk:
         shape = shapes.SHAPES[kind]
         refs, errors = shapes.RefCollector(), shapes.Errors()
         parsed = [_parse(kind, shape, record, refs, errors) for record in fresh]
-        resolved = shapes.resolve(shape, refs, errors)
+        # A Ref may name an object of this group (a run retrying an earlier run): it is written with them.
+        resolved = shapes.resolve(shape, refs, errors, known={record["id"]: kind for record in fresh})
         errors.raise_if_any()
         objs = [obj for obj, _links in parsed]
         links = [links for _obj, links in parsed]
@@ -466,36 +467,41 @@ class _Chunk:
 
     # --- issue links -------------------------------------------------------------------------------
     def _issue_links(self, records: list[dict[str, Any]]) -> None:
-        """The ends, the links already here and the packets' issues read once; a parent is set on its own
-        (its chain is walked row by row)."""
+        """The ends resolved and the links already here read once per relation; a parent is set on its own
+        (its chain is walked row by row). The rules of the links themselves (nothing relates an issue to
+        itself, an issue lists only its own packets) are the database's: a refused row sends the chunk line
+        by line, where the line says why."""
         links = [_checked_link(record) for record in records]
-        ends = {end for _relation, issue_id, _kind, target_id, _role in links for end in (issue_id, target_id)}
-        kinds = dict(ObjectIndex.objects.filter(pk__in=ends).values_list("id", "kind"))
+        errors = shapes.Errors()
         here: dict[str, dict[tuple[str, str], str | None]] = {}
-        for relation, (model, owner, target_field, _kind) in ISSUE_LINK_TABLES.items():
-            owners = {issue_id for rel, issue_id, *_rest in links if rel == relation}
-            rows = model._default_manager.filter(**{f"{owner}_id__in": owners}) if owners else None
-            found = rows.values_list(f"{owner}_id", f"{target_field}_id", "role") if rows is not None else []
-            here[relation] = {(issue_id, target_id): role for issue_id, target_id, role in found}
-        packet_ids = {target_id for rel, _issue, _kind, target_id, _role in links if rel == "context_packets"}
-        packet_issues = dict(ContextPacket.objects.filter(pk__in=packet_ids).values_list("id", "for_issue_id"))
+        for relation in dict.fromkeys(link[0] for link in links):
+            refs = shapes.RefCollector()
+            for rel, issue_id, target, _role in links:
+                if rel == relation:
+                    refs.want(issue_id, Kind.ISSUE, "issue")
+                    refs.want(target, _target_kind(relation), "target")
+            refs.resolve({"issue": Kind.ISSUE, "target": _target_kind(relation)}, errors)
+            if relation != PARENT:
+                model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
+                owners = {issue_id for rel, issue_id, _target, _role in links if rel == relation}
+                found = model._default_manager.filter(**{f"{owner}_id__in": owners})
+                rows = found.values_list(f"{owner}_id", f"{target_field}_id", "role")
+                here[relation] = {(issue_id, target_id): role for issue_id, target_id, role in rows}
+        errors.raise_if_any()
         new: dict[type[Any], list[Any]] = defaultdict(list)
-        for record, (relation, issue_id, target_kind, target_id, role) in zip(records, links, strict=True):
-            _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
+        for relation, issue_id, target, role in links:
             if relation == PARENT:
-                self._count(ISSUE_LINK, _set_parent(issue_id, target_id))
+                self._count(ISSUE_LINK, _set_parent(issue_id, target["id"]))
                 continue
-            pair = (issue_id, target_id)
+            pair = (issue_id, target["id"])
             if pair in here[relation]:
                 if here[relation][pair] != role:
                     raise LineError(f"conflict: this link exists here with role {here[relation][pair]!r}")
                 self.unchanged[ISSUE_LINK] += 1
                 continue
-            if relation == "context_packets" and packet_issues.get(target_id) != issue_id:
-                raise LineError(f"target: context packet {target_id} is for another issue")
             model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
             here[relation][pair] = role
-            new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role}))
+            new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target["id"], "role": role}))
             self.created[ISSUE_LINK] += 1
         for link_rows in new.values():
             bulk.load(link_rows)
@@ -552,8 +558,8 @@ def _set_parent(issue_id: str, parent_id: str) -> str:
     return CREATED
 
 
-def _checked_link(record: dict[str, Any]) -> tuple[str, str, str, str, str | None]:
-    """An IssueLink line's (relation, issue id, target kind, target id, role), its fields checked."""
+def _checked_link(record: dict[str, Any]) -> tuple[str, str, dict[str, Any], str | None]:
+    """An IssueLink line's (relation, issue id, target Ref, role), its fields checked for their form."""
     relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
     if not isinstance(issue_id, str):
         raise LineError("issue: the id of an Issue")
@@ -561,23 +567,16 @@ def _checked_link(record: dict[str, Any]) -> tuple[str, str, str, str, str | Non
         raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
     if not isinstance(target, dict) or not isinstance(target.get("id"), str):
         raise LineError("target: a Ref ({kind, id, role})")
-    target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
-    target_id, role = target["id"], target.get("role")
+    if not isinstance(target.get("kind", ""), str):
+        raise LineError("target.kind: a kind")
+    role = target.get("role")
     if role is not None and (not isinstance(role, str) or len(role) > 64):
         raise LineError("target.role: a string of at most 64 characters, or null")
-    return relation, issue_id, target_kind, target_id, role
+    return relation, issue_id, target, role
 
 
-def _check_link_ends(
-    relation: str, issue_id: str, target_kind: str, target_id: str, target: dict[str, Any], kinds: dict[str, str]
-) -> None:
-    """Both ends of an issue link exist here with the right kinds (``kinds``: their ids' kinds here)."""
-    if kinds.get(issue_id) != Kind.ISSUE:
-        raise LineError(f"issue: no Issue has id {issue_id!r} here")
-    if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
-        raise LineError(f"target: no {target_kind} has id {target_id!r} here")
-    if relation != "context_packets" and target_id == issue_id:
-        raise LineError(f"target: an issue cannot be its own {relation}")
+def _target_kind(relation: str) -> str:
+    return Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
 
 
 def _checked_event(record: dict[str, Any]) -> Event:
@@ -727,14 +726,19 @@ def _validate(model: Any, objs: list[Any], known_refs: dict[str, str], *, constr
 
 
 def _database_refusal(error: DatabaseError) -> str:
-    """A database refusal in words: a constraint's own message where one is named, else the first line."""
+    """A database refusal in words: a constraint's own message where one is named, a guard's message with its
+    code, else the first line."""
     text = str(error).strip()
-    models: list[Any] = [*KIND_MODELS.values(), Event]
+    models: list[Any] = [*KIND_MODELS.values(), *(table for table, *_rest in ISSUE_LINK_TABLES.values()), Event]
     for model in models:
         for constraint in model._meta.constraints:
             if f'"{constraint.name}"' in text and constraint.violation_error_message:
                 return f"{constraint.violation_error_message} ({constraint.name})"
-    return text.splitlines()[0] if text else type(error).__name__
+    first = text.splitlines()[0] if text else type(error).__name__
+    if "cwom:" in first:
+        code, _colon, message = first.split("cwom:", 1)[1].partition(":")
+        return f"{message.strip()} ({code})"
+    return first
 
 
 def _messages(error: Exception) -> list[str]:

@@ -13,7 +13,7 @@ def mark_enqueued_runs(apps: Any, schema_editor: Any) -> None:
 class Migration(migrations.Migration):
     dependencies = [
         ("execution", "0001_initial"),
-        ("cwom", "0007_run_managed_by"),
+        ("cwom", "0009_run_managed_by"),
     ]
 
     operations = [

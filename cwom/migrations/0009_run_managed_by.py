@@ -12,11 +12,11 @@ from cwom import db_guards
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cwom', '0006_created_by_parent_chain_blob_guards'),
+        ('cwom', '0008_run_retry_of'),
     ]
 
     operations = [
-        migrations.RunPython(db_guards.lift_for_sqlite_rebuild, db_guards.restore_after_sqlite_rebuild),
+        migrations.RunPython(db_guards.lift_for_sqlite_rebuild_0009, db_guards.restore_after_sqlite_rebuild_0009),
         migrations.AddField(
             model_name='run',
             name='managed_by',
@@ -26,5 +26,5 @@ class Migration(migrations.Migration):
             model_name='run',
             constraint=models.CheckConstraint(condition=models.Q(('managed_by__in', ['service', 'client'])), name='run_managed_by_valid', violation_error_code='invalid_choice', violation_error_message='managed_by must be one of: service, client.'),
         ),
-        migrations.RunPython(db_guards.restore_after_sqlite_rebuild, db_guards.lift_for_sqlite_rebuild),
+        migrations.RunPython(db_guards.restore_after_sqlite_rebuild_0009, db_guards.lift_for_sqlite_rebuild_0009),
     ]
