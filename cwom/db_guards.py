@@ -623,23 +623,3 @@ def install_0008(apps: Any, schema_editor: Any) -> None:
 
 def uninstall_0008(apps: Any, schema_editor: Any) -> None:
     _uninstall(schema_editor, RULES_0008, pg_extra=False)
-
-
-# --- migration 0009: rebuilding cwom_run on SQLite -------------------------------------------------------
-def _sqlite_guards_through_0008() -> list[tuple[str, str, str, str, str, str]]:
-    # Written out, not all_rules(): the guards that exist when 0009 runs, whatever later migrations add.
-    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY, *rules_0006("sqlite"), PARENT_CYCLE, *RULES_0007, *RULES_0008]
-
-
-def lift_for_sqlite_rebuild_0009(apps: Any, schema_editor: Any) -> None:
-    """Before migration 0009 makes SQLite rebuild ``cwom_run`` (adding a column with a default copies the table
-    and renames the copy): drop the guards, since a trigger naming the table breaks the rename and the table's
-    own triggers would be lost with the old copy. PostgreSQL alters the table in place: nothing to do."""
-    if schema_editor.connection.vendor == "sqlite":
-        _uninstall(schema_editor, _sqlite_guards_through_0008(), pg_extra=False)
-
-
-def restore_after_sqlite_rebuild_0009(apps: Any, schema_editor: Any) -> None:
-    """After the rebuild of migration 0009: every guard back (see :func:`lift_for_sqlite_rebuild_0009`)."""
-    if schema_editor.connection.vendor == "sqlite":
-        _install(schema_editor, _sqlite_guards_through_0008(), pg_extra=False)
