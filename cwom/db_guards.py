@@ -623,3 +623,38 @@ def install_0008(apps: Any, schema_editor: Any) -> None:
 
 def uninstall_0008(apps: Any, schema_editor: Any) -> None:
     _uninstall(schema_editor, RULES_0008, pg_extra=False)
+
+
+# --- SQLite: a table rebuilt by a migration keeps the triggers that name it ----------------------------------
+def sqlite_triggers_set_aside(table: str) -> Any:
+    """A migration step for SQLite that takes out the triggers on or naming ``table`` (kept in a temporary
+    table) before Django rebuilds ``table`` (its ALTER TABLE ... RENAME re-reads every trigger, and a trigger
+    naming the table being swapped fails it); :func:`sqlite_triggers_put_back` puts them back after."""
+
+    def set_aside(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor != "sqlite":
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS cwom_set_aside_trigger (name TEXT, sql TEXT)")
+            cursor.execute(
+                "INSERT INTO cwom_set_aside_trigger SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'trigger' AND (tbl_name = %s OR sql LIKE %s)",
+                [table, f"%{table}%"],
+            )
+            cursor.execute("SELECT name FROM cwom_set_aside_trigger")
+            for (name,) in cursor.fetchall():
+                cursor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+
+    return set_aside
+
+
+def sqlite_triggers_put_back(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor != "sqlite":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS cwom_set_aside_trigger (name TEXT, sql TEXT)")
+        cursor.execute("SELECT name, sql FROM cwom_set_aside_trigger")
+        for name, sql in cursor.fetchall():
+            cursor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+            cursor.execute(sql)
+        cursor.execute("DROP TABLE cwom_set_aside_trigger")

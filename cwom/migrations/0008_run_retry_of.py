@@ -14,11 +14,14 @@ class Migration(migrations.Migration):
         ('cwom', '0007_issue_packet_guard'),
     ]
 
+    # Unapplied on SQLite, the field's removal rebuilds cwom_run: the triggers naming it are set aside meanwhile.
     operations = [
+        migrations.RunPython(migrations.RunPython.noop, db_guards.sqlite_triggers_put_back),
         migrations.AddField(
             model_name='run',
             name='retry_of',
             field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='retries', to='cwom.run'),
         ),
+        migrations.RunPython(migrations.RunPython.noop, db_guards.sqlite_triggers_set_aside("cwom_run")),
         migrations.RunPython(db_guards.install_0008, db_guards.uninstall_0008),
     ]
