@@ -305,3 +305,12 @@ def test_a_misspelt_query_parameter_suggests_the_close_name(reader):
             "message": "Unknown query parameter 'stauts'. Did you mean 'status'?",
         }
     ]
+
+
+def test_a_diff_against_an_id_of_another_kind_says_which_kind_it_is(reader, make, issue):
+    run = make.run()
+    body = refusal(reader.get(f"runs/{run.pk}/diff/{issue.pk}"), 404, "not_found")
+    assert body["detail"] == f"{issue.pk} is an Issue, not a Run: see /api/v1/issues/{issue.pk}."
+    assert refusal(reader.get(f"runs/NOTAULID/diff/{run.pk}"), 404, "not_found")["detail"].startswith(
+        "'NOTAULID' is not"
+    )

@@ -325,7 +325,7 @@ def test_issue_links_are_checked_by_the_write_paths_rules_and_refused_by_line(ri
     assert f"line {links['context_packets'] + 1}: IssueLink: an issue lists only its own context packets" in said
     assert f"line {links['blocks'] + 1}: IssueLink: " in said
     assert "issue_block_not_self" in said
-    assert f"line {links['duplicates'] + 1}: IssueLink: target: {rich.pk} is a Run, not a Issue." in said
+    assert f"line {links['duplicates'] + 1}: IssueLink: target: {rich.pk} is a Run, not an Issue." in said
     assert not IssueBlock.objects.filter(blocker=F("blocked")).exists()
     assert not ContextPacket.objects.filter(linked_issues=flaky).exclude(for_issue=flaky).exists()
 
