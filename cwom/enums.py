@@ -48,6 +48,13 @@ class RunMode(models.TextChoices):
     SYSTEM = "system"
 
 
+class ManagedBy(models.TextChoices):
+    """Who drives a run through its statuses: the service's workers (an enqueued run) or its client."""
+
+    SERVICE = "service"
+    CLIENT = "client"
+
+
 class ArtifactType(models.TextChoices):
     CODE_PATCH = "code_patch"
     COMMIT = "commit"

@@ -8,7 +8,9 @@ write path.
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import json
+import re
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -21,6 +23,10 @@ from django.utils.deconstruct import deconstructible
 from jsonschema import Draft202012Validator
 
 from . import enums
+from .ids import ULID_RE
+
+# A repo's slug (also accepted wherever a Ref to a Repo is).
+SLUG_RE = re.compile(r"^[-a-zA-Z0-9_]+$")
 
 
 def enum_schema(choices: type[enums.models.TextChoices], nullable: bool = False) -> dict[str, Any]:
@@ -150,33 +156,151 @@ def _register_constants(*schemas: dict[str, Any]) -> None:
 
 
 def schema_errors(schema: dict[str, Any] | CompiledSchema, value: Any) -> list[tuple[str, str]]:
-    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits.
+    """(dotted path, message) for each way ``value`` breaks ``schema``; empty when it fits (see
+    :func:`schema_problems`, which gives each one's code too)."""
+    return [(path, message) for path, _code, message in schema_problems(schema, value)]
 
+
+def schema_problems(schema: dict[str, Any] | CompiledSchema, value: Any) -> list[tuple[str, str, str]]:
+    """(dotted path, code, message) for each way ``value`` breaks ``schema``; empty when it fits.
+
+    Messages are written for the client, never jsonschema's own text: a missing field is reported at its
+    own path, an unexpected one with the closest allowed name ("did you mean"), a value that fits none of
+    a Ref's forms by the form its type is closest to (a string that is no id: "not a valid id").
     ``schema`` may also be what :func:`compiled` returns (what callers on a hot path keep).
     """
     checked = schema if isinstance(schema, CompiledSchema) else compiled(schema)
     if checked.is_valid(value):  # the common case: nothing to sort or explain
         return []
-    validator = checked.validator
-    found = []
-    for error in sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
-        path = ".".join(str(part) for part in error.absolute_path)
-        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-            # One error per unexpected key, at that key's own path.
-            known = error.schema.get("properties", {})
-            for key in sorted(set(error.instance) - set(known)):
-                allowed = ", ".join(known) or "none"
-                found.append((f"{path}.{key}" if path else key, f"Unexpected field {key!r}; allowed: {allowed}."))
-            continue
-        found.append((path, _message(error)))
+    found: list[tuple[str, str, str]] = []
+    for error in sorted(checked.validator.iter_errors(value), key=lambda e: [str(p) for p in e.absolute_path]):
+        found += _explain(error)
     return found
 
 
-def _message(error: Any) -> str:
-    if error.validator == "enum":
-        allowed = ", ".join("null" if v is None else str(v) for v in error.validator_value)
-        return f"{error.instance!r} is not one of the allowed values: {allowed}."
-    return str(error.message)
+def _join(path: str, name: Any) -> str:
+    return f"{path}.{name}" if path else str(name)
+
+
+_JSON_TYPES = {"string": str, "object": dict, "array": list, "boolean": bool, "null": type(None)}
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    names: dict[type, str] = {str: "a string", dict: "an object", list: "an array"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _fits_type(value: Any, wanted: Any) -> bool:
+    """Whether ``value`` has one of the JSON types ``wanted`` names (a schema's ``type``)."""
+    for name in [wanted] if isinstance(wanted, str) else wanted:
+        if name in ("number", "integer"):
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return True
+        elif isinstance(value, _JSON_TYPES.get(name, ())) and not (name != "boolean" and isinstance(value, bool)):
+            return True
+    return False
+
+
+def _explain(error: Any) -> list[tuple[str, str, str]]:
+    """One jsonschema error as ``(path, code, message)`` items a client can act on."""
+    path = ".".join(str(part) for part in error.absolute_path)
+    kind, instance, wanted = error.validator, error.instance, error.validator_value
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        # One error per unexpected key, at that key's own path.
+        allowed = list(error.schema.get("properties", {}))
+        return [
+            (_join(path, key), "unexpected_field", unexpected_field_message(key, allowed))
+            for key in sorted(set(instance) - set(allowed))
+        ]
+    if kind == "required" and isinstance(instance, dict):
+        return [(_join(path, name), "required", "This field is required.") for name in wanted if name not in instance]
+    if kind in ("anyOf", "oneOf"):
+        return _explain_alternatives(error, path)
+    code, message = _explain_value(kind, instance, wanted)
+    return [(path, code, message)]
+
+
+def _explain_value(kind: str, instance: Any, wanted: Any) -> tuple[str, str]:
+    """(code, message) of a value that breaks the keyword ``kind`` (with the keyword's value ``wanted``)."""
+    shown = _shown(instance)
+    if kind == "type":
+        names = " or ".join([wanted] if isinstance(wanted, str) else wanted)
+        return "invalid_type", f"Expected {names}, got {_type_name(instance)}."
+    if kind == "enum":
+        allowed = ", ".join("null" if v is None else str(v) for v in wanted)
+        return "invalid_choice", f"{shown} is not one of the allowed values: {allowed}."
+    if kind == "const":
+        return "invalid_choice", f"Must be {_shown(wanted)}, got {shown}."
+    if kind == "pattern":
+        if wanted == ULID_RE.pattern:
+            return "invalid_id", f"{shown} is not a valid id ({ID_FORM})."
+        if wanted == SLUG_RE.pattern:
+            return "invalid", f"{shown} is not a valid slug ({SLUG_FORM})."
+        return "invalid", f"{shown} does not have the expected form."
+    if kind == "minLength" and instance == "":
+        return "empty_value", "Must not be empty."
+    if kind in ("maxLength", "minLength"):
+        bound, code = ("at most", "too_long") if kind == "maxLength" else ("at least", "too_short")
+        return code, f"Must be {bound} {wanted} characters long (got {len(instance)})."
+    if kind in ("maxItems", "minItems"):
+        bound, code = ("at most", "too_many") if kind == "maxItems" else ("at least", "too_few")
+        return code, f"Must have {bound} {wanted} items (got {len(instance)})."
+    if kind in _RELATIONS:
+        return "out_of_range", f"Must be {_RELATIONS[kind]} {wanted} (got {shown})."
+    if kind == "format":
+        return ("invalid_datetime" if wanted == "date-time" else "invalid"), f"{shown} is not a valid {wanted}."
+    return "invalid", f"{shown} does not fit this field ({kind})."
+
+
+ID_FORM = "a ULID: 26 characters of Crockford base32"
+SLUG_FORM = "letters, digits, '-' and '_'"
+_RELATIONS = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
+
+
+def _explain_alternatives(error: Any, path: str) -> list[tuple[str, str, str]]:
+    """A value that fits none of an ``anyOf``/``oneOf``: explained by the alternative of its own type (a Ref
+    given as an object: that object's errors); a string that is neither a Repo's id nor its slug says so."""
+    fitting = _fitting_branches(error)
+    if len(fitting) == 1:
+        return [item for sub in fitting[0] for item in _explain(sub)]
+    patterns = {sub.validator_value for branch in fitting for sub in branch if sub.validator == "pattern"}
+    if patterns == {ULID_RE.pattern, SLUG_RE.pattern}:
+        message = f"{_shown(error.instance)} is not a valid id ({ID_FORM}) nor a repo slug ({SLUG_FORM})."
+        return [(path, "invalid_id", message)]
+    if fitting:
+        return [item for sub in fitting[0] for item in _explain(sub)]
+    return [(path, "invalid", f"{_shown(error.instance)} fits none of the accepted forms.")]
+
+
+def _fitting_branches(error: Any) -> list[list[Any]]:
+    """The errors of each alternative of an ``anyOf``/``oneOf`` whose type the value has."""
+    branches: dict[int, list[Any]] = {}
+    for sub in error.context or ():
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)
+    return [
+        branches[index]
+        for index, alternative in enumerate(error.validator_value)
+        if branches.get(index) and ("type" not in alternative or _fits_type(error.instance, alternative["type"]))
+    ]
+
+
+def unexpected_field_message(key: str, allowed: list[str]) -> str:
+    """The message for an unexpected key: the closest allowed name ("Did you mean 'title'?"), else them all."""
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
+    if close:
+        return f"Unexpected field {key!r}. Did you mean {close[0]!r}?"
+    return f"Unexpected field {key!r}; allowed: {', '.join(allowed) or 'none'}."
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 @deconstructible
@@ -190,12 +314,12 @@ class ShapeValidator:
         checked = self.__dict__.get("_checked")
         if checked is None:
             checked = self.__dict__["_checked"] = compiled(SHAPES[self.shape])
-        problems = schema_errors(checked, value)
+        problems = schema_problems(checked, value)
         if problems:
             raise ValidationError(
                 [
-                    ValidationError(f"{path}: {msg}" if path else msg, code=_code(msg), params=None)
-                    for path, msg in problems
+                    ValidationError(f"{path}: {message}" if path else message, code=code, params=None)
+                    for path, code, message in problems
                 ]
             )
 
@@ -204,10 +328,6 @@ class ShapeValidator:
 
     def __hash__(self) -> int:
         return hash(self.shape)
-
-
-def _code(message: str) -> str:
-    return "invalid_choice" if "allowed values" in message else "invalid_shape"
 
 
 SHAPES: dict[str, dict[str, Any]] = {

@@ -19,6 +19,7 @@ from .db import bulk
 from .enums import EventAction, Kind, Status
 from .models import ContextPacket, CwomObject, Issue, Run, record_event
 from .models.base import jsonable, new_event
+from .models.briefing import sealed_error
 from .models.runs import OPEN_INPUT_STATUSES
 
 LinkItems = list[tuple[str, str | None]]
@@ -31,7 +32,7 @@ def contract_error(kind: str, error: ValidationError) -> ValidationError:
     return ValidationError(
         {
             ("non_field_errors" if name == "__all__" else shapes.error_path(kind, name)): [
-                _one_duplicate_code(e) for e in errors
+                _contract_field(kind, _one_duplicate_code(e)) for e in errors
             ]
             for name, errors in error.error_dict.items()
         }
@@ -45,6 +46,16 @@ def _one_duplicate_code(error: ValidationError) -> ValidationError:
         return error
     message = error.message % error.params if error.params else error.message
     return ValidationError(message, code="duplicate")
+
+
+def _contract_field(kind: str, error: ValidationError) -> ValidationError:
+    # A message naming a model field (``%(field)s``: "its inputs_links never changes") names its contract path.
+    params = error.params or {}
+    if "field" not in params:
+        return error
+    return ValidationError(
+        error.message, code=error.code, params={**params, "field": shapes.error_path(kind, params["field"])}
+    )
 
 
 def integrity_code(error: IntegrityError) -> str:
@@ -77,9 +88,7 @@ def _check_links(obj: CwomObject, links: dict[str, LinkItems]) -> None:
     if isinstance(obj, ContextPacket) and obj.is_sealed_in_db():
         for name, items in links.items():
             if current_links(obj, name) != items:
-                errors.setdefault(name, []).append(
-                    ValidationError("A sealed context packet never changes.", code="immutable")
-                )
+                errors.setdefault(name, []).append(sealed_error(obj, name))
     if obj.KIND == Kind.ISSUE:
         for name in ("blocks", "blocked_by", "duplicates"):
             if any(target == obj.pk for target, _ in links.get(name, [])):
@@ -258,7 +267,7 @@ def update(obj: CwomObject, data: Any) -> CwomObject:
                 ]
             }
         )
-    parsed = shapes.parse(obj.KIND, data, "patch")
+    parsed = shapes.parse(obj.KIND, data, "patch", current=lambda: shapes.dump(obj))
     with transaction.atomic():
         locked = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
         update_parsed(locked, parsed)

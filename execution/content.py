@@ -43,7 +43,7 @@ class ContentConflict(Exception):
 class ContentTooLarge(Exception):
     """The upload is larger than ``CWOM_ARTIFACT_MAX_BYTES``."""
 
-    code = "too_large"
+    code = "payload_too_large"
 
 
 def sha256_digest(data: bytes) -> str:

@@ -7,6 +7,12 @@
      "executor": {"name": ..., "config": {...}},
      "mode": RunMode}
 
+Refs (``issue``, ``issue.repo``, ``constraints``, ``doctrine_refs``) are resolved by the one resolver of the
+service (:class:`cwom.shapes.RefCollector`): a bare id, a Ref, or for a Repo its slug. Without ``executor``
+the service's default executor (``CWOM_DEFAULT_EXECUTOR``) runs it, and the answer says so
+(:meth:`EnqueueResult.refs`: ``executor.chosen_by``). New objects record ``created_by`` (the caller's actor
+when a body declares none).
+
 In ONE transaction: find or create the Issue, create a sealed ContextPacket with the issue's next version,
 optionally a ConstraintSnapshot (linked to the issue and pinned on the packet), the Run in ``ready`` with
 those inputs, and its :class:`~execution.models.RunExecution`. The task is dispatched after commit,
@@ -23,19 +29,17 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from cwom import shapes, writes
-from cwom.enums import EventAction, Kind, RunMode, Status
-from cwom.ids import ULID_RE
+from cwom.enums import EventAction, Kind, ManagedBy, RunMode, Status
 from cwom.models import (
     ConstraintSnapshot,
     ContextPacket,
     Issue,
     IssueConstraintSnapshot,
-    ObjectIndex,
-    Repo,
     Run,
     record_event,
 )
 from cwom.shapes import make_ref
+from cwom.validation import unexpected_field_message
 
 from . import lifecycle
 from .config import conf
@@ -58,9 +62,12 @@ class EnqueueResult:
     run: Run
     execution: RunExecution
     issue_created: bool
+    executor_chosen_by: str = "request"
 
     def refs(self) -> dict[str, Any]:
-        """The response body's Refs (``run_url`` is added by the face that knows the host)."""
+        """The response body's Refs and the executor that will run it, with why (``request``: the body named
+        it; ``default``: the body did not, the service's default was used). ``run_url`` is added by the face
+        that knows the host."""
         return {
             "issue": make_ref(Kind.ISSUE, self.issue.pk),
             "context_packet": make_ref(Kind.CONTEXT_PACKET, self.context_packet.pk, PRIMARY_CONTEXT_ROLE),
@@ -68,6 +75,7 @@ class EnqueueResult:
             if self.constraint_snapshot
             else None,
             "run": make_ref(Kind.RUN, self.run.pk),
+            "executor": {"name": self.execution.executor_name, "chosen_by": self.executor_chosen_by},
         }
 
 
@@ -91,34 +99,18 @@ def _is_ref(value: Any) -> bool:
     return isinstance(value, str) or (isinstance(value, dict) and "id" in value and set(value) <= REF_KEYS)
 
 
-def _ref_form(value: Any, kind: str, path: str) -> str:
-    """The id of a Ref or bare id to an object of ``kind``, checked for its form only."""
-    object_id = value if isinstance(value, str) else value.get("id")
-    declared = kind if isinstance(value, str) else value.get("kind", kind)
-    if not isinstance(object_id, str) or not ULID_RE.match(object_id):
-        raise _error(path, f"{object_id!r} is not a ULID.", "invalid_id")
-    if declared != kind:
-        raise _error(path, f"Expected a Ref to a {kind}, got kind {declared}.", "wrong_kind")
-    return object_id
-
-
-def _ref_id(value: Any, kind: str, path: str) -> str:
-    """The id of a Ref or bare id that must name an existing object of ``kind``."""
-    object_id = _ref_form(value, kind, path)
-    actual = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
-    if actual is None:
-        raise _error(path, f"No {kind} has id {object_id}.", "unknown_ref")
-    if actual != kind:
-        raise _error(path, f"{object_id} is a {actual}, not a {kind}.", "wrong_kind")
-    return object_id
-
-
-def _executor(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def _executor(body: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """The executor's name, its config, and why it was chosen (``request`` or ``default``)."""
     spec = body.get("executor")
+    chosen_by = "request"
     if spec is None:
-        spec = {"name": conf()["default_executor"]}
-    if not isinstance(spec, dict) or set(spec) - {"name", "config"}:
-        raise _error("executor", 'An object {"name": ..., "config": {...}}.')
+        spec, chosen_by = {"name": conf()["default_executor"]}, "default"
+    if not isinstance(spec, dict):
+        raise _error("executor", 'An object {"name": ..., "config": {...}}.', "invalid_type")
+    unknown = sorted(set(spec) - {"name", "config"})
+    if unknown:
+        message = unexpected_field_message(unknown[0], ["name", "config"])
+        raise _error(f"executor.{unknown[0]}", message, "unexpected_field")
     name, config = spec.get("name"), spec.get("config") or {}
     if name not in available():
         raise _error(
@@ -135,16 +127,17 @@ def _executor(body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         executor_class.validate_config(config)
     except ValidationError as error:
         raise _prefixed("executor.config", error) from None
-    return name, config
+    return name, config, chosen_by
 
 
-def validate(body: Any) -> tuple[str, dict[str, Any]]:
+def validate(body: Any) -> tuple[str, dict[str, Any], str]:
     """The checks that need no transaction: the body's own shape and the executor (its name and config)."""
     if not isinstance(body, dict):
         raise _error("non_field_errors", "The body must be a JSON object.", "invalid_shape")
     unknown = sorted(set(body) - TOP_LEVEL_KEYS)
     if unknown:
-        raise _error(unknown[0], f"Unknown key; the enqueue body takes {', '.join(sorted(TOP_LEVEL_KEYS))}.", "unknown")
+        message = unexpected_field_message(unknown[0], sorted(TOP_LEVEL_KEYS))
+        raise _error(unknown[0], message, "unexpected_field")
     for key in ("issue", "context"):
         if key not in body or body[key] is None:
             raise _error(key, "This field is required.", "required")
@@ -166,37 +159,38 @@ def validate(body: Any) -> tuple[str, dict[str, Any]]:
     return _executor(body)
 
 
-def _issue(value: Any) -> tuple[Issue, bool]:
+def _issue(value: Any, created_by: dict[str, Any] | None) -> tuple[Issue, bool]:
     if _is_ref(value):
+        (issue_id,) = shapes.resolve_refs([(value, Kind.ISSUE, "issue")])
         # Locked: enqueues against one issue are serialized so two cannot take the same next version.
-        issue = Issue.objects.select_for_update().filter(pk=_ref_form(value, Kind.ISSUE, "issue")).first()
-        if issue is None:  # say why: no such object, or one of another kind
-            _ref_id(value, Kind.ISSUE, "issue")
-            raise _error("issue", "No Issue has this id.", "unknown_ref")  # pragma: no cover - raised above
-        return issue, False
-    fields = dict(value)
-    repo = fields.get("repo")
-    if isinstance(repo, str) and not ULID_RE.match(repo):
-        repo_id = Repo.objects.filter(slug=repo).values_list("id", flat=True).first()
-        if repo_id is None:
-            raise _error("issue.repo", f"No repo has slug {repo!r}.", "unknown_ref")
-        fields["repo"] = repo_id
+        return Issue.objects.select_for_update().get(pk=issue_id), False
     try:
-        parsed = shapes.parse(Kind.ISSUE, fields)
+        parsed = shapes.parse(Kind.ISSUE, _with_creator(value, created_by))
         created = writes.create_parsed(parsed)
     except ValidationError as error:
         raise _prefixed("issue", writes.contract_error(Kind.ISSUE, error)) from None
     return created, True  # type: ignore[return-value]
 
 
-def _snapshot(value: Any, issue: Issue, issue_created: bool) -> ConstraintSnapshot | None:
+def _with_creator(fields: dict[str, Any], created_by: dict[str, Any] | None) -> dict[str, Any]:
+    """``fields`` of a new object, ``created_by`` the caller's actor when they declare none."""
+    if created_by is None or "created_by" in fields:
+        return fields
+    return {**fields, "created_by": created_by}
+
+
+def _snapshot(
+    value: Any, issue: Issue, issue_created: bool, created_by: dict[str, Any] | None
+) -> ConstraintSnapshot | None:
     if value is None:
         return None
     if _is_ref(value):
-        snapshot = ConstraintSnapshot.objects.get(pk=_ref_id(value, Kind.CONSTRAINT_SNAPSHOT, "constraints"))
+        (snapshot_id,) = shapes.resolve_refs([(value, Kind.CONSTRAINT_SNAPSHOT, "constraints")])
+        snapshot = ConstraintSnapshot.objects.get(pk=snapshot_id)
     else:
         try:
-            snapshot = writes.create_parsed(shapes.parse(Kind.CONSTRAINT_SNAPSHOT, value))  # type: ignore[assignment]
+            parsed = shapes.parse(Kind.CONSTRAINT_SNAPSHOT, _with_creator(value, created_by))
+            snapshot = writes.create_parsed(parsed)  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("constraints", writes.contract_error(Kind.CONSTRAINT_SNAPSHOT, error)) from None
     # An issue created in this transaction has no snapshot yet.
@@ -208,9 +202,13 @@ def _snapshot(value: Any, issue: Issue, issue_created: bool) -> ConstraintSnapsh
 
 
 def _packet(
-    fields: dict[str, Any], issue: Issue, issue_created: bool, snapshot: ConstraintSnapshot | None
+    fields: dict[str, Any],
+    issue: Issue,
+    issue_created: bool,
+    snapshot: ConstraintSnapshot | None,
+    created_by: dict[str, Any] | None,
 ) -> ContextPacket:
-    body = {**fields, "for_issue": issue.pk}
+    body = {**_with_creator(fields, created_by), "for_issue": issue.pk}
     if snapshot is not None and "constraint_snapshot" not in body:
         body["constraint_snapshot"] = snapshot.pk
     try:
@@ -223,24 +221,25 @@ def _packet(
     return packet
 
 
-def enqueue(body: Any) -> EnqueueResult:
+def enqueue(body: Any, created_by: dict[str, Any] | None = None) -> EnqueueResult:
     """Create everything ``body`` asks for in one transaction and dispatch the run after commit.
 
+    ``created_by``: the caller's actor, recorded on the new objects whose fields declare none (and on the run).
     Raises ValidationError keyed by paths of the enqueue body (``issue.title``, ``constraints.scope``,
     ``executor.config.argv``); nothing is written or dispatched then.
     """
-    name, config = validate(body)
+    name, config, chosen_by = validate(body)
     with transaction.atomic():
-        issue, issue_created = _issue(body["issue"])
-        snapshot = _snapshot(body.get("constraints"), issue, issue_created)
-        packet = _packet(body["context"], issue, issue_created, snapshot)
-        doctrine_ids = [
-            _ref_id(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}")
-            for i, ref in enumerate(body.get("doctrine_refs") or [])
-        ]
+        issue, issue_created = _issue(body["issue"], created_by)
+        snapshot = _snapshot(body.get("constraints"), issue, issue_created, created_by)
+        packet = _packet(body["context"], issue, issue_created, snapshot, created_by)
+        doctrine_ids = shapes.resolve_refs(
+            [(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}") for i, ref in enumerate(body.get("doctrine_refs") or [])]
+        )
         if len(set(doctrine_ids)) != len(doctrine_ids):
             raise _error("doctrine_refs", "The same doctrine ref is listed twice.", "duplicate_ref")
         run_body = {
+            "created_by": created_by,
             "for_issue": issue.pk,
             "status": Status.READY,
             "mode": body.get("mode", RunMode.AGENT),
@@ -256,8 +255,10 @@ def enqueue(body: Any) -> EnqueueResult:
             },
         }
         try:
-            run: Run = writes.create_parsed(shapes.parse(Kind.RUN, run_body))  # type: ignore[assignment]
+            parsed_run = shapes.parse(Kind.RUN, run_body)
+            parsed_run.columns["managed_by"] = ManagedBy.SERVICE  # read-only in bodies: the service's own
+            run: Run = writes.create_parsed(parsed_run)  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("run", writes.contract_error(Kind.RUN, error)) from None
         execution = lifecycle.start(run, name, config, snapshot)
-    return EnqueueResult(issue, packet, snapshot, run, execution, issue_created)
+    return EnqueueResult(issue, packet, snapshot, run, execution, issue_created, chosen_by)

@@ -23,8 +23,8 @@ from django.db import transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
-from cwom import lineage, writes
-from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Kind, Status
+from cwom import lineage, shapes, writes
+from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Kind, ManagedBy, Status
 from cwom.models import (
     ConstraintSnapshot,
     Event,
@@ -172,7 +172,9 @@ def retry(run_id: str) -> Run:
                 "constraint_snapshot": original.constraint_snapshot_id,
             },
         }
-        run: Run = writes.create(Kind.RUN, body)  # type: ignore[assignment]
+        parsed = shapes.parse(Kind.RUN, body)
+        parsed.columns["managed_by"] = ManagedBy.SERVICE  # read-only in bodies: the service executes the retry
+        run: Run = writes.create_parsed(parsed)  # type: ignore[assignment]
         start(run, execution.executor_name, execution.executor_config, original.constraint_snapshot)
     return run
 

@@ -2,9 +2,9 @@
 
 from django.urls import re_path
 
-from . import views
+from cwom.api.views import ID_PATH_REGEX as ID
 
-ID = "[0-7][0-9A-Za-z]{25}"
+from . import views
 
 urlpatterns = [
     re_path(r"^enqueue/?$", views.EnqueueView.as_view(), name="enqueue"),

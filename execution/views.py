@@ -29,7 +29,15 @@ from rest_framework.response import Response
 from cwom import shapes, spec, writes
 from cwom.api.auth import principal_of
 from cwom.api.errors import Problem
-from cwom.api.views import CwomAPIView, object_path, parse_id
+from cwom.api.views import (
+    CwomAPIView,
+    declared_actor,
+    id_parameter,
+    missing,
+    object_path,
+    parse_id,
+    principal_actor,
+)
 from cwom.enums import Kind
 from cwom.models import Artifact, Run
 
@@ -63,12 +71,20 @@ ENQUEUE_REQUEST_SCHEMA: dict[str, Any] = {
 }
 ENQUEUE_RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "required": ["issue", "context_packet", "constraint_snapshot", "run", "run_url"],
+    "required": ["issue", "context_packet", "constraint_snapshot", "run", "executor", "run_url"],
     "properties": {
         "issue": REF_SCHEMA,
         "context_packet": REF_SCHEMA,
         "constraint_snapshot": {"oneOf": [REF_SCHEMA, {"type": "null"}]},
         "run": REF_SCHEMA,
+        "executor": {
+            "type": "object",
+            "description": "The executor that will run it, and why: `request` (the body named it) or `default` "
+            "(the body did not: the service's default executor, CWOM_DEFAULT_EXECUTOR).",
+            "properties": {"name": {"type": "string"}, "chosen_by": {"type": "string", "enum": ["request", "default"]}},
+            "required": ["name", "chosen_by"],
+            "additionalProperties": False,
+        },
         "run_url": {"type": "string", "format": "uri"},
     },
 }
@@ -87,15 +103,18 @@ class EnqueueView(CwomAPIView):
         tags=["execution"],
     )
     def post(self, request: Request) -> Response:
-        result = enqueue(request.data)
-        body = {**result.refs(), "run_url": request.build_absolute_uri(object_path(Kind.RUN, result.run.pk))}
-        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["run_url"]})
+        result = enqueue(request.data, created_by=declared_actor(request) or principal_actor(request))
+        location = object_path(Kind.RUN, result.run.pk) or ""
+        body = {**result.refs(), "run_url": request.build_absolute_uri(location)}
+        # Location is a path, as on every 201/202 of the API; run_url in the body is the absolute URL.
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
 class RunCancelView(CwomAPIView):
     """Cancel a run: at once if no worker holds it, otherwise its worker stops at its next check."""
 
     @extend_schema(
+        parameters=[id_parameter("run_id")],
         operation_id="runs_cancel",
         summary="Cancel a run",
         request=None,
@@ -106,7 +125,10 @@ class RunCancelView(CwomAPIView):
         tags=["execution"],
     )
     def post(self, request: Request, run_id: str) -> Response:
-        result = lifecycle.request_cancel(parse_id(run_id), principal_of(request))
+        try:
+            result = lifecycle.request_cancel(parse_id(run_id, Kind.RUN), principal_of(request))
+        except Run.DoesNotExist:
+            raise missing(Kind.RUN, parse_id(run_id)) from None
         run: Run = writes.reload(result.run)
         code = status.HTTP_200_OK if result.outcome == "canceled" else status.HTTP_202_ACCEPTED
         return Response(shapes.dump(run), status=code)
@@ -116,6 +138,7 @@ class RunRetryView(CwomAPIView):
     """Retry a failed or canceled run: a new run with the same inputs and executor, enqueued."""
 
     @extend_schema(
+        parameters=[id_parameter("run_id")],
         operation_id="runs_retry",
         summary="Retry a failed or canceled run",
         request=None,
@@ -127,11 +150,14 @@ class RunRetryView(CwomAPIView):
         tags=["execution"],
     )
     def post(self, request: Request, run_id: str) -> Response:
-        run = lifecycle.retry(parse_id(run_id))
+        try:
+            run = lifecycle.retry(parse_id(run_id, Kind.RUN))
+        except Run.DoesNotExist:
+            raise missing(Kind.RUN, parse_id(run_id)) from None
         return Response(
             shapes.dump(writes.reload(run)),
             status=status.HTTP_202_ACCEPTED,
-            headers={"Location": request.build_absolute_uri(object_path(Kind.RUN, run.pk))},
+            headers={"Location": object_path(Kind.RUN, run.pk) or ""},  # a path, as on every 201/202
         )
 
 
@@ -148,7 +174,7 @@ class RawBodyParser(BaseParser):
             size += len(chunk)
             if size > cap:
                 spool.close()
-                raise Problem(f"Artifact content is limited to {cap} bytes.", "too_large", status_code=413)
+                raise Problem(f"Artifact content is limited to {cap} bytes.", "payload_too_large")
             spool.write(chunk)
         spool.seek(0)
         return spool
@@ -169,15 +195,18 @@ class ArtifactContentView(CwomAPIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
+        parameters=[id_parameter("artifact_id")],
         operation_id="artifacts_content_retrieve",
         summary="Download an artifact's bytes",
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None},
         tags=["execution"],
     )
     def get(self, request: Request, artifact_id: str) -> HttpResponseBase:
-        artifact = Artifact.objects.get(pk=parse_id(artifact_id))
+        artifact = Artifact.objects.filter(pk=parse_id(artifact_id, Kind.ARTIFACT)).first()
+        if artifact is None:
+            raise missing(Kind.ARTIFACT, parse_id(artifact_id))
         if not artifact.stored_name:
-            raise Problem("This artifact has no stored content.", "no_content", status_code=404)
+            raise Problem("This artifact has no stored content.", "no_content")
         headers = content.http_digest_headers(artifact.digest or "")
         if request.META.get("HTTP_IF_NONE_MATCH") == headers["ETag"]:
             response: HttpResponseBase = HttpResponse(status=304)
@@ -193,13 +222,14 @@ class ArtifactContentView(CwomAPIView):
         summary="Upload an artifact's bytes (once)",
         request={"*/*": OpenApiTypes.BINARY},
         parameters=[
+            id_parameter("artifact_id"),
             OpenApiParameter(
                 "Content-Digest",
                 str,
                 OpenApiParameter.HEADER,
                 description="sha-256=:<base64>: (RFC 9530); `Digest: sha-256=<base64>` and "
                 "`X-CWOM-Digest: sha256:<hex>` are accepted too. A mismatch is refused.",
-            )
+            ),
         ],
         responses={
             201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored; the artifact, with digest and size."),
@@ -212,12 +242,15 @@ class ArtifactContentView(CwomAPIView):
         body: IO[bytes] = io.BytesIO() if isinstance(request.data, dict) else cast(IO[bytes], request.data)
         try:
             artifact, created = content.attach_content(
-                parse_id(artifact_id), body, declared_digest=declared, media_type=request.content_type or None
+                parse_id(artifact_id, Kind.ARTIFACT),
+                body,
+                declared_digest=declared,
+                media_type=request.content_type or None,
             )
-        except content.ContentConflict as error:
-            raise Problem(str(error), error.code, status_code=409) from None
-        except content.ContentTooLarge as error:
-            raise Problem(str(error), error.code, status_code=413) from None
+        except Artifact.DoesNotExist:
+            raise missing(Kind.ARTIFACT, parse_id(artifact_id)) from None
+        except (content.ContentConflict, content.ContentTooLarge) as error:
+            raise Problem(str(error), error.code) from None
         return Response(
             shapes.dump(artifact),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
@@ -225,6 +258,7 @@ class ArtifactContentView(CwomAPIView):
         )
 
     @extend_schema(
+        parameters=[id_parameter("artifact_id")],
         operation_id="artifacts_content_upload_post",
         summary="Upload an artifact's bytes (once); same as PUT",
         request={"*/*": OpenApiTypes.BINARY},

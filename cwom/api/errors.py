@@ -12,13 +12,19 @@ transition lists ``legal_moves``).
 :func:`problem_exception_handler` is DRF's ``EXCEPTION_HANDLER``: it maps the kernel's errors
 (Django ``ValidationError`` with codes, ``RunTransitionError``, ``RunConflictError``, database
 refusals) and DRF's own exceptions onto that body. Anything unexpected is logged and answered as a
-500 problem, never as an HTML page.
+500 problem, never as an HTML page (errors Django answers outside DRF: ``handler400`` and friends; errors
+gunicorn answers itself: ``cwom_site/gunicorn_problems.py``).
+
+The status policy is one table, :data:`PROBLEM_CODES` (code -> status and meaning): 400 the documented
+shape, 422 a rule the schema cannot express, 404 the path's own object, 409 the object's state. The status
+of a refusal follows from its codes, whichever layer raised them, and its top-level ``code`` is the specific
+one (:func:`_pick`). ``docs/api.md`` shows the table; a test keeps the two equal.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.core.exceptions import ObjectDoesNotExist, RequestDataTooBig
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -40,21 +46,149 @@ logger = logging.getLogger("cwom.api")
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://cwom.dev/problems/"
 
-# Kernel ValidationError codes that describe a state conflict rather than a bad body: answered 409.
-CONFLICT_CODES = frozenset(
-    {
-        "immutable",
-        "sealed",
-        "duplicate",
-        "unique",
-        "illegal_transition",
-        "transition_conflict",
-        "inputs_frozen",
-        "append_only",
-        "not_retryable",
-        "no_executor",
-    }
-)
+
+class ProblemCode(NamedTuple):
+    """One problem ``code``: the status every refusal with it answers, and what it means."""
+
+    status: int
+    meaning: str
+
+
+# The status policy, one line per code: the handler answers with these statuses whichever layer refused
+# (the parser, the model layer, a database trigger), and docs/api.md's table is checked against this one.
+#   400  the request breaks the documented shape (what the JSON Schema / OpenAPI document can say);
+#   422  well-formed, but breaks a rule the schema cannot express (references, cross-object consistency);
+#   404  the path's own object; 409 a conflict with the current state (sealed, immutable, taken, illegal move);
+#   401/403 credentials, 405/406/415 the method and media types, 412/428 preconditions, 413 size, 429 rate,
+#   500/503 the service.
+PROBLEM_CODES: dict[str, ProblemCode] = {
+    # 400: the shape of the request
+    "bad_request": ProblemCode(400, "The request cannot be read as sent."),
+    "malformed_body": ProblemCode(400, "The body is not valid JSON (or not UTF-8)."),
+    "invalid_content_length": ProblemCode(400, "Content-Length is not a number."),
+    "too_deep": ProblemCode(400, "A JSON value is nested deeper than the limit."),
+    "invalid_shape": ProblemCode(400, "A value has the wrong JSON form (e.g. the body is not an object)."),
+    "invalid_type": ProblemCode(400, "A field has the wrong JSON type."),
+    "unexpected_field": ProblemCode(400, "A field the body does not take (the message suggests a close name)."),
+    "required": ProblemCode(400, "A required field is missing."),
+    "invalid_choice": ProblemCode(400, "A value is not one of the field's allowed values."),
+    "invalid": ProblemCode(400, "A value does not fit the field's documented form."),
+    "invalid_id": ProblemCode(400, "A field or query parameter that takes an id holds something that is not one."),
+    "invalid_datetime": ProblemCode(400, "A timestamp is not ISO-8601 with a timezone."),
+    "out_of_range": ProblemCode(400, "A number is outside the field's bounds."),
+    "too_long": ProblemCode(400, "A string is longer than the field allows."),
+    "too_short": ProblemCode(400, "A string is shorter than the field allows."),
+    "too_many": ProblemCode(400, "A list has more items than the field allows."),
+    "too_few": ProblemCode(400, "A list has fewer items than the field needs."),
+    "too_large": ProblemCode(400, "A JSON value (meta) is larger than its byte limit."),
+    "empty_value": ProblemCode(400, "A field or query parameter is empty where a value is needed."),
+    "empty_patch": ProblemCode(400, "A PATCH body names no field."),
+    "invalid_characters": ProblemCode(400, "A string holds characters that are not allowed (NUL)."),
+    "invalid_tag": ProblemCode(400, "A tag is blank or too long."),
+    "duplicate_tag": ProblemCode(400, "The same tag is listed twice."),
+    "invalid_boolean": ProblemCode(400, "A query parameter that takes a boolean holds something else."),
+    "invalid_actor": ProblemCode(400, "The X-CWOM-Actor header is not a JSON Actor object."),
+    "invalid_value": ProblemCode(400, "The database refused a value of the request."),
+    "unknown_parameter": ProblemCode(400, "A query parameter the endpoint does not take."),
+    "invalid_ordering": ProblemCode(400, "ordering names a field the list cannot be ordered by."),
+    "invalid_page_size": ProblemCode(400, "page_size is not a whole number in range."),
+    "invalid_idempotency_key": ProblemCode(400, "The Idempotency-Key header is empty or too long."),
+    "unknown_field": ProblemCode(400, "An executor config key the executor does not take."),
+    "invalid_token_name": ProblemCode(400, "A token name breaks the naming rule."),
+    "blank": ProblemCode(400, "A required value is blank (Django's own check; the schema says it first)."),
+    "null": ProblemCode(400, "A value is null where it may not be (Django's own check)."),
+    "max_length": ProblemCode(400, "A value is longer than its column (Django's own check)."),
+    # 422: well-formed, but a rule the schema cannot express
+    "unknown_ref": ProblemCode(422, "A Ref names no object (no such id, or no repo with that slug)."),
+    "wrong_kind": ProblemCode(422, "A Ref names an object of another kind (the message says which)."),
+    "duplicate_ref": ProblemCode(422, "The same object is listed twice in one list of Refs."),
+    "self_reference": ProblemCode(422, "An issue relates to itself."),
+    "cycle": ProblemCode(422, "A parent would make a cycle in the issue parent chain."),
+    "repo_mismatch": ProblemCode(422, "A run's repo is not its issue's repo."),
+    "issue_mismatch": ProblemCode(422, "An input or output belongs to another issue than the run's."),
+    "packet_issue_mismatch": ProblemCode(422, "A context packet linked to an issue is for another issue."),
+    "packet_required": ProblemCode(422, "A run past planned needs at least one context packet."),
+    "failure_required": ProblemCode(422, "A failed run needs a failure category and message."),
+    "failure_not_allowed": ProblemCode(422, "Only a failed run has a failure."),
+    "failure_mismatch": ProblemCode(422, "The failure's category and message do not go together."),
+    "invalid_initial_status": ProblemCode(422, "A run is created planned or ready only."),
+    "invalid_telemetry": ProblemCode(422, "Telemetry contradicts the run's status or itself."),
+    "in_the_past": ProblemCode(422, "A time that must be in the future is not."),
+    "use_transition": ProblemCode(422, "A field that only a status transition sets."),
+    "invalid_cursor": ProblemCode(422, "The pagination cursor does not decode (use the next/previous links)."),
+    "idempotency_key_reused": ProblemCode(422, "The Idempotency-Key was used with a different request."),
+    "digest_mismatch": ProblemCode(422, "Uploaded bytes do not match the declared digest."),
+    "not_allowed": ProblemCode(422, "An executor config value the service's settings refuse."),
+    "executor_disabled": ProblemCode(422, "The executor named is disabled on this service."),
+    # 409: the current state
+    "immutable": ProblemCode(409, "The object or field never changes after creation."),
+    "sealed": ProblemCode(409, "The context packet is sealed; create a new version instead."),
+    "read_only_field": ProblemCode(409, "A read-only field was sent with another value than the object's."),
+    "duplicate": ProblemCode(409, "A unique key (slug, version, ...) is already taken."),
+    "unique": ProblemCode(409, "As duplicate (Django's name for a taken unique field; the API says duplicate)."),
+    "illegal_transition": ProblemCode(409, "The run cannot move to that status from its current one."),
+    "transition_conflict": ProblemCode(409, "The run changed status while the move was being made; read it again."),
+    "inputs_frozen": ProblemCode(409, "A started run's inputs never change."),
+    "append_only": ProblemCode(409, "decision_log only grows."),
+    "packet_not_sealed": ProblemCode(409, "A run past planned needs sealed packets; this one is a draft."),
+    "run_not_started": ProblemCode(409, "An artifact needs a started run."),
+    "content_exists": ProblemCode(409, "The artifact already has other stored bytes."),
+    "not_retryable": ProblemCode(409, "Only a failed or canceled run of the same issue can be retried."),
+    "no_executor": ProblemCode(409, "The run was not executed by the service (managed_by client): create the retry."),
+    "idempotency_in_progress": ProblemCode(409, "A request with this Idempotency-Key is still running."),
+    "conflict": ProblemCode(409, "The database refused the change as conflicting with stored data."),
+    # credentials, methods, media types, preconditions, limits, the service
+    "not_authenticated": ProblemCode(401, "No credential: send Authorization: Bearer <token>."),
+    "authentication_failed": ProblemCode(401, "The credential is unknown, revoked or malformed."),
+    "token_expired": ProblemCode(401, "The token is past its expiry."),
+    "read_only": ProblemCode(403, "The token is read-only; writing needs a read-write token."),
+    "permission_denied": ProblemCode(403, "The credential may not do this."),
+    "not_found": ProblemCode(404, "The path names no object (no such id, an id of another kind, or no endpoint)."),
+    "no_content": ProblemCode(404, "The artifact has no stored bytes."),
+    "method_not_allowed": ProblemCode(405, "The method is not allowed here (see Allow)."),
+    "not_acceptable": ProblemCode(406, "No representation matches Accept."),
+    "precondition_failed": ProblemCode(412, "If-Match does not match the object's current ETag."),
+    "payload_too_large": ProblemCode(413, "The request body (or artifact content) is over the limit."),
+    "uri_too_long": ProblemCode(414, "The request line (path and query string) is over the server's limit."),
+    "unsupported_media_type": ProblemCode(415, "The body's Content-Type is not one the endpoint takes."),
+    "throttled": ProblemCode(429, "Too many requests; wait for Retry-After seconds."),
+    "headers_too_large": ProblemCode(431, "A request header, or all of them, is over the server's limit."),
+    "expectation_failed": ProblemCode(417, "The Expect header asks for something the server does not do."),
+    "internal_error": ProblemCode(500, "An unexpected error; it has been logged."),
+    "database_unavailable": ProblemCode(503, "The database cannot be reached; retry after Retry-After seconds."),
+}
+
+
+def problem_code_table() -> str:
+    """:data:`PROBLEM_CODES` as the Markdown table of ``docs/api.md`` (a test keeps the two equal)."""
+    rows = ["| code | status | meaning |", "|---|---|---|"]
+    rows += [f"| `{code}` | {entry.status} | {entry.meaning} |" for code, entry in PROBLEM_CODES.items()]
+    return "\n".join(rows) + "\n"
+
+
+# When one refusal carries errors of several statuses, the first of these answers: a conflict with the
+# object's state is not fixed by changing the body, a rule the schema cannot express comes next.
+STATUS_PRECEDENCE = (409, 422, 400)
+
+
+def status_of(code: str, default: int = 400) -> int:
+    """The status the policy gives ``code`` (``default`` for a code outside the table)."""
+    known = PROBLEM_CODES.get(code)
+    return known.status if known else default
+
+
+def _pick(errors: list[dict[str, str]]) -> tuple[int, str]:
+    """(status, top-level code) of a refusal with these per-field ``errors``: the first error of the status
+    that comes first in :data:`STATUS_PRECEDENCE` gives both."""
+    if not errors:
+        return 400, "invalid"
+    by_status = [(status_of(e["code"]), e["code"]) for e in errors]
+    for wanted in STATUS_PRECEDENCE:
+        for status_code, code in by_status:
+            if status_code == wanted:
+                return status_code, code
+    return by_status[0]
+
 
 TITLES = {
     400: "Bad request",
@@ -66,10 +200,13 @@ TITLES = {
     409: "Conflict",
     412: "Precondition failed",
     413: "Request body too large",
+    414: "URI too long",
     415: "Unsupported media type",
+    417: "Expectation failed",
     422: "Unprocessable request",
     428: "Precondition required",
     429: "Too many requests",
+    431: "Request header fields too large",
     500: "Internal server error",
     503: "Service unavailable",
 }
@@ -94,9 +231,9 @@ class Problem(exceptions.APIException):
         **extra: Any,
     ) -> None:
         super().__init__(detail or self.default_detail, code or self.default_code)
-        if status_code is not None:
-            self.status_code = status_code
         self.problem_code = code or self.default_code
+        # A registered code answers the policy's status (PROBLEM_CODES); ``status_code`` serves others.
+        self.status_code = status_of(self.problem_code, status_code or self.status_code)
         self.errors = errors or []
         self.headers = headers or {}
         self.extra = extra
@@ -271,15 +408,14 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
             current_status=exc.actual,
         )
     if isinstance(exc, DjangoValidationError):
-        errors = validation_errors(exc)
-        conflict = next((e["code"] for e in errors if e["code"] in CONFLICT_CODES), None)
-        if conflict:
-            return problem_response(409, conflict, _summary(errors, "Conflict."), errors, request)
-        return problem_response(400, "validation_error", _summary(errors, "The request is invalid."), errors, request)
+        return refusal_response(validation_errors(exc), request)
     if isinstance(exc, IntegrityError):
+        # A guard trigger's code answers the status the model layer's check of the same rule does.
         code = writes.integrity_code(exc)
         message = _integrity_message(exc)
-        return problem_response(409, code, message, [{"path": "", "code": code, "message": message}], request)
+        return problem_response(
+            status_of(code, 409), code, message, [{"path": "", "code": code, "message": message}], request
+        )
     if isinstance(exc, (OperationalError, InterfaceError)):
         logger.warning("database unavailable: %s", exc)
         return problem_response(
@@ -304,6 +440,14 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return problem_response(500, "internal_error", "An unexpected error occurred; it has been logged.", [], request)
 
 
+def refusal_response(errors: list[dict[str, str]], request: Any, headers: dict[str, str] | None = None) -> Response:
+    """A refusal with per-field ``errors``: its status and top-level code by the policy (:func:`_pick`)."""
+    status_code, code = _pick(errors)
+    return problem_response(
+        status_code, code, _summary(errors, "The request is invalid."), errors, request, headers=headers
+    )
+
+
 def _integrity_message(exc: IntegrityError) -> str:
     text = str(exc)
     if "cwom:" in text:
@@ -322,14 +466,54 @@ def _api_exception(exc: exceptions.APIException, request: Request | None, view: 
     status_code = exc.status_code
 
     if isinstance(exc, exceptions.ValidationError):
-        errors = drf_errors(exc.detail)
-        return problem_response(
-            400, "validation_error", _summary(errors, "The request is invalid."), errors, request, headers=headers
-        )
+        return refusal_response(drf_errors(exc.detail), request, headers=headers)
     codes = exc.get_codes()
     code = codes if isinstance(codes, str) else "error"
     code = {"parse_error": "malformed_body", "error": "bad_request"}.get(code, code)
+    status_code = status_of(code, status_code)
     if isinstance(exc, exceptions.MethodNotAllowed) and view is not None:
         headers["Allow"] = ", ".join(view.allowed_methods)
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     return problem_response(status_code, code, str(detail), [], request, headers=headers)
+
+
+# --- errors Django answers before (or outside) DRF --------------------------------------------------------
+def _django_problem(request: Any, status_code: int, code: str, detail: str, fallback: Any, *args: Any) -> Any:
+    """A problem document for a path under /api/, Django's own page elsewhere (the admin)."""
+    from django.http import JsonResponse
+
+    if not request.path.startswith("/api/"):
+        return fallback(request, *args)
+    return JsonResponse(
+        problem_body(status_code, code, detail, [], request.path), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+    )
+
+
+def handler400(request: Any, exception: Exception | None = None) -> Any:
+    """Django's 400 (e.g. a Host header not in ALLOWED_HOSTS) as a problem document under /api/."""
+    from django.views import defaults
+
+    return _django_problem(
+        request, 400, "bad_request", "The request cannot be read as sent.", defaults.bad_request, exception
+    )
+
+
+def handler403(request: Any, exception: Exception | None = None) -> Any:
+    from django.views import defaults
+
+    return _django_problem(request, 403, "permission_denied", "Forbidden.", defaults.permission_denied, exception)
+
+
+def handler404(request: Any, exception: Exception | None = None) -> Any:
+    from django.views import defaults
+
+    return _django_problem(
+        request, 404, "not_found", f"No endpoint at {request.path}.", defaults.page_not_found, exception
+    )
+
+
+def handler500(request: Any) -> Any:
+    from django.views import defaults
+
+    detail = "An unexpected error occurred; it has been logged."
+    return _django_problem(request, 500, "internal_error", detail, defaults.server_error)

@@ -18,6 +18,7 @@ Each filter describes its own OpenAPI parameter (``openapi_schema``), read by :m
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable
 from functools import cached_property
 from typing import Any
@@ -593,16 +594,24 @@ def served_ordering(view: Any, ordering: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def check_params(request: Request, filters: set[str]) -> None:
-    """400 for a query parameter that is neither one of ``filters`` nor a paging/ordering parameter."""
+    """400 for a query parameter that is neither one of ``filters`` nor a paging/ordering parameter (the message
+    suggests a close name)."""
     allowed = set(PAGINATION_PARAMS) | filters
     unknown = sorted(set(request.query_params) - allowed)
     if unknown:
-        message = f"Unknown query parameter(s): {', '.join(unknown)}. Allowed: {', '.join(sorted(allowed))}."
-        raise BadRequest(
-            message,
-            "unknown_parameter",
-            errors=[{"path": name, "code": "unknown_parameter", "message": message} for name in unknown],
-        )
+        errors = [
+            {"path": name, "code": "unknown_parameter", "message": unknown_parameter_message(name, sorted(allowed))}
+            for name in unknown
+        ]
+        raise BadRequest(errors[0]["message"], "unknown_parameter", errors=errors)
+
+
+def unknown_parameter_message(name: str, allowed: list[str]) -> str:
+    """ "Unknown query parameter 'stauts'. Did you mean 'status'?" when an allowed one is close, else them all."""
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.75)
+    if close:
+        return f"Unknown query parameter {name!r}. Did you mean {close[0]!r}?"
+    return f"Unknown query parameter {name!r}; allowed: {', '.join(allowed)}."
 
 
 def empty_parameter(name: str, code: str) -> BadRequest:

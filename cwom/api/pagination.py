@@ -1,8 +1,9 @@
 """Cursor pagination for every list: 50 per page by default, at most 500, always ordered.
 
-Bad input is a 400, not a silent correction: ``page_size`` outside 1..500 or not a number, and a cursor
-that cannot be decoded or whose position does not fit the ordering field; either one given empty as well
-(``empty_value``: leave it out for the default size or the first page). A view that cannot say how its
+Bad input is refused, not silently corrected: ``page_size`` outside 1..500 or not a number is a 400, as is
+either parameter given empty (``empty_value``: leave it out for the default size or the first page); a
+cursor that cannot be decoded or whose position does not fit the ordering field is a 422 (``invalid_cursor``:
+well-formed, but not one of this list's cursors). A view that cannot say how its
 rows are ordered is a programming error (``ImproperlyConfigured``): unordered pages repeat or skip rows.
 
 Views tell the paginator their ordering through ``resolve_ordering(request)`` (see
@@ -77,7 +78,7 @@ class CwomCursorPagination(CursorPagination):
         if encoded is None:
             return None
         if is_blank(encoded):
-            raise empty_parameter(self.cursor_query_param, "invalid_cursor")
+            raise empty_parameter(self.cursor_query_param, "empty_value")
         try:
             querystring = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
             tokens = parse_qs(querystring, keep_blank_values=True, strict_parsing=bool(querystring))

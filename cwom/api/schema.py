@@ -330,7 +330,7 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any] | list[tuple[str, dict[str,
         "Invalid request: body, query parameter or header (unknown enum values name the allowed ones).",
         _problem_example(
             400,
-            "validation_error",
+            "invalid_choice",
             "type: 'epic' is not one of the allowed values: feature, bug, chore, research, ops, doc, incident.",
             errors=[
                 {
@@ -408,12 +408,34 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any] | list[tuple[str, dict[str,
         _problem_example(415, "unsupported_media_type", 'Unsupported media type "text/plain" in request.'),
     ),
     "422": (
-        "This Idempotency-Key was used for a different request.",
-        _problem_example(
-            422,
-            "idempotency_key_reused",
-            "Idempotency-Key 'k-1' was first used for POST /api/v1/issues with another body.",
-        ),
+        "Well-formed, but breaks a rule the schema cannot express: a Ref to no object or to one of another kind "
+        "(`unknown_ref`, `wrong_kind`), cross-object consistency, a cursor that does not decode, an "
+        "Idempotency-Key used for a different request.",
+        [
+            (
+                "wrong_kind",
+                _problem_example(
+                    422,
+                    "wrong_kind",
+                    "repo: 01JD0Z8K3M5Q7R9T1V3X5Z7SSE is an Issue, not a Repo.",
+                    errors=[
+                        {
+                            "path": "repo",
+                            "code": "wrong_kind",
+                            "message": "01JD0Z8K3M5Q7R9T1V3X5Z7SSE is an Issue, not a Repo.",
+                        }
+                    ],
+                ),
+            ),
+            (
+                "idempotency_key_reused",
+                _problem_example(
+                    422,
+                    "idempotency_key_reused",
+                    "Idempotency-Key 'k-1' was first used for POST /api/v1/issues with another body.",
+                ),
+            ),
+        ],
     ),
     "429": (
         "Too many requests; see Retry-After. Counted per principal for a valid credential, and per client "
@@ -456,7 +478,7 @@ HEADER_PARAMETERS = {
 
 RESPONSE_HEADERS = {
     "ETag": {"description": "Version of the object: send it back in If-Match.", "schema": {"type": "string"}},
-    "Location": {"description": "URL of the created object.", "schema": {"type": "string"}},
+    "Location": {"description": "Path of the created object (/api/v1/<kind>/<id>).", "schema": {"type": "string"}},
     "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "string"}},
 }
 
@@ -471,10 +493,12 @@ def _errors_for(path: str, method: str) -> list[str]:
         codes.append("404")
     if method == "get":
         codes.append("400")
+        if "{" not in path or path.endswith("/events"):
+            codes.append("422")  # a cursor that does not decode
     if method == "post":
         codes += ["400", "403", "409", "413", "415", "422"]
     if method == "patch":
-        codes += ["400", "403", "409", "412", "413", "415"]
+        codes += ["400", "403", "409", "412", "413", "415", "422"]
     return sorted(set(codes))
 
 

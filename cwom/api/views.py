@@ -19,6 +19,8 @@ import orjson
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.urls import NoReverseMatch, reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -30,7 +32,8 @@ from cwom import audit, lineage, shapes, writes
 from cwom import validation as v
 from cwom.enums import Kind
 from cwom.ids import normalize_ulid
-from cwom.models import Event, ObjectIndex
+from cwom.models import Event, ObjectIndex, Run
+from cwom.shapes.refs import with_article
 
 from . import filters
 from .auth import principal_of
@@ -40,8 +43,9 @@ from .parsers import CwomJSONParser
 from .serializers import EventSerializer, serializer_for
 
 ACTOR_HEADER = "X-CWOM-Actor"
-# Ids in paths: a ULID, in any letter case (anything else falls through to the 404 route).
-ID_PATH_REGEX = "[0-7][0-9A-Za-z]{25}"
+# Ids in paths: any segment is routed, so that one that is no ULID gets a 404 saying so (parse_id) rather
+# than "no endpoint"; a ULID may come in any letter case.
+ID_PATH_REGEX = "[^/.]+"
 
 # URL segment of each kind under /api/v1.
 KIND_PATHS: dict[str, str] = {
@@ -77,6 +81,25 @@ def declared_actor(request: Request) -> dict[str, Any] | None:
         if isinstance(created_by, dict) and not v.schema_errors(v.ACTOR, created_by):
             return created_by
     return None
+
+
+def principal_actor(request: Request) -> dict[str, Any] | None:
+    """The Actor of the authenticated principal: a token is an agent named by the token, a user a human."""
+    principal = principal_of(request)
+    scheme, _, name = principal.partition(":")
+    actor_kind = {"token": "agent", "user": "human"}.get(scheme)
+    if actor_kind is None or not name:
+        return None
+    return {"actor_kind": actor_kind, "actor_id": principal, "display": name}
+
+
+def with_creator(body: Any, request: Request) -> Any:
+    """A create body with ``created_by`` filled when the client declares none: the ``X-CWOM-Actor`` actor if
+    sent, else the authenticated principal's (:func:`principal_actor`)."""
+    if not isinstance(body, dict) or "created_by" in body:
+        return body
+    actor = declared_actor(request) or principal_actor(request)
+    return {**body, "created_by": actor} if actor is not None else body
 
 
 class AuditMixin:
@@ -141,12 +164,36 @@ def object_path(kind: str, object_id: str) -> str | None:
         return None
 
 
-def parse_id(raw: str) -> str:
-    """A path id as a canonical ULID; anything else cannot name an object (404)."""
+def id_parameter(name: str) -> OpenApiParameter:
+    """The OpenAPI description of an id in a path (the routes take any segment: see ``ID_PATH_REGEX``)."""
+    return OpenApiParameter(
+        name,
+        OpenApiTypes.STR,
+        OpenApiParameter.PATH,
+        description="A ULID (26 characters of Crockford base32); anything else is a 404 saying it is not a valid id.",
+    )
+
+
+def parse_id(raw: str, kind: str | None = None) -> str:
+    """A path id as a canonical ULID; anything else cannot name an object: a 404 that says so."""
     try:
         return normalize_ulid(raw)
     except DjangoValidationError:
-        raise Problem(f"{raw[:40]!r} is not an object id (a ULID).", "not_found", status_code=404) from None
+        where = f"; no {kind} can have it" if kind else ""
+        raise Problem(
+            f"{raw[:40]!r} is not a valid id (a ULID: 26 characters of Crockford base32){where}.", "not_found"
+        ) from None
+
+
+def missing(kind: str, object_id: str) -> Problem:
+    """The 404 for a path naming no ``kind`` with ``object_id``: it says which kind the id is of, if any."""
+    actual = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
+    if actual is None or actual == kind:
+        return Problem(f"No {kind} has id {object_id}.", "not_found")
+    return Problem(
+        f"{object_id} is {with_article(actual)}, not {with_article(kind)}: see {object_path(actual, object_id)}.",
+        "not_found",
+    )
 
 
 # --- the kinds ----------------------------------------------------------------------------------------
@@ -184,12 +231,12 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         return filters.served_ordering(self, ordering)
 
     def object_id(self) -> str:
-        return parse_id(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        return parse_id(self.kwargs[self.lookup_url_kwarg or self.lookup_field], self.kind)
 
     def get_object(self) -> Any:
         obj = self.get_queryset().filter(pk=self.object_id()).first()
         if obj is None:
-            raise Problem(f"No {self.kind} has id {self.object_id()}.", "not_found", status_code=404)
+            raise missing(self.kind, self.object_id())
         return obj
 
     def object_response(self, obj: Any, status: int = 200) -> Response:
@@ -203,7 +250,7 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         return self.object_response(self.get_object())
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        serializer = self.get_serializer(data=request.data)
+        serializer = self.get_serializer(data=with_creator(request.data, request))
         serializer.is_valid(raise_exception=True)
         return self.object_response(serializer.save(), status=201)
 
@@ -212,7 +259,7 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         object_id = self.object_id()
         filters.check_params(request, set())
         if not ObjectIndex.objects.filter(pk=object_id, kind=self.kind).exists():
-            raise Problem(f"No {self.kind} has id {object_id}.", "not_found", status_code=404)
+            raise missing(self.kind, object_id)
         page = self.paginate_queryset(Event.objects.filter(object_id=object_id))
         return self.get_paginated_response(EventSerializer(page, many=True).data)
 
@@ -245,7 +292,7 @@ class PatchableKindViewSet(KindViewSet):
             # The row lock makes the If-Match comparison and the change one step (no lost update).
             locked = model._default_manager.select_for_update().filter(pk=object_id).first()
             if locked is None:
-                raise Problem(f"No {self.kind} has id {object_id}.", "not_found", status_code=404)
+                raise missing(self.kind, object_id)
             if wanted is not None and "*" not in wanted:
                 current = etag_of(shapes.dump(self.get_object()))
                 if current not in wanted:
@@ -310,7 +357,10 @@ class RunViewSet(PatchableKindViewSet):
 
     @action(detail=True, methods=["get"])
     def lineage(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response(lineage.run_bundle(self.object_id()))
+        try:
+            return Response(lineage.run_bundle(self.object_id()))
+        except Run.DoesNotExist:
+            raise missing(self.kind, self.object_id()) from None
 
 
 class ArtifactViewSet(PatchableKindViewSet):
@@ -351,6 +401,7 @@ class EventViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericView
         return filters.served_ordering(self, ordering)
 
 
+@extend_schema_view(get=extend_schema(parameters=[id_parameter("object_id")]))
 class ObjectView(CwomAPIView):
     """``GET /objects/{id}``: any id resolved to its kind and object (``Content-Location`` names its URL)."""
 
@@ -359,7 +410,7 @@ class ObjectView(CwomAPIView):
         kind = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
         obj = shapes.SHAPES[kind].queryset().filter(pk=object_id).first() if kind else None
         if kind is None or obj is None:
-            raise Problem(f"No object has id {object_id}.", "not_found", status_code=404)
+            raise Problem(f"No object has id {object_id}.", "not_found")
         data = shapes.dump(obj)
         return Response(data, headers={"ETag": etag_of(data), "Content-Location": object_path(kind, object_id) or ""})
 

@@ -249,14 +249,13 @@ class CwomObject(models.Model):
         frozen = self.frozen_fields() | {"id", "created_by"}
         illegal = sorted(name for name in self.changed_fields() if name in frozen or "*" in frozen)
         if illegal:
-            raise ValidationError(
-                {
-                    name: ValidationError(
-                        "%(kind)s.%(field)s cannot change.", code="immutable", params={"kind": self.KIND, "field": name}
-                    )
-                    for name in illegal
-                }
-            )
+            raise ValidationError({name: self.frozen_error(name) for name in illegal})
+
+    def frozen_error(self, name: str) -> ValidationError:
+        """The refusal of a change to the frozen field ``name`` (a sealed packet says it is sealed)."""
+        return ValidationError(
+            "%(kind)s.%(field)s cannot change.", code="immutable", params={"kind": self.KIND, "field": name}
+        )
 
     # --- validation ----------------------------------------------------------------------------
     def fill_defaults(self) -> None:

@@ -30,6 +30,17 @@ class Sealable(MutableCwomObject):
         return frozenset({"*"}) if self.is_sealed_in_db() else self.FROZEN_FIELDS
 
 
+def sealed_error(obj: Any, field: str) -> ValidationError:
+    """A change to ``field`` of the sealed ``obj`` refused, saying what to do instead (code ``sealed``)."""
+    what = "sealing is one-way" if field == "sealed" else "its %(field)s never changes"
+    return ValidationError(
+        f"%(kind)s %(id)s is sealed: {what}. To change it, create a new %(kind)s for the same issue (it gets "
+        "the issue's next version).",
+        code="sealed",
+        params={"kind": obj.KIND, "id": obj.pk, "field": field},
+    )
+
+
 class ContextPacket(Sealable):
     """A versioned briefing for runs. Sealed on creation unless created as a draft; sealing is one-way."""
 
@@ -104,6 +115,11 @@ class ContextPacket(Sealable):
         """The issue's next numeric version: one more than the highest numeric version so far."""
         versions = cls.objects.filter(for_issue_id=issue_id).values_list("version", flat=True)
         return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+
+    def frozen_error(self, name: str) -> ValidationError:
+        if name in self.FROZEN_FIELDS or not self.is_sealed_in_db():
+            return super().frozen_error(name)
+        return sealed_error(self, name)
 
     def open_for_links(self) -> dict[str, Any]:
         """A packet created sealed is written as a draft, linked, then sealed (with its own ``sealed_at``)."""

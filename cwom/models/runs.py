@@ -16,6 +16,7 @@ from ..enums import (
     EventAction,
     FailureCategory,
     Kind,
+    ManagedBy,
     RunMode,
     Status,
     VerificationStatus,
@@ -62,7 +63,9 @@ class Run(MutableCwomObject):
     """One execution attempt against an issue, moved only through :meth:`transition_to`."""
 
     KIND = Kind.RUN
-    FROZEN_FIELDS: ClassVar[frozenset[str]] = frozenset({"for_issue_id", "repo_id", "retry_of_id", "created_at"})
+    FROZEN_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"for_issue_id", "repo_id", "retry_of_id", "created_at", "managed_by"}
+    )
 
     for_issue = models.ForeignKey(Issue, on_delete=models.PROTECT, related_name="runs")
     repo = models.ForeignKey(Repo, on_delete=models.PROTECT, related_name="runs")
@@ -70,6 +73,8 @@ class Run(MutableCwomObject):
     mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.AGENT)
     # The failed or canceled run of the same issue that this run retries.
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries")
+    # service: enqueued, the service's workers execute it and move it; client: whoever made it drives it by PATCH.
+    managed_by = models.CharField(max_length=16, choices=ManagedBy.choices, default=ManagedBy.CLIENT)
     executor_actor = JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
     executor_runtime = models.CharField(max_length=64, default="local")
     executor_toolchain = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
@@ -110,6 +115,7 @@ class Run(MutableCwomObject):
         constraints = [
             choices_check("status", Status, "run_status_valid"),
             choices_check("mode", RunMode, "run_mode_valid"),
+            choices_check("managed_by", ManagedBy, "run_managed_by_valid"),
             choices_check("failure_category", FailureCategory, "run_failure_category_valid", null=True),
             models.CheckConstraint(
                 condition=models.Q(status=Status.FAILED, failure_category__isnull=False)

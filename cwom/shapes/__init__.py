@@ -31,7 +31,7 @@ The modules, by what changes together (each imports only those before it):
   of a body being parsed (:class:`RefCollector`);
 - :mod:`~cwom.shapes.schema`: ``json_schema``;
 - :mod:`~cwom.shapes.parse`: ``parse`` (``read`` then ``resolve``), :class:`Parsed`, :class:`Errors`, ``kind_at``,
-  ``error_path``.
+  ``error_path``, ``resolve_refs`` (Refs outside a kind's body), ``drop_echoed`` (read-only fields sent back).
 
 Everything is re-exported here: callers write ``from cwom import shapes`` and ``shapes.dump(obj)``.
 """
@@ -60,7 +60,7 @@ from .nodes import (
     ref_input_schema,
     ref_schema,
 )
-from .parse import Errors, Parsed, error_path, kind_at, parse, read, resolve
+from .parse import Errors, Parsed, drop_echoed, error_path, kind_at, parse, read, resolve, resolve_refs
 from .refs import RefCollector, fetch, prime, ref_ids
 from .schema import SCHEMA_VERSION, json_schema
 from .shape import ACTOR_OR_NULL, META, TAGS, TS, Shape
@@ -92,6 +92,7 @@ __all__ = [
     "ReverseRefs",
     "Shape",
     "Time",
+    "drop_echoed",
     "dump",
     "dump_many",
     "error_path",
@@ -109,5 +110,6 @@ __all__ = [
     "read",
     "ref_schema",
     "resolve",
+    "resolve_refs",
     "shape_for",
 ]

@@ -218,6 +218,16 @@ SHAPES: dict[str, Shape] = {
             "status": Col("status", _enum(enums.Status)),
             "mode": Col("mode", _enum(enums.RunMode)),
             "retry_of": FKRef("retry_of_id", enums.Kind.RUN, nullable=True),
+            "managed_by": Col(
+                "managed_by",
+                {
+                    **_enum(enums.ManagedBy),
+                    "description": "service: enqueued, the service's workers execute it and move its status; "
+                    "client: made with POST /runs, whoever made it drives it (PATCH) — a ready client run waits "
+                    "for its client.",
+                },
+                read_only=True,
+            ),
             "executor": Group(
                 {
                     "actor": Col("executor_actor", ACTOR_OR_NULL),

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .refs import RefCollector
 
 ID_SCHEMA = {"type": "string", "pattern": ULID_RE.pattern, "description": "ULID (26 characters, Crockford base32)"}
+SLUG_SCHEMA = {"type": "string", "pattern": v.SLUG_RE.pattern, "maxLength": 100, "description": "a repo's slug"}
 ROLE_SCHEMA = v.nullable({"type": "string", "maxLength": 64})
 
 # Where an object's ref lists are kept once loaded (Shape.load_refs, refs.prime):
@@ -48,7 +49,7 @@ def ref_schema(kind: str | None) -> dict[str, Any]:
 
 
 def ref_input_schema(kind: str) -> dict[str, Any]:
-    """On input a Ref may be a bare id; ``role`` may be left out."""
+    """On input a Ref may be a bare id (to a Repo: also its slug); ``role`` may be left out."""
     obj = {
         "type": "object",
         "properties": {
@@ -59,6 +60,8 @@ def ref_input_schema(kind: str) -> dict[str, Any]:
         "required": ["id"],
         "additionalProperties": False,
     }
+    if kind == enums.Kind.REPO:
+        return {"anyOf": [ID_SCHEMA, SLUG_SCHEMA, obj], "description": "a Ref to a Repo, its bare id or its slug"}
     return {"anyOf": [ID_SCHEMA, obj], "description": f"a Ref to a {kind}, or its bare id"}
 
 
@@ -171,8 +174,13 @@ class FKRef(Node):
         if value is None:
             parsed.columns[self.column] = None
             return
-        object_id, _role = refs.want(value, self.kind, path)
-        parsed.columns[self.column] = object_id
+        column = self.column
+
+        def place(found: str) -> None:  # a Repo's slug, once resolved to its id
+            parsed.columns[column] = found
+
+        object_id, _role = refs.want(value, self.kind, path, place=place)
+        parsed.columns[column] = object_id
 
     def columns(self, path: str) -> dict[str, str]:
         return {self.column: path, self.column.removesuffix("_id"): path}
@@ -250,7 +258,17 @@ class LinkRefs(RefList):
         return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200}
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: Errors, refs: RefCollector) -> None:
-        items = [refs.want(item, self.kind, f"{path}.{i}") for i, item in enumerate(value)]
+        items: list[tuple[str, str | None]] = []
+
+        def place_at(at: int) -> Callable[[str], None]:
+            # A slug is replaced by its repo's id once the collector has resolved it.
+            def place(found: str) -> None:
+                items[at] = (found, items[at][1])
+
+            return place
+
+        for i, item in enumerate(value):
+            items.append(refs.want(item, self.kind, f"{path}.{i}", place=place_at(i)))
         if len({object_id for object_id, _ in items}) != len(items):
             errors.add(path, "duplicate_ref", "The same object is listed twice.")
         parsed.links[self.name] = items

@@ -73,12 +73,13 @@ def test_a_terminal_run_has_no_legal_moves(writer, make):
     assert body["legal_moves"] == []
 
 
-def test_failed_without_a_failure_is_400(writer, make):
+def test_failed_without_a_failure_is_422(writer, make):
     run = make.started_run()
 
     response = writer.patch(f"runs/{run.pk}", {"status": "failed"})
 
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "failure_required"
     error = problem(response)["errors"][0]
     assert (error["path"], error["code"]) == ("failure", "failure_required")
 
@@ -95,7 +96,8 @@ def test_failed_with_a_failure_is_accepted(writer, make):
 def test_a_failure_on_another_status_is_refused(writer, make):
     run = make.started_run()
     response = writer.patch(f"runs/{run.pk}", {"status": "done", "failure": {"category": "test", "message": "x"}})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "failure_not_allowed"
 
 
 def test_an_artifact_for_a_planned_run_is_refused(writer, make):
@@ -103,14 +105,16 @@ def test_an_artifact_for_a_planned_run_is_refused(writer, make):
 
     response = writer.post("artifacts", {"produced_by": run.pk, "type": "report"})
 
-    assert response.status_code in (400, 409)
+    assert response.status_code == 409
+    assert problem(response)["code"] == "run_not_started"
     assert problem(response)["errors"][0]["code"] == "run_not_started"
 
 
-def test_a_ref_to_the_wrong_kind_is_400(writer, issue):
+def test_a_ref_to_the_wrong_kind_is_422(writer, issue):
     response = writer.post("issues", {"repo": {"kind": "Issue", "id": issue.pk}, "title": "t"})
 
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "wrong_kind"
     assert problem(response)["errors"][0] == {
         "path": "repo",
         "code": "wrong_kind",
@@ -118,14 +122,20 @@ def test_a_ref_to_the_wrong_kind_is_400(writer, issue):
     }
 
 
-def test_a_bare_id_of_the_wrong_kind_is_400(writer, issue):
+def test_a_bare_id_of_the_wrong_kind_is_422_saying_which_kind_it_is(writer, issue):
     response = writer.post("issues", {"repo": issue.pk, "title": "t"})
-    assert problem(response)["errors"][0]["code"] == "wrong_kind"
+    assert response.status_code == 422
+    assert problem(response)["errors"][0] == {
+        "path": "repo",
+        "code": "wrong_kind",
+        "message": f"{issue.pk} is an Issue, not a Repo.",
+    }
 
 
-def test_a_ref_to_an_unknown_id_is_400(writer):
+def test_a_ref_to_an_unknown_id_is_422(writer):
     response = writer.post("issues", {"repo": UNKNOWN_ID, "title": "t"})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "unknown_ref"
     assert problem(response)["errors"][0]["code"] == "unknown_ref"
 
 
@@ -204,15 +214,16 @@ def test_the_decision_log_only_grows(writer, make):
 def test_an_artifact_changes_only_its_verification(writer, make):
     artifact = make.artifact(make.started_run())
     response = writer.patch(f"artifacts/{artifact.pk}", {"title": "renamed"})
-    assert response.status_code == 400
+    assert response.status_code == 409
     error = problem(response)["errors"][0]
-    assert (error["path"], error["code"]) == ("title", "unexpected_field")
-    assert "allowed: kind, verification" in error["message"]
+    assert (error["path"], error["code"]) == ("title", "read_only_field")
+    assert error["message"] == "title cannot change after creation: send it unchanged or leave it out."
 
 
 def test_a_run_cannot_be_ready_without_a_sealed_packet(writer, issue):
     response = writer.post("runs", {"for_issue": issue.pk, "status": "ready"})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "packet_required"
     assert problem(response)["errors"][0]["code"] == "packet_required"
 
 

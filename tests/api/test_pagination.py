@@ -69,16 +69,23 @@ def test_page_size_500_is_allowed(writer):
 
 
 @pytest.mark.parametrize("cursor", ["garbage", "cD1ub3QtYS1kYXRl", "!!!", "cD0%00"])
-def test_a_bad_cursor_is_400(writer, repos, cursor):
+def test_a_cursor_that_does_not_decode_is_422(writer, repos, cursor):
     response = writer.get("repos", {"cursor": cursor})
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert problem(response)["code"] == "invalid_cursor"
 
 
-def test_a_cursor_from_another_ordering_is_400_not_500(writer, repos):
+def test_a_cursor_from_another_ordering_is_422_not_500(writer, repos):
     by_slug = writer.get("repos", {"ordering": "slug", "page_size": 2}).json()
     response = writer.get("repos", {"cursor": _cursor(by_slug["next"])})
+    assert response.status_code == 422
+    assert problem(response)["code"] == "invalid_cursor"
+
+
+def test_an_empty_cursor_is_400(writer, repos):
+    response = writer.get("repos", {"cursor": ""})
     assert response.status_code == 400
+    assert problem(response)["code"] == "empty_value"
 
 
 def test_pagination_refuses_a_view_that_does_not_say_how_it_orders():

@@ -77,7 +77,7 @@ def test_creating_an_artifact_reads_its_run_once(writer: Api) -> None:
 def test_an_unknown_ref_is_still_refused_before_any_write(writer: Api) -> None:
     response, sql = statements(lambda: writer.post("issues", {"repo": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "title": "t"}))
 
-    assert response.status_code == 400
+    assert response.status_code == 422
     assert problem(response)["errors"][0] == {
         "path": "repo",
         "code": "unknown_ref",

@@ -56,7 +56,7 @@ def test_a_client_may_supply_a_ulid_on_create(make: Any) -> None:
 
 def test_a_supplied_id_that_is_not_a_ulid_is_refused(make: Any, db: None) -> None:
     before = Footprint()
-    with refused("id", "invalid"):
+    with refused("id", "invalid_id"):
         make.repo(id="not-a-ulid")
     assert Footprint() == before
 

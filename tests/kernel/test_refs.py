@@ -51,7 +51,7 @@ def test_an_id_of_another_kind_is_refused(issue: Issue) -> None:
     before = Footprint()
     with refused("repo", "wrong_kind") as caught:
         writes.create("Issue", {"repo": issue.pk, "title": "t"})
-    assert "is a Issue, not a Repo" in str(caught.value)
+    assert f"{issue.pk} is an Issue, not a Repo" in str(caught.value)
     assert Footprint() == before
 
 
@@ -68,8 +68,55 @@ def test_an_unknown_id_is_refused(db: None) -> None:
 
 
 def test_a_malformed_id_is_refused(db: None) -> None:
-    with refused("repo", "invalid"):
-        shapes.parse("Issue", {"repo": "not-a-ulid", "title": "t"})
+    with refused("for_issue", "invalid_id") as caught:
+        shapes.parse("Run", {"for_issue": "not-a-ulid"})
+    assert "'not-a-ulid' is not a valid id" in str(caught.value)
+
+
+def test_a_string_that_is_neither_an_id_nor_a_slug_is_refused_where_a_repo_is_wanted(db: None) -> None:
+    with refused("repo", "invalid_id") as caught:
+        shapes.parse("Issue", {"repo": "not a slug!", "title": "t"})
+    assert "not a valid id" in str(caught.value) and "slug" in str(caught.value)
+
+
+def test_a_repo_is_named_by_its_slug_wherever_a_repo_ref_is(repo: Repo, make: Any) -> None:
+    other = make.repo()
+    parsed = shapes.parse("Issue", {"repo": repo.slug, "title": "t"})
+    assert parsed.columns["repo_id"] == repo.pk
+    assert parsed.known_refs == {repo.pk: "Repo"}
+    doctrine = shapes.parse(
+        "DoctrineRef",
+        {
+            "namespace": "n",
+            "name": "d",
+            "version": "1",
+            "type": "policy",
+            "priority": "must",
+            "statement": "s",
+            "applicability": {"repo_refs": [repo.slug, {"id": other.pk, "role": "also"}]},
+        },
+    )
+    assert doctrine.links["repo_refs"] == [(repo.pk, None), (other.pk, "also")]
+
+
+def test_a_repo_named_by_its_slug_and_by_its_id_in_one_list_is_listed_twice(repo: Repo) -> None:
+    body = {
+        "namespace": "n",
+        "name": "twice",
+        "version": "1",
+        "type": "policy",
+        "priority": "must",
+        "statement": "s",
+        "applicability": {"repo_refs": [repo.slug, repo.pk]},
+    }
+    with refused("applicability.repo_refs", "duplicate_ref"):
+        shapes.parse("DoctrineRef", body)
+
+
+def test_an_unknown_slug_is_an_unknown_ref(db: None) -> None:
+    with refused("repo", "unknown_ref") as caught:
+        shapes.parse("Issue", {"repo": "no-such-repo", "title": "t"})
+    assert "No Repo has slug 'no-such-repo'" in str(caught.value)
 
 
 def test_refs_in_lists_are_resolved_one_by_one_with_their_position(issue: Issue, make: Any) -> None:

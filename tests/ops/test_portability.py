@@ -74,6 +74,20 @@ def test_export_then_import_into_an_empty_database_then_export_again_is_identica
     )
 
 
+def test_who_manages_a_run_survives_export_and_import(rich: Run, tmp_path: Path) -> None:
+    Run.objects.filter(pk=rich.pk).update(managed_by="service")  # as an enqueued run is
+    first = export_text()
+    assert {json.loads(line).get("managed_by") for line in first.splitlines() if json.loads(line)["kind"] == "Run"} == {
+        "service",
+        "client",
+    }
+    wipe_cwom_tables()
+    import_file(write(tmp_path, first))
+    assert export_text() == first
+    assert Run.objects.get(pk=rich.pk).managed_by == "service"
+    assert set(Run.objects.exclude(pk=rich.pk).values_list("managed_by", flat=True)) == {"client"}
+
+
 def test_the_export_is_in_dependency_order_with_links_and_events_after_the_objects(rich: Run) -> None:
     kinds = [json.loads(line)["kind"] for line in export_text().splitlines()]
     order = ["CwomExport", "Repo", "DoctrineRef", "ConstraintSnapshot", "Issue", "ContextPacket", "Run", "Artifact"]
@@ -311,7 +325,7 @@ def test_issue_links_are_checked_by_the_write_paths_rules_and_refused_by_line(ri
     assert f"line {links['context_packets'] + 1}: IssueLink: an issue lists only its own context packets" in said
     assert f"line {links['blocks'] + 1}: IssueLink: " in said
     assert "issue_block_not_self" in said
-    assert f"line {links['duplicates'] + 1}: IssueLink: target: {rich.pk} is a Run, not a Issue." in said
+    assert f"line {links['duplicates'] + 1}: IssueLink: target: {rich.pk} is a Run, not an Issue." in said
     assert not IssueBlock.objects.filter(blocker=F("blocked")).exists()
     assert not ContextPacket.objects.filter(linked_issues=flaky).exclude(for_issue=flaky).exists()
 

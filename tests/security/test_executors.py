@@ -64,7 +64,8 @@ def log_text(run: Run) -> str:
 # --- command ----------------------------------------------------------------------------------------
 def test_the_command_executor_is_off_unless_an_operator_enables_it(writer: Any, execution: dict[str, Any]) -> None:
     response = enqueue(writer, {"name": "command", "config": {"argv": ["echo", "hi"]}})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "executor_disabled"
     assert problem(response)["errors"][0]["path"].startswith("executor")
 
 
@@ -87,7 +88,8 @@ def test_the_command_executor_is_off_unless_an_operator_enables_it(writer: Any, 
 def test_only_allowlisted_programs_are_accepted(writer: Any, execution: dict[str, Any], argv: list[str]) -> None:
     execution["command"].update(enabled=True, allowlist=["echo"])
     response = enqueue(writer, {"name": "command", "config": {"argv": argv}})
-    assert response.status_code == 400, response.content
+    assert response.status_code == 422, response.content
+    assert problem(response)["code"] == "not_allowed"
     assert any(e["path"] == "executor.config.argv.0" for e in problem(response)["errors"])
     assert not Run.objects.exists()
 
@@ -139,7 +141,8 @@ def test_the_program_sees_a_scrubbed_environment(writer: Any, execution: dict[st
 def test_webhooks_to_unlisted_hosts_are_refused(writer: Any, execution: dict[str, Any], url: str) -> None:
     execution["webhook"].update(allowlist=["https://hooks.example.com/cwom"], secret="s" * 32)
     response = enqueue(writer, {"name": "webhook", "config": {"url": url}})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "not_allowed"
     assert any(e["path"] == "executor.config.url" for e in problem(response)["errors"])
 
 
@@ -149,7 +152,8 @@ def test_metadata_and_link_local_urls_are_refused_even_when_allowlisted(
 ) -> None:
     execution["webhook"].update(allowlist=[url], secret="s" * 32)
     response = enqueue(writer, {"name": "webhook", "config": {"url": url}})
-    assert response.status_code == 400
+    assert response.status_code == 422
+    assert problem(response)["code"] == "not_allowed"
 
 
 def test_an_allowlisted_name_that_resolves_to_the_metadata_address_is_refused_at_call_time(
