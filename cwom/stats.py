@@ -7,9 +7,11 @@ does not grow with what Python has to hold.
 from __future__ import annotations
 
 import math
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
 from .enums import Status
 from .models import KIND_MODELS, Artifact, Issue, Repo, Run
@@ -74,3 +76,67 @@ def collect(repo_slug: str | None = None) -> dict[str, Any]:
 def _by(queryset: QuerySet[Any], column: str) -> dict[str, int]:
     rows = queryset.order_by().values(column).annotate(n=Count("pk"))
     return {row[column]: row["n"] for row in sorted(rows, key=lambda row: row[column])}
+
+
+GLANCE_DAYS = 14  # bars of the runs-per-day chart
+GLANCE_TOP = 5  # executors and repos listed
+
+
+def glance(now: datetime) -> dict[str, Any]:
+    """The admin home page's numbers, in four queries whatever the table holds (each reads only the
+    runs created in its window, through the ``created_at`` indexes):
+
+    1. runs of the last 7 days by status and failure category, with how many of them in the last 24 h;
+    2. runs per day over the last ``GLANCE_DAYS`` days (UTC days), failed ones apart;
+    3. the ``GLANCE_TOP`` slowest executor runtimes of the last 7 days by mean duration;
+    4. the ``GLANCE_TOP`` repos with the most runs in the last 7 days.
+    """
+    day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
+    first_day = (now - timedelta(days=GLANCE_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    week = Run.objects.filter(created_at__gte=week_ago).order_by()
+    failed = Q(status=Status.FAILED)
+    statuses: dict[str, dict[str, int]] = {}
+    failures: dict[str, int] = {}
+    rows = week.values("status", "failure_category").annotate(
+        week=Count("id"), day=Count("id", filter=Q(created_at__gte=day_ago))
+    )
+    for row in rows:
+        tally = statuses.setdefault(row["status"], {"day": 0, "week": 0})
+        tally["day"] += row["day"]
+        tally["week"] += row["week"]
+        if row["failure_category"]:
+            failures[row["failure_category"]] = failures.get(row["failure_category"], 0) + row["week"]
+    per_day = {
+        row["day"]: row
+        for row in Run.objects.filter(created_at__gte=first_day)
+        .order_by()
+        .annotate(day=TruncDate("created_at"))
+        .values("day")
+        .annotate(runs=Count("id"), failed=Count("id", filter=failed))
+    }
+    days = []
+    for offset in range(GLANCE_DAYS):
+        day = first_day.date() + timedelta(days=offset)
+        row = per_day.get(day, {})
+        days.append({"day": day, "runs": row.get("runs", 0), "failed": row.get("failed", 0)})
+    executors = list(
+        week.filter(duration_s__isnull=False)
+        .values("executor_runtime")
+        .annotate(runs=Count("id"), mean_s=Avg("duration_s"), max_s=Max("duration_s"))
+        .order_by("-mean_s", "executor_runtime")[:GLANCE_TOP]
+    )
+    repos = list(
+        week.values("repo_id", "repo__slug")
+        .annotate(runs=Count("id"), failed=Count("id", filter=failed))
+        .order_by("-runs", "repo__slug")[:GLANCE_TOP]
+    )
+    return {
+        "now": now,
+        "day_ago": day_ago,
+        "week_ago": week_ago,
+        "statuses": dict(sorted(statuses.items(), key=lambda item: -item[1]["week"])),
+        "failures": dict(sorted(failures.items(), key=lambda item: -item[1])),
+        "days": days,
+        "executors": executors,
+        "repos": repos,
+    }
