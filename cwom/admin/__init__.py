@@ -46,6 +46,7 @@ from . import lineage_svg
 from .readonly import ReadOnlyAdmin, ReadOnlyAdminMixin, ReadOnlyInline, RepoFilter, TagFilter
 from .rendering import (
     CONTENT_PATH,
+    abridged,
     byte_size,
     change_summary,
     object_link,
@@ -80,9 +81,9 @@ class CwomObjectAdmin(ReadOnlyAdmin):
     def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
         return []
 
-    @admin.display(description="As the API shows it")
+    @admin.display(description="As the API shows it (long lists abridged)")
     def contract_document(self, obj: Any) -> SafeString:
-        return pretty_json(shapes.dump(shapes.SHAPES[obj.KIND].queryset().get(pk=obj.pk)))
+        return pretty_json(abridged(shapes.dump(shapes.SHAPES[obj.KIND].queryset().get(pk=obj.pk))))
 
     @admin.display(description="Timeline")
     def event_timeline(self, obj: Any) -> SafeString:
@@ -125,6 +126,9 @@ class IssueAdmin(CwomObjectAdmin):
     @admin.display(description="repo", ordering="repo__slug")
     def repo_slug(self, obj: Issue) -> str:
         return obj.repo.slug
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("repo", "parent")
 
     def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
         return [
@@ -266,7 +270,15 @@ class RunAdmin(CwomObjectAdmin):
 
     @admin.display(description="Timeline (the run and its artifacts)")
     def event_timeline(self, obj: Run) -> SafeString:
-        return timeline([obj.pk, *obj.artifacts.values_list("id", flat=True)])
+        return timeline([obj.pk, *(artifact["id"] for artifact in self.bundle(obj)["artifacts"])])
+
+    @admin.display(description="As the API shows it (long lists abridged)")
+    def contract_document(self, obj: Run) -> SafeString:
+        return pretty_json(abridged(self.bundle(obj)["run"]))
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # The detail page shows the issue, repo and snapshot: joined, not read one by one.
+        return super().get_queryset(request).select_related("for_issue", "repo", "constraint_snapshot")
 
 
 @admin.register(Artifact)

@@ -72,6 +72,20 @@ def pretty_json(value: Any) -> SafeString:
     return mark_safe(f'<pre class="cwom-json" style="white-space: pre-wrap; margin: 0">{linked}</pre>')  # noqa: S308 - escaped above
 
 
+LIST_ITEMS = 50
+
+
+def abridged(value: Any, limit: int = LIST_ITEMS) -> Any:
+    """``value`` with every list longer than ``limit`` cut to its first items and a note of how many more
+    (an issue's 10,000 run refs would drown its page)."""
+    if isinstance(value, dict):
+        return {key: abridged(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        kept = [abridged(item, limit) for item in value[:limit]]
+        return kept + [f"… and {len(value) - limit:,} more"] if len(value) > limit else kept
+    return value
+
+
 def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) -> SafeString:
     rows = list(rows)
     if not rows:
