@@ -183,8 +183,8 @@ def issue_picture(overview: dict[str, Any], standalone: bool = False) -> str:
     run_layer = Layer(title, runs, footer=(f"all {count(total)} runs →", all_runs) if total else None)
     picture = Picture(f"Lineage of issue {issue.pk}", [Layer("Issue", [issue_node]), inputs, run_layer])
     picture.edges += [Edge(issue_node, node) for node in inputs.nodes]
-    if runs:
-        picture.edges.append(Edge(issue_node, run_layer))
+    if runs:  # what the issue holds feeds its runs; an issue with no inputs leads to them directly
+        picture.edges += [Edge(node, run_layer) for node in inputs.nodes] or [Edge(issue_node, run_layer)]
     return _draw(picture, standalone)
 
 
