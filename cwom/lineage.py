@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
 
 from . import shapes
 from .enums import Kind
-from .models import Issue, IssueConstraintSnapshot, IssueContextPacket, IssueDoctrineRef, Run
+from .models import Artifact, Issue, IssueConstraintSnapshot, IssueContextPacket, IssueDoctrineRef, Run
 
 
 def run_bundle(run_id: str) -> dict[str, Any]:
@@ -74,6 +75,10 @@ def issue_overview(issue_id: str, newest: int = 20, inputs: int = 20) -> dict[st
         overview[name] = overview[name][:inputs]
         overview[f"more_{name}"] = len(found) > inputs
     runs = Run.objects.filter(for_issue_id=issue_id)
-    overview["runs"] = list(runs.annotate(artifact_count=Count("artifacts")).order_by("-created_at", "-id")[:newest])
+    # Artifacts counted per shown run (a subquery for each of the `newest` rows), not grouped over every run.
+    artifacts = Artifact.objects.filter(produced_by=OuterRef("pk")).order_by().values("produced_by")
+    artifact_count = Subquery(artifacts.annotate(n=Count("id")).values("n"), output_field=IntegerField())
+    newest_runs = runs.annotate(artifact_count=Coalesce(artifact_count, 0)).order_by("-created_at", "-id")
+    overview["runs"] = list(newest_runs[:newest])
     overview["run_count"] = runs.count()
     return overview
