@@ -3,7 +3,8 @@
     .venv/bin/python bench/generate.py --scale 10k      # or 100k, 1m
 
 Each scale gets its own database (``cwom_bench_10k``, ``cwom_bench_100k``, ``cwom_bench_1m``; ``--db NAME``
-for another, so a private copy never touches the shared one), dropped, re-created and migrated (``manage.py migrate``) by this script, then filled with psycopg 3 ``COPY``.
+for another, so a private copy never touches the shared one), dropped, re-created and migrated
+(``manage.py migrate``) by this script, then filled with psycopg 3 ``COPY``.
 
 At scale N (N = 10k / 100k / 1M): N issues, N runs, 2N artifacts, N/10 context packets, N/100 doctrine refs,
 N/50 constraint snapshots, max(20, N/1000) repos, the link tables, one ``cwom_objectindex`` row per object and

@@ -62,7 +62,7 @@ def issue_overview(issue_id: str, newest: int = 20, inputs: int = 20) -> dict[st
     """
     issue = Issue.objects.select_related("repo").get(pk=issue_id)
     # (link table, its target column, the target's columns shown): read as a row per link, target joined.
-    links = {
+    links: dict[str, tuple[Any, str, tuple[str, ...]]] = {
         "context_packets": (IssueContextPacket, "packet", ("version", "sealed")),
         "constraint_snapshots": (IssueConstraintSnapshot, "snapshot", ("scope", "captured_at")),
         "doctrine_refs": (IssueDoctrineRef, "doctrine_ref", ("namespace", "name", "priority")),

@@ -100,14 +100,14 @@ def glance(now: datetime) -> dict[str, Any]:
     rows = week.values("status", "failure_category").annotate(
         week=Count("id"), day=Count("id", filter=Q(created_at__gte=day_ago))
     )
-    for row in rows:
-        tally = statuses.setdefault(row["status"], {"day": 0, "week": 0})
-        tally["day"] += row["day"]
-        tally["week"] += row["week"]
-        if row["failure_category"]:
-            failures[row["failure_category"]] = failures.get(row["failure_category"], 0) + row["week"]
-    per_day = {
-        row["day"]: row
+    for group in rows:
+        tally = statuses.setdefault(group["status"], {"day": 0, "week": 0})
+        tally["day"] += group["day"]
+        tally["week"] += group["week"]
+        if group["failure_category"]:
+            failures[group["failure_category"]] = failures.get(group["failure_category"], 0) + group["week"]
+    per_day: dict[Any, dict[str, Any]] = {
+        row["day"]: dict(row)
         for row in Run.objects.filter(created_at__gte=first_day)
         .order_by()
         .annotate(day=TruncDate("created_at"))
@@ -117,8 +117,8 @@ def glance(now: datetime) -> dict[str, Any]:
     days = []
     for offset in range(GLANCE_DAYS):
         day = first_day.date() + timedelta(days=offset)
-        row = per_day.get(day, {})
-        days.append({"day": day, "runs": row.get("runs", 0), "failed": row.get("failed", 0)})
+        counted = per_day.get(day, {})
+        days.append({"day": day, "runs": counted.get("runs", 0), "failed": counted.get("failed", 0)})
     executors = list(
         week.filter(duration_s__isnull=False)
         .values("executor_runtime")

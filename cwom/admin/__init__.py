@@ -322,7 +322,7 @@ class ArtifactAdmin(CwomObjectAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "at", "action", "object_kind", "object", "principal")
+    list_display = ("id", "at", "action", "object_kind", "object", "principal", "change_text")
     list_filter = ("object_kind", "action")
     search_fields = ("object_id__exact", "principal__exact")
     ordering = ("-id",)

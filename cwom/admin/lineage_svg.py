@@ -34,7 +34,7 @@ ROWS_PER_COLUMN = 20  # past this a layer wraps into another column
 LABEL_CHARS = 30
 
 # Light fills by kind; the stripe on the left of a box says its status.
-KIND_FILL = {
+KIND_FILL: dict[str, str] = {
     Kind.ISSUE: "#e8f0fe",
     Kind.CONTEXT_PACKET: "#e6f4ea",
     Kind.CONSTRAINT_SNAPSHOT: "#fef7e0",
@@ -53,7 +53,7 @@ STATE_COLOUR = {
     "canceled": "#5f6368",
 }
 NEUTRAL = "#9aa0a6"
-KIND_LABEL = {
+KIND_LABEL: dict[str, str] = {
     Kind.ISSUE: "Issue",
     Kind.CONTEXT_PACKET: "Context packet",
     Kind.CONSTRAINT_SNAPSHOT: "Constraint snapshot",

@@ -164,7 +164,7 @@ class ReadOnlyInline(ReadOnlyAdminMixin, admin.TabularInline):
 class RepoFilter(admin.RelatedFieldListFilter):
     """The ``repo`` filter offering repos by slug (their ids mean nothing to a person)."""
 
-    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
         return list(field.related_model.objects.order_by("slug").values_list("pk", "slug"))
 
 
