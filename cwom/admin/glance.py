@@ -12,11 +12,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.urls import reverse
-from django.utils.html import escape, format_html, format_html_join
+from django.utils.html import escape, format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from ..humanize import count, duration, utc
 from ..stats import glance
+from .rendering import html_table
 
 CHART_BAR = 20
 CHART_HEIGHT = 110
@@ -85,24 +86,14 @@ def at_a_glance(numbers: dict[str, Any]) -> dict[str, SafeString]:
     ]
     return {
         "as_of": format_html('<time datetime="{0}">{0}</time>', utc(numbers["now"])),
-        "statuses": _table(("status", "last 24 h", "last 7 days"), status_rows, "No runs in the last 7 days."),
-        "failures": _table(("failure category", "runs, 7 days"), failures, "No failed runs in the last 7 days."),
-        "executors": _table(
+        "statuses": html_table(("status", "last 24 h", "last 7 days"), status_rows, "No runs in the last 7 days."),
+        "failures": html_table(("failure category", "runs, 7 days"), failures, "No failed runs in the last 7 days."),
+        "executors": html_table(
             ("executor runtime", "runs, 7 days", "mean", "slowest"), executors, "No timed runs in the last 7 days."
         ),
-        "repos": _table(("repo", "runs, 7 days", "failed"), repos, "No runs in the last 7 days."),
+        "repos": html_table(("repo", "runs, 7 days", "failed"), repos, "No runs in the last 7 days."),
         "chart": runs_per_day_chart(numbers["days"]),
     }
-
-
-def _table(headers: tuple[str, ...], rows: list[tuple[Any, ...]], empty: str) -> SafeString:
-    if not rows:
-        return format_html('<p class="cwom-empty">{}</p>', empty)
-    head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
-    body = format_html_join(
-        "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),) for row in rows)
-    )
-    return format_html('<table class="cwom-table"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>', head, body)
 
 
 def runs_per_day_chart(days: list[dict[str, Any]]) -> SafeString:

@@ -86,10 +86,11 @@ def abridged(value: Any, limit: int = LIST_ITEMS) -> Any:
     return value
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) -> SafeString:
+def html_table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) -> SafeString:
+    """A table of escaped cells (``empty`` in a paragraph when there is no row)."""
     rows = list(rows)
     if not rows:
-        return format_html("<p>{}</p>", empty)
+        return format_html('<p class="cwom-empty">{}</p>', empty)
     head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
     body = format_html_join(
         "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),) for row in rows)
@@ -159,7 +160,7 @@ def run_chain(bundle: dict[str, Any], stored_ids: set[str]) -> SafeString:
     )
     snapshot = bundle["constraint_snapshot"]
     telemetry, cost = run["telemetry"], run["cost"]
-    artifacts = _table(
+    artifacts = html_table(
         ("artifact", "type", "title", "digest", "size", "verification", "bytes"),
         (
             (
@@ -241,7 +242,7 @@ def timeline(object_ids: list[str]) -> SafeString:
 
 
 def _timeline_table(events: Iterable[Event]) -> SafeString:
-    return _table(
+    return html_table(
         ("at", "action", "object", "principal", "actor", "changes"),
         (
             (
@@ -296,7 +297,7 @@ def _short(value: Any) -> str:
 
 def runs_table(runs: Iterable[Run]) -> SafeString:
     """Runs with status, duration and cost, in the order given."""
-    table = _table(
+    table = html_table(
         ("run", "status", "mode", "started", "ended", "duration", "cost", "artifacts"),
         (
             (
