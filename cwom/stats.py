@@ -83,13 +83,14 @@ GLANCE_TOP = 5  # executors and repos listed
 
 
 def glance(now: datetime) -> dict[str, Any]:
-    """The admin home page's numbers, in four queries whatever the table holds (each reads only the
-    runs created in its window, through the ``created_at`` indexes):
+    """The admin home page's numbers, in five queries whatever the table holds (each reads only the
+    runs created in its window, from the covering index ``run_glance_idx`` alone: runs are counted by
+    their non-null ``created_at``, which the index holds, rather than by ``id``, which it does not):
 
     1. runs of the last 7 days by status and failure category, with how many of them in the last 24 h;
     2. runs per day over the last ``GLANCE_DAYS`` days (UTC days), failed ones apart;
     3. the ``GLANCE_TOP`` slowest executor runtimes of the last 7 days by mean duration;
-    4. the ``GLANCE_TOP`` repos with the most runs in the last 7 days.
+    4. the ``GLANCE_TOP`` repos with the most runs in the last 7 days, and 5. their slugs.
     """
     day_ago, week_ago = now - timedelta(days=1), now - timedelta(days=7)
     first_day = (now - timedelta(days=GLANCE_DAYS - 1)).replace(hour=0, minute=0, second=0, microsecond=0)
@@ -98,7 +99,7 @@ def glance(now: datetime) -> dict[str, Any]:
     statuses: dict[str, dict[str, int]] = {}
     failures: dict[str, int] = {}
     rows = week.values("status", "failure_category").annotate(
-        week=Count("id"), day=Count("id", filter=Q(created_at__gte=day_ago))
+        week=Count("created_at"), day=Count("created_at", filter=Q(created_at__gte=day_ago))
     )
     for group in rows:
         tally = statuses.setdefault(group["status"], {"day": 0, "week": 0})
@@ -112,7 +113,7 @@ def glance(now: datetime) -> dict[str, Any]:
         .order_by()
         .annotate(day=TruncDate("created_at"))
         .values("day")
-        .annotate(runs=Count("id"), failed=Count("id", filter=failed))
+        .annotate(runs=Count("created_at"), failed=Count("created_at", filter=failed))
     }
     days = []
     for offset in range(GLANCE_DAYS):
@@ -122,14 +123,20 @@ def glance(now: datetime) -> dict[str, Any]:
     executors = list(
         week.filter(duration_s__isnull=False)
         .values("executor_runtime")
-        .annotate(runs=Count("id"), mean_s=Avg("duration_s"), max_s=Max("duration_s"))
+        .annotate(runs=Count("created_at"), mean_s=Avg("duration_s"), max_s=Max("duration_s"))
         .order_by("-mean_s", "executor_runtime")[:GLANCE_TOP]
     )
-    repos = list(
-        week.values("repo_id", "repo__slug")
-        .annotate(runs=Count("id"), failed=Count("id", filter=failed))
-        .order_by("-runs", "repo__slug")[:GLANCE_TOP]
-    )
+    # Grouped by repo id alone (no join: sorting a week of runs by slug costs more than the count), then the
+    # slugs of the few repos shown.
+    repos: list[dict[str, Any]] = [
+        dict(row)
+        for row in week.values("repo_id")
+        .annotate(runs=Count("created_at"), failed=Count("created_at", filter=failed))
+        .order_by("-runs", "repo_id")[:GLANCE_TOP]
+    ]
+    slugs = dict(Repo.objects.filter(pk__in=[row["repo_id"] for row in repos]).values_list("pk", "slug"))
+    for row in repos:
+        row["slug"] = slugs.get(row["repo_id"], row["repo_id"])
     return {
         "now": now,
         "day_ago": day_ago,

@@ -1,7 +1,7 @@
 """The admin's home page: the system at a glance, every number on it a link to the run list that holds
 exactly those runs.
 
-The numbers come from :func:`cwom.stats.glance` (four queries, whatever the size of the tables); this
+The numbers come from :func:`cwom.stats.glance` (five queries, whatever the size of the tables); this
 module only turns them into tables and a small bar chart drawn as SVG.
 """
 
@@ -73,9 +73,7 @@ def at_a_glance(numbers: dict[str, Any]) -> dict[str, SafeString]:
     ]
     repos = [
         (
-            format_html(
-                '<a href="{}">{}</a>', reverse("admin:cwom_repo_change", args=[row["repo_id"]]), row["repo__slug"]
-            ),
+            format_html('<a href="{}">{}</a>', reverse("admin:cwom_repo_change", args=[row["repo_id"]]), row["slug"]),
             _number(row["runs"], runs_url(repo__id__exact=row["repo_id"], created_at__gte=week_ago)),
             _number(
                 row["failed"],

@@ -173,8 +173,8 @@ def test_the_home_page_costs_the_same_whatever_the_runs(demo: Run, viewer_client
         factories.run(status="planned")
     big, _ = page_queries(viewer_client, reverse("admin:index"))
     # Session, user, permissions (2), then cwom.stats.glance: status x failure category, runs per day,
-    # executors, repos.
-    assert big == small == 8
+    # executors, repos, their slugs.
+    assert big == small == 9
     assert picture_in(page, "cwom-chart")
 
 
