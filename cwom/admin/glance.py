@@ -100,7 +100,7 @@ def runs_per_day_chart(days: list[dict[str, Any]]) -> SafeString:
     peak = max((d["runs"] for d in days), default=0) or 1
     top, foot = 16, 18
     scale = (CHART_HEIGHT - top - foot) / peak
-    width = len(days) * CHART_BAR
+    width = (len(days) + 1) * CHART_BAR
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="cwom-chart" role="img" width="{width}" '
         f'height="{CHART_HEIGHT}" viewBox="0 0 {width} {CHART_HEIGHT}" font-family="system-ui, sans-serif" '
@@ -110,7 +110,7 @@ def runs_per_day_chart(days: list[dict[str, Any]]) -> SafeString:
     for index, day in enumerate(days):
         start = datetime(day["day"].year, day["day"].month, day["day"].day, tzinfo=UTC)
         url = runs_url(created_at__gte=start, created_at__lt=start + timedelta(days=1))
-        x = index * CHART_BAR + 3
+        x = index * CHART_BAR + CHART_BAR // 2 + 3  # half a bar of margin each side for the numbers
         bar, failed = day["runs"] * scale, day["failed"] * scale
         label = f"{day['day'].isoformat()}: {count(day['runs'])} runs, {count(day['failed'])} failed"
         parts.append(

@@ -72,7 +72,7 @@ def pretty_json(value: Any) -> SafeString:
     return mark_safe(f'<pre class="cwom-json" style="white-space: pre-wrap; margin: 0">{linked}</pre>')  # noqa: S308 - escaped above
 
 
-LIST_ITEMS = 50
+LIST_ITEMS = 20
 
 
 def abridged(value: Any, limit: int = LIST_ITEMS) -> Any:
