@@ -260,16 +260,19 @@ def _timeline_table(events: Iterable[Event]) -> SafeString:
 
 
 VALUE_CHARS = 60
+# Set on every object's creation, so naming them in "created with ..." says nothing.
+EVERY_OBJECT_HAS = frozenset({"id", "created_at", "updated_at"})
 
 
 def change_summary(action: str, changes: dict[str, Any]) -> str:
     """What an event did, for people.
 
-    A creation names only the fields it set (``created with title, status, repo``); any other change
+    A creation names only the fields it set (``created with title, status, repo``; not the id and
+    timestamps every object gets); any other change
     shows each field as before → after (``status: ready → running``), long values shortened.
     """
     if action == "create":
-        named = [name for name, values in changes.items() if _is_set(_after(values))]
+        named = [name for name, values in changes.items() if name not in EVERY_OBJECT_HAS and _is_set(_after(values))]
         return f"created with {', '.join(named)}" if named else "created"
     return "; ".join(
         f"{name}: {_short(_before(values))} → {_short(_after(values))}" for name, values in changes.items()

@@ -226,7 +226,15 @@ def test_dates_read_the_same_everywhere() -> None:
 
 
 def test_create_events_name_only_the_fields_they_set_and_changes_read_before_after() -> None:
-    created = change_summary("create", {"title": [None, "Add"], "status": [None, "planned"], "parent": [None, None]})
+    created = change_summary(
+        "create",
+        {
+            "id": [None, "01JD0Z8K3M5Q7R9T1V3X5Z7RNN"],
+            "title": [None, "Add"],
+            "status": [None, "planned"],
+            "parent": [None, None],
+        },
+    )
     assert created == "created with title, status"
     changed = change_summary("transition", {"status": ["running", "done"], "ended_at": [None, "2026-12-04T12:00:00Z"]})
     assert changed == "status: running → done; ended_at: ∅ → 2026-12-04T12:00:00Z"
