@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/generate.py --scale 10k      # or 100k, 1m
 
-Each scale gets its own database (``cwom_bench_10k``, ``cwom_bench_100k``, ``cwom_bench_1m``), dropped,
-re-created and migrated (``manage.py migrate``) by this script, then filled with psycopg 3 ``COPY``.
+Each scale gets its own database (``cwom_bench_10k``, ``cwom_bench_100k``, ``cwom_bench_1m``; ``--db NAME``
+for another, so a private copy never touches the shared one), dropped, re-created and migrated
+(``manage.py migrate``) by this script, then filled with psycopg 3 ``COPY``.
 
 At scale N (N = 10k / 100k / 1M): N issues, N runs, 2N artifacts, N/10 context packets, N/100 doctrine refs,
 N/50 constraint snapshots, max(20, N/1000) repos, the link tables, one ``cwom_objectindex`` row per object and
@@ -789,10 +790,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-events", action="store_true", help="skip the one-create-event-per-object history")
     parser.add_argument("--skip-verify", action="store_true")
+    parser.add_argument("--db", default=None, help="database to (re)create (default cwom_bench_<scale>)")
     args = parser.parse_args(argv)
 
     n = SCALES[args.scale]
-    name = f"cwom_bench_{args.scale}"
+    name = args.db or f"cwom_bench_{args.scale}"
     url = database_url(name)
     report: dict[str, Any] = {"scale": args.scale, "n": n, "database": name, "seed": args.seed, "phases": {}}
     t0 = time.perf_counter()
@@ -844,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(json.dumps(report, indent=2))
     RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{dt.date.today().isoformat()}-{args.scale}-generate.json"
+    out = RESULTS / f"{dt.date.today().isoformat()}-{args.db or args.scale}-generate.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")
     bad = {k: v for k, v in report.get("invariant_violations", {}).items() if v}

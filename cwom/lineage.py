@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
 from . import shapes
 from .enums import Kind
+from .models import Artifact, Issue, IssueConstraintSnapshot, IssueContextPacket, IssueDoctrineRef, Run
 
 
 def run_bundle(run_id: str) -> dict[str, Any]:
@@ -46,3 +50,35 @@ def run_bundle(run_id: str) -> dict[str, Any]:
         "doctrine_refs": [shapes.dump(doctrines[pk]) for pk in doctrine_ids if pk in doctrines],
         "artifacts": shapes.dump_many(artifacts),
     }
+
+
+def issue_overview(issue_id: str, newest: int = 20, inputs: int = 20) -> dict[str, Any]:
+    """An issue, what it links to and its newest runs: what a person sees of it at a glance.
+
+    Six queries whatever the issue holds: the issue with its repo; its context packets, constraint
+    snapshots and doctrine refs (each at most ``inputs``, plus one to tell whether there are more); its
+    ``newest`` runs with their artifact counts; the number of all its runs. Rows are plain dicts of the
+    columns a picture or a table shows. Raises Issue.DoesNotExist for an unknown id.
+    """
+    issue = Issue.objects.select_related("repo").get(pk=issue_id)
+    # (link table, its target column, the target's columns shown): read as a row per link, target joined.
+    links: dict[str, tuple[Any, str, tuple[str, ...]]] = {
+        "context_packets": (IssueContextPacket, "packet", ("version", "sealed")),
+        "constraint_snapshots": (IssueConstraintSnapshot, "snapshot", ("scope", "captured_at")),
+        "doctrine_refs": (IssueDoctrineRef, "doctrine_ref", ("namespace", "name", "priority")),
+    }
+    overview: dict[str, Any] = {"issue": issue, "repo": issue.repo}
+    for name, (table, target, columns) in links.items():
+        rows = table.objects.filter(issue_id=issue_id).order_by("id")
+        found = list(rows.values_list("role", f"{target}_id", *(f"{target}__{c}" for c in columns))[: inputs + 1])
+        overview[name] = [{"role": row[0], "id": row[1], **dict(zip(columns, row[2:], strict=True))} for row in found]
+        overview[name] = overview[name][:inputs]
+        overview[f"more_{name}"] = len(found) > inputs
+    runs = Run.objects.filter(for_issue_id=issue_id)
+    # Artifacts counted per shown run (a subquery for each of the `newest` rows), not grouped over every run.
+    artifacts = Artifact.objects.filter(produced_by=OuterRef("pk")).order_by().values("produced_by")
+    artifact_count = Subquery(artifacts.annotate(n=Count("id")).values("n"), output_field=IntegerField())
+    newest_runs = runs.annotate(artifact_count=Coalesce(artifact_count, 0)).order_by("-created_at", "-id")
+    overview["runs"] = list(newest_runs[:newest])
+    overview["run_count"] = runs.count()
+    return overview

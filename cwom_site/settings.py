@@ -93,7 +93,7 @@ CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 VAR_DIR = Path(env_str("CWOM_VAR_DIR", str(BASE_DIR / "var")))  # type: ignore[arg-type]
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "cwom.admin_app.CwomAdminConfig",  # django.contrib.admin, with the home page of cwom/admin/site.py
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -2,7 +2,9 @@
 
 Every kind, the event log, the id index and the API tokens are registered through
 :class:`~cwom.admin.readonly.ReadOnlyAdmin`. A detail page shows the object's columns, its link tables,
-its contract document (every Ref a link) and its events; a run's page shows its whole causality chain.
+its contract document (every Ref a link) and its events; a run's page shows its whole causality chain as
+a picture and a table, an issue's page its inputs and newest runs as a picture. The home page
+(:mod:`cwom.admin.site`) shows the system at a glance.
 Access is Django's view permission: members of the ``cwom viewers`` group (see ``cwom.signals``) can look.
 """
 
@@ -11,13 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Count
 from django.http import HttpRequest
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from .. import shapes
-from ..lineage import run_bundle
+from ..humanize import count, duration, usd
+from ..lineage import issue_overview, run_bundle
 from ..models import (
     ApiToken,
     Artifact,
@@ -39,14 +42,25 @@ from ..models import (
     RunContextPacket,
     RunDoctrineRef,
 )
-from .readonly import ReadOnlyAdmin, ReadOnlyAdminMixin, ReadOnlyInline, TagFilter
-from .rendering import CONTENT_PATH, object_link, pretty_json, run_chain, run_stored_ids, runs_table, timeline
-
-admin.site.site_header = "CWOM — read-only"
-admin.site.site_title = "CWOM admin"
-admin.site.index_title = "What agents, humans and CI did"
+from . import lineage_svg
+from .readonly import ReadOnlyAdmin, ReadOnlyAdminMixin, ReadOnlyInline, RepoFilter, TagFilter
+from .rendering import (
+    CONTENT_PATH,
+    abridged,
+    byte_size,
+    change_summary,
+    object_link,
+    pretty_json,
+    run_chain,
+    run_stored_ids,
+    runs_table,
+    timeline,
+)
 
 __all__ = ["ReadOnlyAdmin", "ReadOnlyAdminMixin"]
+
+# Fieldsets whose content (a picture, a chain, a document, a timeline) takes the whole width, under its label.
+WIDE = ("cwom-wide",)
 
 
 class CwomObjectAdmin(ReadOnlyAdmin):
@@ -56,20 +70,20 @@ class CwomObjectAdmin(ReadOnlyAdmin):
     summary: tuple[str, ...] = ()
     date_columns: tuple[str, ...] = ("created_at", "updated_at")
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+    def shown_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
             (None, {"fields": ("id", *self.summary, *self.date_columns)}),
             *self.extra_fieldsets(obj),
-            ("Contract document", {"fields": ("contract_document",)}),
-            ("Events", {"fields": ("event_timeline",)}),
+            ("Contract document", {"fields": ("contract_document",), "classes": WIDE}),
+            ("Events", {"fields": ("event_timeline",), "classes": WIDE}),
         ]
 
     def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
         return []
 
-    @admin.display(description="As the API shows it")
+    @admin.display(description="As the API shows it (long lists abridged)")
     def contract_document(self, obj: Any) -> SafeString:
-        return pretty_json(shapes.dump(shapes.SHAPES[obj.KIND].queryset().get(pk=obj.pk)))
+        return pretty_json(abridged(shapes.dump(shapes.SHAPES[obj.KIND].queryset().get(pk=obj.pk))))
 
     @admin.display(description="Timeline")
     def event_timeline(self, obj: Any) -> SafeString:
@@ -97,7 +111,7 @@ class RepoAdmin(CwomObjectAdmin):
 class IssueAdmin(CwomObjectAdmin):
     list_display = ("title", "repo_slug", "type", "priority", "status", "created_at")
     list_select_related = ("repo",)
-    list_filter = ("status", "type", "priority", "repo", TagFilter)
+    list_filter = ("status", "type", "priority", ("repo", RepoFilter), TagFilter)
     search_fields = ("id__exact", "title")
     summary = ("repo", "title", "type", "priority", "status", "parent")
     inlines = (
@@ -113,15 +127,36 @@ class IssueAdmin(CwomObjectAdmin):
     def repo_slug(self, obj: Issue) -> str:
         return obj.repo.slug
 
-    def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
-        return [("Runs", {"fields": ("issue_runs",)})]
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("repo", "parent")
 
-    @admin.display(description="Runs (newest first)")
+    def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            ("Lineage", {"fields": ("lineage_picture",), "classes": WIDE}),
+            ("Runs", {"fields": ("issue_runs",), "classes": WIDE}),
+        ]
+
+    @admin.display(description="Issue → its inputs → its newest runs")
+    def lineage_picture(self, obj: Issue) -> SafeString:
+        return lineage_svg.inline(lineage_svg.issue_picture(self.overview(obj)))
+
+    @admin.display(description="Newest runs")
     def issue_runs(self, obj: Issue) -> SafeString:
-        runs = (
-            Run.objects.filter(for_issue=obj).annotate(artifact_count=Count("artifacts")).order_by("-created_at", "-id")
+        overview = self.overview(obj)
+        all_runs = format_html(
+            '<p><a href="{}?for_issue__id__exact={}">All {} runs of this issue</a></p>',
+            reverse("admin:cwom_run_changelist"),
+            obj.pk,
+            count(overview["run_count"]),
         )
-        return runs_table(runs[:200])
+        return format_html("{}{}", runs_table(overview["runs"]), all_runs)
+
+    @staticmethod
+    def overview(obj: Issue) -> dict[str, Any]:
+        """The issue's inputs and newest runs, loaded once for the picture and the table."""
+        if "_overview" not in obj.__dict__:
+            obj.__dict__["_overview"] = issue_overview(obj.pk)
+        return obj.__dict__["_overview"]
 
 
 @admin.register(ContextPacket)
@@ -170,12 +205,12 @@ class RunAdmin(CwomObjectAdmin):
         "status",
         "mode",
         "started_at",
-        "duration_s",
-        "cost_usd",
+        "duration",
+        "cost",
         "created_at",
     )
     list_select_related = ("for_issue", "repo")
-    list_filter = ("status", "mode", "repo", "failure_category", TagFilter)
+    list_filter = ("status", "mode", ("repo", RepoFilter), "failure_category", TagFilter)
     search_fields = ("id__exact", "for_issue__id__exact")
     summary = (
         "for_issue",
@@ -186,8 +221,8 @@ class RunAdmin(CwomObjectAdmin):
         "constraint_snapshot",
         "started_at",
         "ended_at",
-        "duration_s",
-        "cost_usd",
+        "duration",
+        "cost",
         "cost_tokens",
         "cost_compute_s",
         "result_summary",
@@ -207,21 +242,48 @@ class RunAdmin(CwomObjectAdmin):
     def repo_slug(self, obj: Run) -> str:
         return obj.repo.slug
 
+    @admin.display(description="duration", ordering="duration_s")
+    def duration(self, obj: Run) -> str:
+        return "—" if obj.duration_s is None else duration(obj.duration_s)
+
+    @admin.display(description="cost", ordering="cost_usd")
+    def cost(self, obj: Run) -> str:
+        return "—" if obj.cost_usd is None else usd(obj.cost_usd)
+
     def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
-        return [("Causality chain", {"fields": ("causality_chain",)})]
+        return [("Causality chain", {"fields": ("lineage_picture", "causality_chain"), "classes": WIDE})]
+
+    @admin.display(description="Picture")
+    def lineage_picture(self, obj: Run) -> SafeString:
+        return lineage_svg.inline(lineage_svg.run_picture(self.bundle(obj)))
 
     @admin.display(description="Issue + packets + snapshot + doctrine → run → artifacts")
     def causality_chain(self, obj: Run) -> SafeString:
-        return run_chain(run_bundle(obj.pk), run_stored_ids(obj))
+        return run_chain(self.bundle(obj), run_stored_ids(obj))
+
+    @staticmethod
+    def bundle(obj: Run) -> dict[str, Any]:
+        """The run's chain (:func:`cwom.lineage.run_bundle`), loaded once for the picture and the table."""
+        if "_bundle" not in obj.__dict__:
+            obj.__dict__["_bundle"] = run_bundle(obj.pk)
+        return obj.__dict__["_bundle"]
 
     @admin.display(description="Timeline (the run and its artifacts)")
     def event_timeline(self, obj: Run) -> SafeString:
-        return timeline([obj.pk, *obj.artifacts.values_list("id", flat=True)])
+        return timeline([obj.pk, *(artifact["id"] for artifact in self.bundle(obj)["artifacts"])])
+
+    @admin.display(description="As the API shows it (long lists abridged)")
+    def contract_document(self, obj: Run) -> SafeString:
+        return pretty_json(abridged(self.bundle(obj)["run"]))
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # The detail page shows the issue, repo and snapshot: joined, not read one by one.
+        return super().get_queryset(request).select_related("for_issue", "repo", "constraint_snapshot")
 
 
 @admin.register(Artifact)
 class ArtifactAdmin(CwomObjectAdmin):
-    list_display = ("title", "type", "run_link", "verification_status", "short_digest", "size_bytes", "created_at")
+    list_display = ("title", "type", "run_link", "verification_status", "short_digest", "size", "created_at")
     list_filter = ("type", "verification_status", TagFilter)
     search_fields = ("id__exact", "title", "digest__exact", "produced_by__id__exact")
     summary = (
@@ -241,6 +303,10 @@ class ArtifactAdmin(CwomObjectAdmin):
     def run_link(self, obj: Artifact) -> SafeString:
         return object_link("Run", obj.produced_by_id)
 
+    @admin.display(description="size", ordering="size_bytes")
+    def size(self, obj: Artifact) -> str:
+        return byte_size(obj.size_bytes)
+
     @admin.display(description="digest")
     def short_digest(self, obj: Artifact) -> str:
         return (obj.digest or "—")[:23]
@@ -256,13 +322,18 @@ class ArtifactAdmin(CwomObjectAdmin):
 
 @admin.register(Event)
 class EventAdmin(ReadOnlyAdmin):
-    list_display = ("id", "at", "action", "object_kind", "object", "principal")
+    list_display = ("id", "at", "action", "object_kind", "object", "principal", "change_text")
     list_filter = ("object_kind", "action")
     search_fields = ("object_id__exact", "principal__exact")
     ordering = ("-id",)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
-        return [(None, {"fields": ("id", "at", "action", "object", "principal", "actor_json", "changes_json")})]
+    def shown_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [
+            (
+                None,
+                {"fields": ("id", "at", "action", "object", "principal", "actor_json", "change_text", "changes_json")},
+            )
+        ]
 
     @admin.display(description="object")
     def object(self, obj: Event) -> SafeString:
@@ -271,6 +342,10 @@ class EventAdmin(ReadOnlyAdmin):
     @admin.display(description="actor")
     def actor_json(self, obj: Event) -> SafeString:
         return pretty_json(obj.actor)
+
+    @admin.display(description="what changed")
+    def change_text(self, obj: Event) -> str:
+        return change_summary(obj.action, obj.changes)
 
     @admin.display(description="changes (before, after)")
     def changes_json(self, obj: Event) -> SafeString:
@@ -286,7 +361,7 @@ class ObjectIndexAdmin(ReadOnlyAdmin):
     search_fields = ("id__exact",)
     ordering = ("-id",)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+    def shown_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         return [(None, {"fields": ("id", "kind", "object")})]
 
     @admin.display(description="object")
@@ -303,6 +378,6 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     search_fields = ("name", "key_id__exact")
     ordering = ("name",)
 
-    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+    def shown_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = ("name", "key_id", "can_write", "status", "created_at", "expires_at", "last_used_at", "revoked_at")
         return [(None, {"fields": fields})]  # status: active, expired or revoked (ApiToken.status)

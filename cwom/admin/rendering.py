@@ -1,10 +1,11 @@
-"""HTML pieces of the admin's detail pages: linked Refs, pretty JSON, a run's chain, timelines."""
+"""HTML pieces of the admin's detail pages: linked Refs, pretty JSON, a run's chain, timelines, dates."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,7 +14,7 @@ from django.utils.html import escape, format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
 from ..enums import Kind
-from ..humanize import duration
+from ..humanize import age, duration, usd, utc
 from ..models import KIND_MODELS, Artifact, Event, Run
 
 CONTENT_PATH = "/api/v1/artifacts/{id}/content"
@@ -35,6 +36,14 @@ def admin_url(kind: str, object_id: str) -> str | None:
         return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[object_id])
     except NoReverseMatch:
         return None
+
+
+def when(moment: datetime | str | None) -> SafeString:
+    """A date as the admin shows every date: ISO 8601 in UTC, with how long ago as a tooltip."""
+    if not moment:
+        return mark_safe("&mdash;")  # noqa: S308 - a constant
+    text = utc(moment)
+    return format_html('<time datetime="{}" title="{}">{}</time>', text, age(moment), text)
 
 
 def object_link(kind: str, object_id: str | None, text: Any = None) -> SafeString:
@@ -63,10 +72,25 @@ def pretty_json(value: Any) -> SafeString:
     return mark_safe(f'<pre class="cwom-json" style="white-space: pre-wrap; margin: 0">{linked}</pre>')  # noqa: S308 - escaped above
 
 
-def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) -> SafeString:
+LIST_ITEMS = 20
+
+
+def abridged(value: Any, limit: int = LIST_ITEMS) -> Any:
+    """``value`` with every list longer than ``limit`` cut to its first items and a note of how many more
+    (an issue's 10,000 run refs would drown its page)."""
+    if isinstance(value, dict):
+        return {key: abridged(item, limit) for key, item in value.items()}
+    if isinstance(value, list):
+        kept = [abridged(item, limit) for item in value[:limit]]
+        return kept + [f"… and {len(value) - limit:,} more"] if len(value) > limit else kept
+    return value
+
+
+def html_table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) -> SafeString:
+    """A table of escaped cells (``empty`` in a paragraph when there is no row)."""
     rows = list(rows)
     if not rows:
-        return format_html("<p>{}</p>", empty)
+        return format_html('<p class="cwom-empty">{}</p>', empty)
     head = format_html_join("", "<th>{}</th>", ((h,) for h in headers))
     body = format_html_join(
         "", "<tr>{}</tr>", ((format_html_join("", "<td>{}</td>", ((c,) for c in row)),) for row in rows)
@@ -76,6 +100,19 @@ def _table(headers: Iterable[str], rows: Iterable[Iterable[Any]], empty: str) ->
 
 def _seconds(value: float | None) -> str:
     return "—" if value is None else duration(value)
+
+
+def _usd(value: float | None) -> str:
+    return "—" if value is None else usd(value)
+
+
+def byte_size(value: int | None) -> str:
+    if value is None:
+        return "—"
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"
 
 
 def content_link(artifact: dict[str, Any], stored: bool) -> SafeString:
@@ -123,7 +160,7 @@ def run_chain(bundle: dict[str, Any], stored_ids: set[str]) -> SafeString:
     )
     snapshot = bundle["constraint_snapshot"]
     telemetry, cost = run["telemetry"], run["cost"]
-    artifacts = _table(
+    artifacts = html_table(
         ("artifact", "type", "title", "digest", "size", "verification", "bytes"),
         (
             (
@@ -131,7 +168,7 @@ def run_chain(bundle: dict[str, Any], stored_ids: set[str]) -> SafeString:
                 a["type"],
                 a["title"],
                 format_html("<code>{}</code>", a["digest"]) if a["digest"] else "—",
-                "—" if a["size_bytes"] is None else f"{a['size_bytes']} B",
+                byte_size(a["size_bytes"]),
                 format_html(
                     "{}{}",
                     a["verification"]["status"],
@@ -163,7 +200,7 @@ def run_chain(bundle: dict[str, Any], stored_ids: set[str]) -> SafeString:
                 "{} {} captured {}",
                 object_link(Kind.CONSTRAINT_SNAPSHOT, snapshot["id"]),
                 snapshot["scope"],
-                snapshot["captured_at"],
+                when(snapshot["captured_at"]),
             )
             if snapshot
             else "none pinned",
@@ -172,14 +209,14 @@ def run_chain(bundle: dict[str, Any], stored_ids: set[str]) -> SafeString:
         (
             "Run",
             format_html(
-                "{} ({}) — started {}, ended {}, {}; cost {} USD, {} tokens",
+                "{} ({}) — started {}, ended {}, {}; cost {}, {} tokens",
                 run["status"],
                 run["mode"],
-                telemetry["started_at"] or "—",
-                telemetry["ended_at"] or "—",
+                when(telemetry["started_at"]),
+                when(telemetry["ended_at"]),
                 _seconds(telemetry["duration_s"]),
-                cost["usd"] if cost["usd"] is not None else "—",
-                cost["tokens"] if cost["tokens"] is not None else "—",
+                _usd(cost["usd"]),
+                f"{cost['tokens']:,}" if cost["tokens"] is not None else "—",
             ),
         ),
         (
@@ -189,7 +226,9 @@ def run_chain(bundle: dict[str, Any], stored_ids: set[str]) -> SafeString:
         ("Artifacts", artifacts),
     ]
     body = format_html_join("", '<tr><th style="width: 12em">{}</th><td>{}</td></tr>', rows)
-    return format_html('<table class="cwom-chain" data-run="{}">{}</table>', run["id"], body)
+    return format_html(
+        '<div class="cwom-scroll"><table class="cwom-chain" data-run="{}">{}</table></div>', run["id"], body
+    )
 
 
 def run_stored_ids(run: Run) -> set[str]:
@@ -199,16 +238,20 @@ def run_stored_ids(run: Run) -> set[str]:
 def timeline(object_ids: list[str]) -> SafeString:
     """The events of these objects, oldest first (at most TIMELINE_LIMIT)."""
     events = Event.objects.filter(object_id__in=object_ids).order_by("at", "id")[:TIMELINE_LIMIT]
-    return _table(
+    return format_html('<div class="cwom-scroll cwom-timeline">{}</div>', _timeline_table(events))
+
+
+def _timeline_table(events: Iterable[Event]) -> SafeString:
+    return html_table(
         ("at", "action", "object", "principal", "actor", "changes"),
         (
             (
-                format_html('<a href="{}">{}</a>', reverse("admin:cwom_event_change", args=[e.pk]), e.at.isoformat()),
+                format_html('<a href="{}">{}</a>', reverse("admin:cwom_event_change", args=[e.pk]), when(e.at)),
                 e.action,
                 object_link(e.object_kind, e.object_id, f"{e.object_kind} {e.object_id}"),
                 e.principal,
                 (e.actor or {}).get("display") or (e.actor or {}).get("actor_id") or "—",
-                change_summary(e.changes),
+                change_summary(e.action, e.changes),
             )
             for e in events
         ),
@@ -216,32 +259,62 @@ def timeline(object_ids: list[str]) -> SafeString:
     )
 
 
-def change_summary(changes: dict[str, Any]) -> str:
-    """``status: ready → running, started_at`` — transitions spelled out, other fields named."""
-    parts = []
-    for name, values in changes.items():
-        if name == "status" and isinstance(values, list) and len(values) == 2:
-            parts.append(f"status: {values[0] or '∅'} → {values[1]}")
-        else:
-            parts.append(name)
-    return ", ".join(parts)
+VALUE_CHARS = 60
+# Set on every object's creation, so naming them in "created with ..." says nothing.
+EVERY_OBJECT_HAS = frozenset({"id", "created_at", "updated_at"})
+
+
+def change_summary(action: str, changes: dict[str, Any]) -> str:
+    """What an event did, for people.
+
+    A creation names only the fields it set (``created with title, status, repo``; not the id and
+    timestamps every object gets); any other change
+    shows each field as before → after (``status: ready → running``), long values shortened.
+    """
+    if action == "create":
+        named = [name for name, values in changes.items() if name not in EVERY_OBJECT_HAS and _is_set(_after(values))]
+        return f"created with {', '.join(named)}" if named else "created"
+    return "; ".join(
+        f"{name}: {_short(_before(values))} → {_short(_after(values))}" for name, values in changes.items()
+    )
+
+
+def _before(values: Any) -> Any:
+    return values[0] if isinstance(values, list) and len(values) == 2 else None
+
+
+def _after(values: Any) -> Any:
+    return values[1] if isinstance(values, list) and len(values) == 2 else values
+
+
+def _is_set(value: Any) -> bool:
+    return value not in (None, "", [], {})
+
+
+def _short(value: Any) -> str:
+    if not _is_set(value):
+        return "∅"
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, cls=DjangoJSONEncoder)
+    return text if len(text) <= VALUE_CHARS else text[: VALUE_CHARS - 1] + "…"
 
 
 def runs_table(runs: Iterable[Run]) -> SafeString:
-    """An issue's runs with status and duration, newest first."""
-    return _table(
-        ("run", "status", "mode", "started", "ended", "duration", "artifacts"),
+    """Runs with status, duration and cost, in the order given."""
+    table = html_table(
+        ("run", "status", "mode", "started", "ended", "duration", "cost", "artifacts"),
         (
             (
                 object_link(Kind.RUN, r.pk),
                 r.status,
                 r.mode,
-                r.started_at.isoformat() if r.started_at else "—",
-                r.ended_at.isoformat() if r.ended_at else "—",
+                when(r.started_at),
+                when(r.ended_at),
                 _seconds(r.duration_s),
+                _usd(r.cost_usd),
                 getattr(r, "artifact_count", "—"),
             )
             for r in runs
         ),
         "No runs yet.",
     )
+    return format_html('<div class="cwom-scroll">{}</div>', table)

@@ -13,7 +13,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from . import run_diff, views
+from . import pictures, run_diff, views
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -42,6 +42,11 @@ urlpatterns: list[Any] = [
         rf"^runs/(?P<run_id>{views.ID_PATH_REGEX})/diff/(?P<other_id>{views.ID_PATH_REGEX})/?$",
         run_diff.RunDiffView.as_view(),
         name="run-diff",
+    ),
+    re_path(
+        rf"^runs/(?P<pk>{views.ID_PATH_REGEX})/lineage\.svg$",
+        pictures.RunLineagePictureView.as_view(),
+        name="runs-lineage-svg",
     ),
 ]
 

@@ -37,6 +37,7 @@ def test_every_kind_has_its_endpoints(document):
     for extra in (
         "/api/v1/context_packets/{id}/seal",
         "/api/v1/runs/{id}/lineage",
+        "/api/v1/runs/{id}/lineage.svg",
         "/api/v1/objects/{object_id}",
         "/api/v1/events",
         "/api/v1/issues/{id}/events",

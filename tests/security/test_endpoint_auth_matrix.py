@@ -38,6 +38,7 @@ EXPECTED_ROUTES = {
     "issues-detail",
     "context_packets-seal",
     "runs-lineage",
+    "runs-lineage-svg",
     "runs-events",
     "events-list",
     "object-detail",
@@ -60,7 +61,7 @@ class Route:
 def concrete_path(regex: str) -> str:
     """A URL that the route's regex matches: every named group filled with a sample id."""
     path = re.sub(r"\(\?P<\w+>[^)]*\)", SAMPLE_ID, regex)
-    path = path.replace("^", "").replace("$", "").replace("/?", "/").replace("\\Z", "")
+    path = path.replace("^", "").replace("$", "").replace("/?", "/").replace("\\Z", "").replace("\\.", ".")
     assert not re.search(r"[()\[\]\\*+?{}]", path), f"cannot make a concrete URL from {regex!r}"
     return "/" + path
 
