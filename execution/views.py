@@ -27,6 +27,7 @@ from rest_framework.response import Response
 
 from cwom import shapes, spec, writes
 from cwom.api.auth import principal_of
+from cwom.api.components import pascal
 from cwom.api.errors import Problem
 from cwom.api.schema import component_schema, named, ref
 from cwom.api.views import CwomAPIView, object_path, parse_id
@@ -37,7 +38,7 @@ from cwom.validation import enum_schema, nullable
 from . import content, lifecycle
 from .config import conf
 from .enqueue import enqueue
-from .executors import available
+from .executors import ExecutorError, available, get_executor_class
 
 
 def _enqueue_issue() -> dict[str, Any]:
@@ -65,17 +66,37 @@ def _enqueue_context() -> dict[str, Any]:
     return context
 
 
-def _executor_choice() -> dict[str, Any]:
-    return {
-        "type": "object",
-        "description": "The executor that runs the work, and its configuration.",
-        "properties": {
-            "name": {"type": "string", "enum": available(), "description": "One of the configured executors."},
-            "config": {"type": "object", "description": "The executor's own settings (it checks them).", "default": {}},
-        },
-        "required": ["name"],
-        "additionalProperties": False,
-    }
+def _enabled_executors() -> list[str]:
+    """The executors an enqueue may name now (a configured one may still lack its settings)."""
+    names = []
+    for name in available():
+        try:
+            get_executor_class(name).check_enabled()
+        except ExecutorError:
+            continue
+        names.append(name)
+    return names
+
+
+def _executor_choices() -> list[dict[str, Any]]:
+    """One choice per enabled executor: its name and its config's schema (``Executor.config_schema``)."""
+    choices = []
+    for name in _enabled_executors():
+        executor = get_executor_class(name)
+        choices.append(
+            {
+                "title": f"{pascal(name)}Executor",
+                "type": "object",
+                "description": (executor.__doc__ or name).strip().splitlines()[0],
+                "properties": {
+                    "name": {"type": "string", "const": name},
+                    "config": {**executor.config_schema, "default": {}},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            }
+        )
+    return choices
 
 
 def _enqueue_request() -> dict[str, Any]:
@@ -100,9 +121,13 @@ def _enqueue_request() -> dict[str, Any]:
                 "type": "array",
                 "items": shapes.ref_input_schema(Kind.DOCTRINE_REF),
                 "maxItems": 200,
+                "uniqueItems": True,
                 "default": [],
             },
-            "executor": EXECUTOR_CHOICE,
+            "executor": {
+                "description": "The executor that runs the work (one of the enabled ones), and its configuration.",
+                "anyOf": _executor_choices(),
+            },
             "mode": {**enum_schema(RunMode), "default": RunMode.AGENT.value},
         },
     }
@@ -126,7 +151,6 @@ def _enqueued() -> dict[str, Any]:
 
 ENQUEUE_ISSUE = named("EnqueueIssue", _enqueue_issue)
 ENQUEUE_CONTEXT = named("EnqueueContext", _enqueue_context)
-EXECUTOR_CHOICE = named("ExecutorChoice", _executor_choice)
 ENQUEUE_REQUEST = named("EnqueueRequest", _enqueue_request)
 ENQUEUED = named("Enqueued", _enqueued)
 BYTES = {"type": "string", "format": "binary"}

@@ -120,13 +120,14 @@ class ComponentNamer:
             return {**kept, "anyOf": [self.lift(base, name), {"type": "null"}]}
         if isinstance(enum, list) and len(enum) == 1:
             return {**{key: value for key, value in schema.items() if key != "enum"}, "const": enum[0]}
+        name = schema.get("title", name)
         schema = self.children(schema, name)
         if not (isinstance(enum, list) or schema.get("type") == "object"):
             return schema
         # What belongs to the place (a default, an enum's description there) stays beside the reference.
         local = SITE_KEYS if isinstance(enum, list) else ("default",)
         here = {key: schema.pop(key) for key in local if key in schema}
-        return {**self.declare(name, schema), **here}
+        return {**self.declare(schema.pop("title", name), schema), **here}  # a title names its component
 
     def component(self, name: str) -> None:
         """A top-level component with its own nested objects and enums lifted."""
@@ -145,12 +146,37 @@ def _operation_name(path: str, method: str, operation: dict[str, Any]) -> str:
     return pascal(operation.get("operationId") or f"{method}_{path}")
 
 
+# Strings and keys never hold NUL (cwom.api.parsers and the filters refuse it: PostgreSQL cannot store it).
+NO_NUL = "^[^\\u0000]*$"
+
+
+def without_nul(schema: Any) -> Any:
+    """``schema`` with every free string (no pattern, format, enum or const of its own) refusing NUL, and
+    every free-form object's keys too."""
+    if isinstance(schema, list):
+        return [without_nul(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {
+        key: (value if key in ("examples", "example", "default", "const", "enum") else without_nul(value))
+        for key, value in schema.items()
+    }
+    types = out.get("type")
+    is_string = types == "string" or (isinstance(types, list) and "string" in types)
+    if is_string and not {"pattern", "format", "enum", "const"} & set(out):
+        out["pattern"] = NO_NUL
+    if types == "object" and "properties" not in out and "propertyNames" not in out:
+        out["propertyNames"] = {"pattern": NO_NUL}
+    return out
+
+
 def name_components(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """Postprocessing hook: every object and enum of the document as a named component, each once."""
+    result = without_nul(result)
     components = result.setdefault("components", {}).setdefault("schemas", {})
     namer = ComponentNamer(components)
     for name, fragment in known_fragments():
-        namer.declare(name, namer.children(json.loads(json.dumps(fragment)), name))
+        namer.declare(name, namer.children(without_nul(json.loads(json.dumps(fragment))), name))
     # Objects before their create bodies before their PATCH bodies: a shared part is named after the first.
     for name in sorted(components, key=lambda name: (name.startswith("Patched"), name.endswith("Request"), name)):
         namer.component(name)

@@ -55,6 +55,14 @@ TAG_MAX_LENGTH = 64
 EMPTY_VALUE_MESSAGE = "An empty value is not allowed: give a value or leave the parameter out."
 
 
+def comma_list_pattern(longest: int | None = None) -> str:
+    """The pattern of one value of a list filter as :class:`ListWidget` reads it: comma-separated parts, each
+    with something besides blanks (at most ``longest`` characters of it, blanks around it trimmed), no NUL."""
+    inner = "[^,\\u0000]*" if longest is None else f"[^,\\u0000]{{0,{longest - 2}}}"
+    part = f"\\s*[^,\\s\\u0000](?:{inner}[^,\\s\\u0000])?\\s*"
+    return f"^{part}(?:,{part})*$"
+
+
 # --- fields and widgets ---------------------------------------------------------------------------
 def empty_value_error() -> ValidationError:
     """The error of a parameter given with an empty (or blank) value."""
@@ -188,7 +196,7 @@ class ListFilter(django_filters.Filter):
     """Several values OR together: ``<field_name>__<lookup>=[values]``."""
 
     field_class = ListField
-    item_schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    item_schema: dict[str, Any] = {"type": "string", "pattern": comma_list_pattern()}
 
     def __init__(
         self,
@@ -210,7 +218,7 @@ class ListFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__{self.list_lookup}": value})
 
     def openapi_schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": self.item_schema}
+        return {"type": "array", "items": self.item_schema, "maxItems": MAX_VALUES}
 
 
 class IdFilter(ListFilter):
@@ -347,7 +355,7 @@ class CwomFilterSet(QueryFilterSet):
         lookup="has_any",
         help_text="Objects carrying any of these tags.",
         clean_item=_clean_tag,
-        item_schema={"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
+        item_schema={"type": "string", "pattern": comma_list_pattern(TAG_MAX_LENGTH)},
     )
     created_after, created_before = time_range("created_at")
 

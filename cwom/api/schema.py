@@ -515,7 +515,7 @@ HEADER_PARAMETERS = {
         "description": "Makes a POST safe to retry: a retry with the same key replays the first answer (same status "
         "and body, header Idempotent-Replayed: true); the same key with another body is a 422. Scoped to the "
         "caller, kept at least 24 hours.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "schema": {"type": "string", "pattern": "^[ -~]{1,255}$"},
     },
     "If-Match": {
         "name": "If-Match",

@@ -141,6 +141,13 @@ def object_path(kind: str, object_id: str) -> str | None:
         return None
 
 
+def require_body(request: Request) -> None:
+    """A write that documents a body needs one: no body at all is a 400 (an empty change is ``{}``)."""
+    if request.stream is None:
+        message = "The request has no body: send a JSON object."
+        raise BadRequest(message, "missing_body", errors=[{"path": "", "code": "missing_body", "message": message}])
+
+
 def parse_id(raw: str) -> str:
     """A path id as a canonical ULID; anything else cannot name an object (404)."""
     try:
@@ -203,6 +210,7 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         return self.object_response(self.get_object())
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        require_body(request)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self.object_response(serializer.save(), status=201)
@@ -239,6 +247,7 @@ class PatchableKindViewSet(KindViewSet):
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         object_id = self.object_id()
+        require_body(request)
         wanted = _if_match_tags(request)
         model = shapes.SHAPES[self.kind].model
         with transaction.atomic():

@@ -135,9 +135,8 @@ def test_the_generated_client_drives_the_whole_chain(client_package, flushable_d
         DoctrineType,
         EnqueueContext,
         EnqueueRequest,
-        ExecutorChoice,
-        ExecutorChoiceName,
         IssueRequest,
+        NoopExecutor,
         PatchedContextPacketRequest,
         RepoRequest,
         Status,
@@ -185,7 +184,7 @@ def test_the_generated_client_drives_the_whole_chain(client_package, flushable_d
             context=EnqueueContext(summary="Run it."),
             constraints=snapshot.id,
             doctrine_refs=[doctrine.id],
-            executor=ExecutorChoice(name=ExecutorChoiceName.NOOP),
+            executor=NoopExecutor(name="noop"),
         ),
     )
     assert enqueued.status_code == 202

@@ -173,14 +173,18 @@ def test_a_tag_too_long_or_empty_is_refused(settings: Any) -> None:
     long_tag = "x" * (settings.CWOM_LIMITS["tag_length"] + 1)
     with refused("tags.0", "invalid"):
         factories.repo(tags=[long_tag])
+    with refused("tags.0", "invalid"):
+        factories.repo(tags=["  "])
     for bad in (long_tag, "  "):
         with refused("tags", "invalid_tag"):
             Repo(name="n", slug="s", tags=[bad]).full_clean()
 
 
 def test_duplicate_tags_are_refused() -> None:
-    with refused("tags", "duplicate_tag"):
+    with refused("tags", "invalid"):
         factories.repo(tags=["ops", "ops"])
+    with refused("tags", "duplicate_tag"):
+        Repo(name="n", slug="s", tags=["ops", "ops"]).full_clean()
 
 
 def test_tags_within_the_limits_are_kept_in_order(settings: Any) -> None:
