@@ -43,6 +43,22 @@ def limit(name: str) -> int:
     return int(settings.CWOM_LIMITS[name])
 
 
+def _blanks() -> str:
+    """The characters ``str.strip()`` removes, as the inside of a regex character class, spelled with
+    ``\\uXXXX`` escapes (read alike by Python, ECMA 262 and Rust regexes, unlike ``\\s``)."""
+    blank = [code for code in range(0x10000) if chr(code).isspace()]
+    runs: list[list[int]] = []
+    for code in blank:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
+
+
+# A regex character class body: what strip() removes (a value of only these is blank to the API).
+BLANKS = _blanks()
+
 STRING = {"type": "string", "maxLength": 4000}
 TEXT = {"type": "string", "maxLength": 200_000}
 SHORT = {"type": "string", "maxLength": 255}

@@ -167,7 +167,36 @@ def without_nul(schema: Any) -> Any:
         out["pattern"] = NO_NUL
     if types == "object" and "properties" not in out and "propertyNames" not in out:
         out["propertyNames"] = {"pattern": NO_NUL}
+        out.setdefault("additionalProperties", json_value(FREE_FORM_DEPTH))
     return out
+
+
+# How deep the document follows the values of a free-form object (``meta``) to say that no string or key
+# in them holds NUL; deeper containers are described as any JSON (client generators cannot follow a
+# recursive union).
+FREE_FORM_DEPTH = 3
+
+
+def json_value(depth: int) -> dict[str, Any]:
+    """A JSON value without NUL in its strings and keys, followed ``depth`` containers deep."""
+    scalars = [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
+    if depth == 0:
+        deeper = {"title": "JsonObject0", "type": "object", "description": "A JSON object, deeper than described."}
+        return {"anyOf": [*scalars, {"type": "array", "items": {}}, deeper]}
+    inner = json_value(depth - 1)
+    return {
+        "anyOf": [
+            *scalars,
+            {"type": "array", "items": inner},
+            {
+                "title": f"JsonObject{depth}",
+                "type": "object",
+                "description": "A JSON object (no NUL in its keys and strings).",
+                "propertyNames": {"pattern": NO_NUL},
+                "additionalProperties": inner,
+            },
+        ]
+    }
 
 
 def name_components(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

@@ -44,9 +44,9 @@ from cwom.models import (
     Run,
 )
 from cwom.shapes import LINK_TABLES
-from cwom.validation import parse_timestamp
+from cwom.validation import BLANKS, parse_timestamp
 
-from .errors import BadRequest
+from .errors import BadRequest, Problem
 
 PAGINATION_PARAMS = frozenset({"cursor", "page_size", "ordering"})
 MAX_VALUES = 100
@@ -59,7 +59,8 @@ def comma_list_pattern(longest: int | None = None) -> str:
     """The pattern of one value of a list filter as :class:`ListWidget` reads it: comma-separated parts, each
     with something besides blanks (at most ``longest`` characters of it, blanks around it trimmed), no NUL."""
     inner = "[^,\\u0000]*" if longest is None else f"[^,\\u0000]{{0,{longest - 2}}}"
-    part = f"\\s*[^,\\s\\u0000](?:{inner}[^,\\s\\u0000])?\\s*"
+    blank, solid = f"[{BLANKS}]*", f"[^,{BLANKS}\\u0000]"
+    part = f"{blank}{solid}(?:{inner}{solid})?{blank}"
     return f"^{part}(?:,{part})*$"
 
 
@@ -103,7 +104,10 @@ class ListField(forms.Field):
         if "" in values:
             raise empty_value_error()
         if len(values) > MAX_VALUES:
-            raise ValidationError(f"At most {MAX_VALUES} values are allowed.", code="too_many")
+            # Repeated parameters and comma-separated parts add up, which no schema of the parameter can
+            # bound: a well-formed request past a rule of the API, so a 422 (the other checks are 400s).
+            message = f"At most {MAX_VALUES} values are allowed (repeated and comma-separated together)."
+            raise Problem(message, "too_many_values", status_code=422)
         for item in values:
             if "\x00" in item:
                 raise ValidationError("NUL characters are not allowed.", code="invalid_characters")

@@ -562,6 +562,8 @@ def _errors_for(path: str, method: str) -> list[str]:
     if "{" in path:
         codes.add("404")
     codes.update(ERRORS_BY_METHOD.get(method, ()))
+    if method == "get" and ("{" not in path or path.endswith("/events")):
+        codes.add("422")  # a list's query: a cursor that does not decode, too many values in all
     return sorted(codes)
 
 

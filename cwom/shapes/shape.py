@@ -23,7 +23,12 @@ ACTOR_OR_NULL = v.nullable(v.ACTOR)
 # Distinct, each with something besides whitespace and no NUL (``validate_tags``, the JSON parser).
 TAGS = {
     "type": "array",
-    "items": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"^[^\u0000]*\S[^\u0000]*$"},
+    "items": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "pattern": f"^[^\\u0000]*[^{v.BLANKS}\\u0000][^\\u0000]*$",
+    },
     "maxItems": 32,
     "uniqueItems": True,
 }

@@ -350,3 +350,13 @@ def test_filtersets_keep_no_state_between_requests(world: SimpleNamespace, reade
     again = reader.get("issues", {"tag": "urgent", "status": "ready"}).json()["results"]
 
     assert [i["id"] for i in first] == [i["id"] for i in again] == [world.issue_a.pk]
+
+
+def test_too_many_values_repeated_and_comma_separated_together_are_a_422(writer):
+    # Each form alone is within what the schema allows (100 repeats; a value with commas); together past 100.
+    values = [f"t{i},u{i}" for i in range(60)]
+
+    response = writer.get("repos", {"tag": values})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "too_many_values"

@@ -36,7 +36,7 @@ GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 
 def snake(name: str) -> str:
     """The module name the generator gives a component's model (``PaginatedIssueList``: ``paginated_issue_list``)."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Za-z])(?=[0-9])", "_", name).lower()
 
 
 @pytest.fixture(scope="module")

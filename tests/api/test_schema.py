@@ -69,11 +69,9 @@ def spelled_alike(schema):
         return [spelled_alike(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
-    schema = {
-        key: spelled_alike(value)
-        for key, value in schema.items()
-        if not (key == "pattern" and value == NO_NUL) and not (key == "propertyNames" and value == {"pattern": NO_NUL})
-    }
+    if schema.get("propertyNames") == {"pattern": NO_NUL} and "properties" not in schema:  # a free-form object
+        schema = {key: value for key, value in schema.items() if key not in ("propertyNames", "additionalProperties")}
+    schema = {key: spelled_alike(value) for key, value in schema.items() if not (key == "pattern" and value == NO_NUL)}
     enum = schema.get("enum")
     if enum is not None and None in enum:
         rest = {key: value for key, value in schema.items() if key not in ("type", "enum")}
