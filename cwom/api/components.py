@@ -167,22 +167,17 @@ def without_nul(schema: Any) -> Any:
         out["pattern"] = NO_NUL
     if types == "object" and "properties" not in out and "propertyNames" not in out:
         out["propertyNames"] = {"pattern": NO_NUL}
-        out.setdefault("additionalProperties", json_value(FREE_FORM_DEPTH))
+        # A free-form object (``meta``) nests at most CWOM_LIMITS["json_depth"] containers, itself included.
+        out.setdefault("additionalProperties", json_value(v.limit("json_depth") - 1))
     return out
 
 
-# How deep the document follows the values of a free-form object (``meta``) to say that no string or key
-# in them holds NUL; deeper containers are described as any JSON (client generators cannot follow a
-# recursive union).
-FREE_FORM_DEPTH = 3
-
-
 def json_value(depth: int) -> dict[str, Any]:
-    """A JSON value without NUL in its strings and keys, followed ``depth`` containers deep."""
+    """A JSON value at most ``depth`` containers deep, without NUL in its strings and keys. Written out level
+    by level: client generators cannot follow a recursive union."""
     scalars = [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
     if depth == 0:
-        deeper = {"title": "JsonObject0", "type": "object", "description": "A JSON object, deeper than described."}
-        return {"anyOf": [*scalars, {"type": "array", "items": {}}, deeper]}
+        return {"anyOf": scalars}
     inner = json_value(depth - 1)
     return {
         "anyOf": [

@@ -217,3 +217,20 @@ def test_a_batch_of_objects_has_its_ref_lists_read_in_one_query(django_assert_nu
         assert shapes.ref_ids(fetched[0], "block_links") == [obj.pk for obj in issues]
     with django_assert_num_queries(2):  # one row read alone loads its own lists when dumped
         assert shapes.dump(rows.get(pk=first.pk)) == expected[0]
+
+
+def test_a_text_column_that_may_not_be_blank_needs_a_character_in_its_schema() -> None:
+    # The schema refuses what full_clean() refuses ("This field cannot be blank."), so no schema-valid body
+    # is refused by the model for it.
+    from django.db import models
+
+    from cwom import shapes
+
+    for kind, shape in shapes.SHAPES.items():
+        for path, node in shapes.leaves(shape.nodes):
+            if type(node) is not shapes.Col:
+                continue
+            field = shape.model._meta.get_field(node.column)
+            if isinstance(field, models.CharField | models.TextField) and not field.blank and not field.null:
+                schema = node.schema
+                assert schema.get("minLength", 0) >= 1 or "pattern" in schema or "enum" in schema, (kind, path)
