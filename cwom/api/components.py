@@ -167,17 +167,22 @@ def without_nul(schema: Any) -> Any:
         out["pattern"] = NO_NUL
     if types == "object" and "properties" not in out and "propertyNames" not in out:
         out["propertyNames"] = {"pattern": NO_NUL}
-        # A free-form object (``meta``) nests at most CWOM_LIMITS["json_depth"] containers, itself included.
-        out.setdefault("additionalProperties", json_value(v.limit("json_depth") - 1))
+        out.setdefault("additionalProperties", json_value(FREE_FORM_DEPTH))
     return out
 
 
+# How many containers deep the document follows the values of a free-form object (``meta``) to say that no
+# string or key in them holds NUL; below that, any JSON. Written out level by level, so kept shallow: client
+# generators cannot follow a recursive union, and a fuzzer expands each level twice (arrays, objects).
+FREE_FORM_DEPTH = 3
+
+
 def json_value(depth: int) -> dict[str, Any]:
-    """A JSON value at most ``depth`` containers deep, without NUL in its strings and keys. Written out level
-    by level: client generators cannot follow a recursive union."""
+    """A JSON value without NUL in its strings and keys, followed ``depth`` containers deep."""
     scalars = [{"type": "string", "pattern": NO_NUL}, {"type": "number"}, {"type": "boolean"}, {"type": "null"}]
     if depth == 0:
-        return {"anyOf": scalars}
+        deeper = {"title": "JsonObject0", "type": "object", "description": "Any JSON object."}
+        return {"anyOf": [*scalars, {"type": "array", "items": {}}, deeper]}
     inner = json_value(depth - 1)
     return {
         "anyOf": [
