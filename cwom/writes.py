@@ -7,6 +7,7 @@ one event in the same transaction. Errors are ValidationErrors keyed by contract
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -14,8 +15,9 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, models, transaction
 
 from . import shapes
+from .db import bulk
 from .enums import EventAction, Kind, Status
-from .models import ContextPacket, CwomObject, DoctrineRef, Issue, IssueContextPacket, Run, record_event
+from .models import ContextPacket, CwomObject, Issue, Run, record_event
 from .models.base import jsonable, new_event
 from .models.runs import OPEN_INPUT_STATUSES
 
@@ -110,14 +112,14 @@ def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str
         return None
     model, owner, _target = shapes.LINK_TABLES[(obj.KIND, name)]
     model._default_manager.filter(**{owner: obj.pk}).delete()
-    _insert_links(obj, name, items)
+    bulk.write([_link_rows((obj.KIND, name), [(obj.pk, target, role) for target, role in items])])
     return [t for t, _ in before], [t for t, _ in items]
 
 
-def _insert_links(obj: CwomObject, name: str, items: LinkItems) -> list[models.Model]:
-    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
-    rows = [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
-    return model._default_manager.bulk_create(rows)
+def _link_rows(key: tuple[str, str], rows: list[tuple[str, str, str | None]]) -> bulk.Values:
+    """``(owner id, target id, role)`` rows of the link ``key`` (owner kind, link name), for ``bulk.write``."""
+    model, owner, target = shapes.LINK_TABLES[key]
+    return bulk.Values(model, (f"{owner}_id", f"{target}_id", "role"), rows)
 
 
 # --- create -----------------------------------------------------------------------------------------
@@ -153,20 +155,15 @@ def create_many(
     """
     model: Any = shapes.SHAPES[kind].model
     objs = []
-    seals = []  # per packet: sealed once its links are written
     known_refs: dict[str, str] = {}
     for body in parsed:
         obj = model(**body.columns)
         if drawn_ids:
             obj.id_is_new()
-        if isinstance(obj, ContextPacket):
-            if not obj.version and obj.for_issue_id:
-                # Serialise version picking per issue, so concurrent creates each get the next one.
-                Issue.objects.select_for_update().filter(pk=obj.for_issue_id).exists()
-                obj.version = ContextPacket.next_version(obj.for_issue_id)
-            # Written as a draft first so its links can be added, then sealed in the same transaction.
-            obj.sealed, obj.sealed_at = False, None
-        seals.append(bool(body.columns.get("sealed", True)))
+        if isinstance(obj, ContextPacket) and not obj.version and obj.for_issue_id:
+            # Serialise version picking per issue, so concurrent creates each get the next one.
+            Issue.objects.select_for_update().filter(pk=obj.for_issue_id).exists()
+            obj.version = ContextPacket.next_version(obj.for_issue_id)
         known_refs.update(body.known_refs)
         objs.append(obj)
     try:
@@ -181,14 +178,21 @@ def create_many(
         _check_links(obj, checked_links)
     if before_write is not None:
         before_write(objs)
-    if any(body.links for body in parsed) or model in (ContextPacket, DoctrineRef):
-        for obj, body, seal in zip(objs, parsed, seals, strict=True):
-            _create_linked(obj, body.links, seal)
-        return objs
-    # Nothing else to write: the index rows, the objects and their create events in one round trip.
-    model.insert_new(objs, [new_event(obj, EventAction.CREATE, _created(obj)) for obj in objs])
-    for obj in objs:
-        shapes.prime(obj, {})
+    events = []
+    for obj, body in zip(objs, parsed, strict=True):
+        changes = _created(obj)
+        changes.update({name: (None, [t for t, _ in items]) for name, items in body.links.items()})
+        events.append(new_event(obj, EventAction.CREATE, changes))
+    # A packet is one of its issue's packets from the start.
+    issue_packets = [
+        ((Kind.ISSUE, "context_packets"), obj.for_issue_id, obj.pk, None)
+        for obj in objs
+        if isinstance(obj, ContextPacket)
+    ]
+    write_new(objs, [body.links for body in parsed], events=events, more_links=issue_packets)
+    # Everything dump() reads is known: a new object has exactly these links and nothing points at it.
+    for obj, body in zip(objs, parsed, strict=True):
+        shapes.prime(obj, body.links)
     return objs
 
 
@@ -197,23 +201,50 @@ def _created(obj: CwomObject) -> dict[str, tuple[Any, Any]]:
     return {name: (None, value) for name, value in obj._column_values().items()}
 
 
-def _create_linked(obj: Any, links: dict[str, LinkItems], seal: bool) -> None:
-    """Write a new object (validated), its links, then seal (``seal``: a packet) or publish it, and its create
-    event."""
-    changes = _created(obj)
-    obj.save(record=False)
-    link_rows = {name: _insert_links(obj, name, items) for name, items in links.items()}
-    changes.update({name: (None, [t for t, _ in items]) for name, items in links.items()})
-    if isinstance(obj, ContextPacket):
-        IssueContextPacket.objects.get_or_create(issue_id=obj.for_issue_id, packet_id=obj.pk)
-        if seal:
-            obj.seal(record=False)
-            changes.update(sealed=(None, True), sealed_at=(None, obj.sealed_at))
-    if isinstance(obj, DoctrineRef):
-        obj.publish()
-    record_event(obj, EventAction.CREATE, changes)
-    # Everything dump() reads is known: a new object has exactly these links and nothing points at it.
-    shapes.prime(obj, link_rows)
+def write_new(
+    objs: Sequence[CwomObject],
+    links: Sequence[dict[str, LinkItems]],
+    *,
+    events: Sequence[models.Model] = (),
+    more_links: Sequence[tuple[tuple[str, str], str, str, str | None]] = (),
+) -> None:
+    """The one creation sequence (:func:`create_many`, the importer), for new objects of one kind, validated
+    as they will end up, with their links (``links``: per object, by link name).
+
+    Each object is written in the state that still takes links (``open_for_links``: a packet as a draft, a
+    doctrine ref unpublished) with its id index row; then its link rows and ``more_links`` (other objects'
+    links to these: ``((owner kind, link name), owner id, target id, role)``); then what it ends as, in one
+    update per set of columns (a packet sealed, a doctrine ref published); then ``events``. Objects with
+    neither links nor a later state: all in one round trip. Few rows go in one statement each, many by COPY
+    (``bulk.write``).
+    """
+    if not objs:
+        return
+    model: Any = type(objs[0])
+    finals = [obj.open_for_links() for obj in objs]
+    tables: dict[tuple[str, str], list[tuple[str, str, str | None]]] = defaultdict(list)
+    for obj, obj_links in zip(objs, links, strict=True):
+        for name, items in obj_links.items():
+            tables[(obj.KIND, name)] += [(obj.pk, target, role) for target, role in items]
+    for key, owner_id, target, role in more_links:
+        tables[key].append((owner_id, target, role))
+    if not any(tables.values()) and not any(finals):
+        model.insert_new(objs, events)
+        return
+    model.insert_new(objs)
+    bulk.write([_link_rows(key, rows) for key, rows in tables.items()])
+    then: dict[tuple[str, ...], list[CwomObject]] = defaultdict(list)
+    for obj, final in zip(objs, finals, strict=True):
+        for name, value in final.items():
+            setattr(obj, name, value)
+        if final:
+            then[tuple(final)].append(obj)
+    for columns, moved in then.items():
+        bulk.update(moved, columns)
+    for obj in objs:
+        obj._loaded = obj._column_values()
+    if events:
+        bulk.write([events])
 
 
 # --- update -----------------------------------------------------------------------------------------

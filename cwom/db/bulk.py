@@ -3,6 +3,8 @@
 - :func:`insert`: new rows of one model in one INSERT (a batch per statement), auto keys set from the
   database, without building a query through the compiler for every write of a hot path;
 - :func:`insert_together`: new rows of several models in one round trip (PostgreSQL: data-modifying CTEs);
+- :func:`write`: new rows of several models (instances, or :class:`Values` of some columns), in one round
+  trip when they are few, else by COPY;
 - :func:`load` and :func:`load_values`: many new rows, by COPY on PostgreSQL (a multi-row INSERT elsewhere);
 - :func:`update`: some columns of many rows to their instances' values, in one statement.
 
@@ -13,6 +15,7 @@ triggers check every row, as for any other INSERT or UPDATE. Values are prepared
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
@@ -21,6 +24,8 @@ from .values import Columns, columns
 
 # PostgreSQL's cap on parameters per statement.
 MAX_PARAMS = 65_535
+# Rows that :func:`write` sends in one statement; more go by COPY (a COPY costs a round trip per table).
+FEW = 64
 
 
 def _plain(model: type[models.Model], connection: Any) -> bool:
@@ -120,6 +125,37 @@ def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using
         _saved(groups[-1], using, cursor.fetchall() if returning else None)
     for group in groups[:-1]:
         _saved(group, using)
+
+
+@dataclass(frozen=True)
+class Values:
+    """New rows of ``model`` given as values of some of its columns (``attnames``; the others take their
+    database defaults or an auto key): cheaper to build than instances when there are many."""
+
+    model: type[models.Model]
+    attnames: Sequence[str]
+    rows: Sequence[Sequence[Any]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def instances(self) -> list[models.Model]:
+        return [self.model(**dict(zip(self.attnames, row, strict=True))) for row in self.rows]
+
+
+def write(groups: Sequence[Sequence[models.Model] | Values], using: str = DEFAULT_DB_ALIAS) -> None:
+    """INSERT new rows of several models, in order (each group: rows of one model, as instances or
+    :class:`Values`), the cheapest way for their number: up to :data:`FEW` rows in one round trip
+    (:func:`insert_together`), more by COPY, one per group (:func:`load`, :func:`load_values`: auto keys are
+    not read back)."""
+    if sum(len(group) for group in groups) <= FEW:
+        insert_together([group.instances() if isinstance(group, Values) else group for group in groups], using)
+        return
+    for group in groups:
+        if isinstance(group, Values):
+            load_values(group.model, group.attnames, group.rows, using)
+        else:
+            load(group, using)
 
 
 def load(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:

@@ -183,14 +183,22 @@ class CwomObject(models.Model):
         cls, objs: Sequence[CwomObject], with_rows: Sequence[models.Model] = (), using: str = DEFAULT_DB_ALIAS
     ) -> None:
         """Write new objects of this kind (validated: see :meth:`full_clean_many`) with their index rows and
-        ``with_rows`` (new rows of one model, e.g. their create events), in one round trip where the database
-        allows it. A taken id fails at the index row (IntegrityError, answered 409 duplicate) if clean() did
-        not see it."""
+        ``with_rows`` (new rows of one model, e.g. their create events): in one round trip when they are few,
+        by COPY when many (``bulk.write``). A taken id fails at the index row (IntegrityError, answered 409
+        duplicate) if clean() did not see it."""
         if not objs:
             return
-        bulk.insert_together([[ObjectIndex(pk=obj.pk, kind=obj.KIND) for obj in objs], objs, with_rows], using)
+        bulk.write(
+            [bulk.Values(ObjectIndex, ("id", "kind"), [(obj.pk, cls.KIND) for obj in objs]), objs, with_rows], using
+        )
         for obj in objs:
             obj._loaded = obj._column_values()
+
+    def open_for_links(self) -> dict[str, Any]:
+        """Set this new object, validated as it will end up, to the state in which its links can still be
+        written (the database refuses link changes after), and return the column values that then make it
+        what it is (see ``cwom.writes.write_new``). Most kinds take links as they are: nothing."""
+        return {}
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise ValidationError("CWOM objects are never deleted.", code="immutable")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -104,6 +104,14 @@ class ContextPacket(Sealable):
         """The issue's next numeric version: one more than the highest numeric version so far."""
         versions = cls.objects.filter(for_issue_id=issue_id).values_list("version", flat=True)
         return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+
+    def open_for_links(self) -> dict[str, Any]:
+        """A packet created sealed is written as a draft, linked, then sealed (with its own ``sealed_at``)."""
+        if not self.sealed:
+            return {}
+        sealed = {"sealed": True, "sealed_at": self.sealed_at}
+        self.sealed, self.sealed_at = False, None
+        return sealed
 
     def seal(self, *, record: bool = True) -> None:
         """Seal a draft. One-way: a sealed packet never changes again, by any path."""
@@ -217,10 +225,10 @@ class DoctrineRef(Sealable):
             choices_check("priority", DoctrinePriority, "doctrine_priority_valid"),
         ]
 
-    def publish(self) -> None:
-        """Publish after the links are written; from here on nothing changes."""
-        self.published = True
-        self.save(record=False)
+    def open_for_links(self) -> dict[str, Any]:
+        """Written unpublished, linked, then published: from there on nothing changes."""
+        self.published = False
+        return {"published": True}
 
 
 class DoctrineApplicableRepo(Link):

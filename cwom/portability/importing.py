@@ -1,12 +1,13 @@
 """Loading a CWOM export into this deployment with ids, timestamps, links and history preserved.
 
-Each object is checked by the same rules as every other write: ``shapes.parse`` for the contract shape
-and its Refs, ``full_clean()`` for the model's rules, then the database's constraints and guard triggers.
-Lines are applied a chunk at a time (:class:`_Chunk`): the same checks with the ones that read other rows
-batched (one query per chunk, not per object), each table written at once. A chunk with a line that is not
-good is rolled back and applied line by line, each line in its own savepoint, so a bad line leaves nothing
-behind and is reported with its line number and skipped while the chunk's good lines land (in an atomic
-import, the whole file is refused).
+Each object is checked by the same rules as every other write: ``shapes.read`` and ``shapes.resolve`` (the
+two halves of ``shapes.parse``) for the contract shape and its Refs, ``full_clean_many()`` for the model's
+rules, then the database's constraints and guard triggers. There is one engine, :class:`_Chunk`: lines are
+applied a chunk at a time, the checks that read other rows batched (one query per chunk, not per object),
+each table written at once. A chunk with a line that is not good is rolled back and its lines are applied
+again one by one, each as a chunk of one in its own savepoint, so a bad line leaves nothing behind and is
+reported with its line number and why, while the chunk's good lines land (in an atomic import, the whole
+file is refused).
 
 The import is idempotent: a line whose object, link or event is already here exactly as the line says
 changes nothing; one that differs is reported as a conflict and never overwritten. No new events are
@@ -16,11 +17,11 @@ Objects whose rules depend on their past are written the way the live write path
 as a draft, its links, then sealed; a doctrine ref unpublished, its links, then published; a run in an
 open status, its inputs, then moved to its recorded status and telemetry in one update.
 
-Whether the file is a whole export is decided in one place, :class:`_Frame`, for both engines: line 1
+Whether the file is a whole export is decided in one place, :class:`_Frame`: line 1
 must be the header of this format version (else nothing is applied: :class:`UnsupportedFormat`), and the
 file must end with its trailer, whose counts must match the records seen (else the import is
 incomplete: :attr:`ImportResult.incomplete`; an atomic import or a dry run is rolled back before it
-commits). The engines only ever see the lines between the two.
+commits). The chunks only ever see the lines between the two.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from .. import fields, shapes, writes
 from ..db import bulk
 from ..enums import EventAction, Kind, Status
 from ..ids import ULID_RE
-from ..models import KIND_MODELS, Artifact, ContextPacket, CwomObject, DoctrineRef, Event, Issue, ObjectIndex, Run
+from ..models import KIND_MODELS, Artifact, ContextPacket, Event, Issue, ObjectIndex
 from ..models.runs import OPEN_INPUT_STATUSES
 from ..validation import parse_timestamp
 from . import (
@@ -57,11 +58,9 @@ from . import (
     OBJECT_ORDER,
     PARENT,
     TRAILER,
-    checks,
     comparable,
     without,
 )
-from .checks import Refused
 
 CREATED = "created"
 UNCHANGED = "unchanged"
@@ -86,6 +85,10 @@ class UnsupportedFormat(Exception):
 
 class _RollBack(Exception):
     pass
+
+
+# What a record that is not good raises: the chunk is then applied line by line, and a line says why.
+NOT_GOOD = (LineError, ValidationError, DatabaseError)
 
 
 @dataclass
@@ -261,12 +264,6 @@ class Importer:
     def __init__(self, *, batch_size: int = DEFAULT_BATCH, on_line: Callable[[int], None] | None = None) -> None:
         self.batch_size = batch_size
         self.on_line = on_line
-        self._handlers: dict[str, Callable[[dict[str, Any]], str | None]] = {
-            **{kind: self._object for kind in OBJECT_ORDER},
-            ARTIFACT_CONTENT: self._artifact_content,
-            ISSUE_LINK: self._issue_link,
-            EVENT: self._event,
-        }
         self.result = ImportResult()
 
     # --- driving -----------------------------------------------------------------------------------
@@ -298,193 +295,271 @@ class Importer:
         return self.result
 
     def _batch(self, batch: list[tuple[int, str]]) -> None:
-        """One chunk of lines: in bulk, or, when some line of it is not good, line by line."""
-        chunk = _Chunk(self)
+        """One chunk of lines in bulk; when some line of it is not good, the chunk is rolled back and its lines
+        are applied one by one (:meth:`_line`), so the good ones land and the bad one is reported."""
+        chunk = _Chunk()
         try:
+            records = [_decode(text) for _number, text in batch if text.strip()]
             with transaction.atomic():
-                chunk.apply(batch)
-        except Refused:
+                chunk.apply(records)
+        except NOT_GOOD:
             for number, text in batch:
                 self._line(number, text)
             return
+        self.result.seen.update(record["kind"] for record in records)
         self.result.created.update(chunk.created)
         self.result.unchanged.update(chunk.unchanged)
-        self.result.seen.update(chunk.seen)
         if self.on_line:
             for number, _text in batch:
                 self.on_line(number)
 
     def _line(self, number: int, text: str) -> None:
+        """One line: a chunk of one, in its own savepoint; a line that is not good is reported with why."""
         if self.on_line:
             self.on_line(number)
         if not text.strip():
             return
         try:
-            record = json.loads(text)
-        except ValueError as error:
-            self.result.refuse(Problem(number, "?", [f"not a JSON document ({error})"]))
-            return
-        if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
-            self.result.refuse(Problem(number, "?", ["a record is a JSON object with a kind"]))
+            record = _decode(text)
+        except LineError as error:
+            self.result.refuse(Problem(number, "?", error.messages))
             return
         kind = record["kind"]
         self.result.seen[kind] += 1
         label = f"{kind} {record['id']}" if isinstance(record.get("id"), str) else kind
-        handler = self._handlers.get(kind)
-        if handler is None:
-            self.result.refuse(Problem(number, label, [f"unknown record kind {kind!r}"]))
-            return
+        chunk = _Chunk(precise=True)
         try:
             with transaction.atomic():
-                outcome = handler(record)
-        except LineError as error:
-            self.result.refuse(Problem(number, label, error.messages))
-        except ValidationError as error:
+                chunk.apply([record])
+        except NOT_GOOD as error:
             self.result.refuse(Problem(number, label, _messages(error)))
-        except DatabaseError as error:
-            self.result.refuse(Problem(number, label, [_database_refusal(error)]))
-        else:
-            if outcome == CREATED:
-                self.result.created[kind] += 1
-            elif outcome == UNCHANGED:
-                self.result.unchanged[kind] += 1
+            return
+        self.result.created.update(chunk.created)
+        self.result.unchanged.update(chunk.unchanged)
 
-    # --- objects -------------------------------------------------------------------------------------
-    def _object(self, record: dict[str, Any]) -> str:
-        kind = record["kind"]
-        object_id = record.get("id")
-        if not isinstance(object_id, str) or not ULID_RE.match(object_id):
+
+def _decode(text: str) -> dict[str, Any]:
+    """A line's record: a JSON object with a string ``kind``."""
+    try:
+        record = fields.loads(text)  # json.loads' values (orjson would read a long integer as a float)
+    except ValueError as error:
+        raise LineError(f"not a JSON document ({error})") from None
+    if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
+        raise LineError("a record is a JSON object with a kind")
+    return record
+
+
+class _Chunk:
+    """Records applied in bulk: a fixed number of queries per run of same-kind records.
+
+    Every object is checked by the model layer (``full_clean_many`` reads what its rules need from other rows
+    once per chunk), its Refs are resolved at once (``shapes.resolve``), then each table is written at once
+    (:mod:`cwom.db.bulk`); the database's constraints and guard triggers check every row. A record that is not
+    good raises one of :data:`NOT_GOOD`, saying why. ``precise`` (a chunk of one line): unique fields and
+    constraints are checked before the write, for their clearer messages (in bulk, the database refuses the
+    chunk and its lines are then applied one by one).
+    """
+
+    def __init__(self, *, precise: bool = False) -> None:
+        self.precise = precise
+        self.created: Counter[str] = Counter()
+        self.unchanged: Counter[str] = Counter()
+
+    def apply(self, records: list[dict[str, Any]]) -> None:
+        # An artifact's content line follows its artifact: a run of artifacts and their contents is one
+        # group (artifacts first, then the contents; see _artifacts).
+        for kind, group in itertools.groupby(records, key=_group_kind):
+            items = list(group)
+            if kind == Kind.ARTIFACT:
+                self._artifacts(items)
+            elif kind in OBJECT_ORDER:
+                self._objects(kind, items)
+            elif kind == EVENT:
+                self._events(items)
+            elif kind == ISSUE_LINK:
+                self._issue_links(items)
+            else:
+                raise LineError(f"unknown record kind {kind!r}")
+
+    def _count(self, kind: str, outcome: str) -> None:
+        (self.created if outcome == CREATED else self.unchanged)[kind] += 1
+
+    # --- objects -----------------------------------------------------------------------------------
+    def _objects(self, kind: str, records: list[dict[str, Any]]) -> None:
+        ids = [record.get("id") for record in records]
+        if not all(isinstance(i, str) and ULID_RE.match(i) for i in ids):
             raise LineError("id: an imported object needs its ULID id (ids are preserved)")
-        found = ObjectIndex.objects.filter(pk=object_id).values_list("kind", flat=True).first()
-        if found is not None:
-            return self._compare_existing(kind, found, record)
+        if len(set(ids)) != len(ids):
+            raise LineError("id: an object comes twice in one chunk")  # line by line: the second one compares
+        found = dict(ObjectIndex.objects.filter(pk__in=ids).values_list("id", "kind"))
+        fresh = []
+        for record in records:
+            if record["id"] in found:
+                self._count(kind, _compare_existing(kind, found[record["id"]], record))
+            else:
+                fresh.append(record)
+        if not fresh:
+            return
         shape = shapes.SHAPES[kind]
-        preserved: dict[str, Any] = {}
-        body = _split(shape.nodes, without(record, DEFERRED_FIELDS.get(kind, ())), preserved, "")
-        parsed = shapes.parse(kind, body, "in")
-        obj: Any = shape.model(**{**parsed.columns, **preserved})
-        if isinstance(obj, ContextPacket):
-            self._create_packet(obj, parsed.links, parsed.known_refs)
-        elif isinstance(obj, DoctrineRef):
-            _validate(DoctrineRef, [obj], parsed.known_refs)
-            obj.save(record=False)
-            _write_links(obj, parsed.links)
-            DoctrineRef.objects.filter(pk=obj.pk).update(published=True)
-        elif isinstance(obj, Run):
-            self._create_run(obj, parsed.links, parsed.known_refs)
-        else:
-            _validate(shape.model, [obj], parsed.known_refs)
-            obj.save(record=False)
-            _write_links(obj, parsed.links)
-        return CREATED
-
-    def _compare_existing(self, kind: str, found: str, record: dict[str, Any]) -> str:
-        if found != kind:
-            raise LineError(f"id: {record['id']} already belongs to a {found} here")
-        current = shapes.dump(shapes.SHAPES[kind].queryset().get(pk=record["id"]))
-        mine = comparable(kind, json.loads(json.dumps(current, cls=DjangoJSONEncoder)))
-        theirs = comparable(kind, record)
-        if mine == theirs:
-            return UNCHANGED
-        differing = sorted(name for name in {*mine, *theirs} if mine.get(name) != theirs.get(name))
-        raise LineError(
-            f"conflict: {kind} {record['id']} exists here with different {', '.join(differing)}; "
-            "an import never overwrites"
-        )
-
-    def _create_packet(
-        self, packet: ContextPacket, links: dict[str, list[tuple[str, str | None]]], known_refs: dict[str, str]
-    ) -> None:
-        """Validated as it will end up, written as a draft, linked, then sealed with its own time."""
-        sealed, sealed_at = packet.sealed, packet.sealed_at
-        if sealed and sealed_at is None:
+        refs, errors = shapes.RefCollector(), shapes.Errors()
+        parsed = [_parse(kind, shape, record, refs, errors) for record in fresh]
+        # A Ref may name an object of this group (a run retrying an earlier run): it is written with them.
+        resolved = shapes.resolve(shape, refs, errors, known={record["id"]: kind for record in fresh})
+        errors.raise_if_any()
+        objs = [obj for obj, _links in parsed]
+        links = [links for _obj, links in parsed]
+        if kind == Kind.CONTEXT_PACKET and any(p.sealed and p.sealed_at is None for p in objs):
             raise LineError("sealed_at: a sealed packet needs its sealed_at")
-        _validate(ContextPacket, [packet], known_refs)
-        packet.sealed, packet.sealed_at = False, None
-        packet.save(record=False)
-        _write_links(packet, links)
-        if sealed:
-            ContextPacket.objects.filter(pk=packet.pk).update(sealed=True, sealed_at=sealed_at)
+        finals = [_open_run(run) for run in objs] if kind == Kind.RUN else []
+        _validate(shape.model, objs, resolved, constraints=self.precise)
+        if kind == Kind.RUN:
+            _check_finals(objs, links, finals)
+        writes.write_new(objs, links)
+        if kind == Kind.RUN:
+            moved = []
+            for run, final in zip(objs, finals, strict=True):
+                if final["status"] != run.status:
+                    moved.append(run)
+                for name, value in final.items():
+                    setattr(run, name, value)
+            # Their recorded statuses once their inputs are linked: the database checks each final state here.
+            bulk.update(moved, RUN_FINAL_COLUMNS)
+        self.created[kind] += len(objs)
 
-    def _create_run(self, run: Run, links: dict[str, list[tuple[str, str | None]]], known_refs: dict[str, str]) -> None:
-        """Inserted in an open status, its inputs linked, then moved to its recorded status in one update."""
-        final = _open_run(run)
-        opening = run.status
-        _validate(Run, [run], known_refs)
-        run.save(record=False)
-        _write_links(run, links)
-        packets = list(ContextPacket.objects.filter(pk__in=[pk for pk, _ in links.get("context_packets", [])]))
-        _check_final(run, final, packets)
-        for name, value in final.items():
-            setattr(run, name, value)
-        if final["status"] != opening:  # the database checks the final state's constraints here
-            Run.objects.filter(pk=run.pk).update(**final)
+    # --- artifact bytes ----------------------------------------------------------------------------
+    def _artifacts(self, records: list[dict[str, Any]]) -> None:
+        """Artifact lines and ArtifactContent lines, interleaved as an export writes them: the artifacts in
+        bulk, then the contents in bulk, which is what line-by-line order gives when each content line
+        names an artifact that is here already or comes before it in the group."""
+        artifacts = [record for record in records if record["kind"] == Kind.ARTIFACT]
+        contents = [record for record in records if record["kind"] == ARTIFACT_CONTENT]
+        if artifacts:
+            self._objects(Kind.ARTIFACT, artifacts)
+        if contents:
+            later: set[Any] = set()
+            for record in reversed(records):
+                if record["kind"] == Kind.ARTIFACT:
+                    later.add(record.get("id"))
+                elif record.get("artifact") in later:
+                    raise LineError("artifact: the artifact's content comes before the artifact")
+            self._artifact_contents(contents)
 
-    # --- artifact bytes ------------------------------------------------------------------------------
-    def _artifact_content(self, record: dict[str, Any]) -> str:
-        artifact_id, name = record.get("artifact"), record.get("stored_name")
-        if not isinstance(name, str) or not name or len(name) > 500:
-            raise LineError("stored_name: a storage name of 1 to 500 characters")
-        current = Artifact.objects.filter(pk=artifact_id).values_list("stored_name", flat=True).first()
-        if current is None:
-            raise LineError(f"artifact: no Artifact has id {artifact_id!r} here")
-        if current == name:
-            return UNCHANGED
-        if current:
-            raise LineError(f"conflict: artifact {artifact_id} already has stored bytes ({current})")
-        Artifact.objects.filter(pk=artifact_id, stored_name="").update(stored_name=name)
-        return CREATED
+    def _artifact_contents(self, records: list[dict[str, Any]]) -> None:
+        """The artifacts' stored names read once, one update."""
+        pairs = [(record.get("artifact"), record.get("stored_name")) for record in records]
+        for _artifact_id, name in pairs:
+            if not isinstance(name, str) or not name or len(name) > 500:
+                raise LineError("stored_name: a storage name of 1 to 500 characters")
+        wanted = {a for a, _n in pairs if isinstance(a, str)}
+        current: dict[Any, Any] = dict(Artifact.objects.filter(pk__in=wanted).values_list("id", "stored_name"))
+        stored: dict[Any, Any] = {}
+        for artifact_id, name in pairs:
+            if artifact_id not in current:
+                raise LineError(f"artifact: no Artifact has id {artifact_id!r} here")
+            if current[artifact_id] == name:
+                self.unchanged[ARTIFACT_CONTENT] += 1
+                continue
+            if current[artifact_id]:
+                raise LineError(f"conflict: artifact {artifact_id} already has stored bytes ({current[artifact_id]})")
+            current[artifact_id] = stored[artifact_id] = name
+            self.created[ARTIFACT_CONTENT] += 1
+        bulk.update([Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
 
-    # --- issue links ---------------------------------------------------------------------------------
-    def _issue_link(self, record: dict[str, Any]) -> str:
-        relation, issue_id, target_kind, target_id, role = _checked_link(record)
-        kinds = dict(ObjectIndex.objects.filter(pk__in=[issue_id, target_id]).values_list("id", "kind"))
-        _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
-        if relation == PARENT:
-            return self._set_parent(issue_id, target_id)
-        model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
-        existing = model._default_manager.filter(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id}).first()
-        if existing is not None:
-            if existing.role == role:  # type: ignore[attr-defined]
-                return UNCHANGED
-            raise LineError(f"conflict: this link exists here with role {existing.role!r}")  # type: ignore[attr-defined]
-        if (
-            relation == "context_packets"
-            and not ContextPacket.objects.filter(pk=target_id, for_issue_id=issue_id).exists()
-        ):
-            raise LineError(f"target: context packet {target_id} is for another issue")
-        model._default_manager.create(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role})
-        return CREATED
+    # --- issue links -------------------------------------------------------------------------------
+    def _issue_links(self, records: list[dict[str, Any]]) -> None:
+        """The ends resolved and the links already here read once per relation; a parent is set on its own
+        (its chain is walked row by row). The rules of the links themselves (nothing relates an issue to
+        itself, an issue lists only its own packets) are the database's: a refused row sends the chunk line
+        by line, where the line says why."""
+        links = [_checked_link(record) for record in records]
+        errors = shapes.Errors()
+        here: dict[str, dict[tuple[str, str], str | None]] = {}
+        for relation in dict.fromkeys(link[0] for link in links):
+            refs = shapes.RefCollector()
+            for rel, issue_id, target, _role in links:
+                if rel == relation:
+                    refs.want(issue_id, Kind.ISSUE, "issue")
+                    refs.want(target, _target_kind(relation), "target")
+            refs.resolve({"issue": Kind.ISSUE, "target": _target_kind(relation)}, errors)
+            if relation != PARENT:
+                model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
+                owners = {issue_id for rel, issue_id, _target, _role in links if rel == relation}
+                found = model._default_manager.filter(**{f"{owner}_id__in": owners})
+                rows = found.values_list(f"{owner}_id", f"{target_field}_id", "role")
+                here[relation] = {(issue_id, target_id): role for issue_id, target_id, role in rows}
+        errors.raise_if_any()
+        new: dict[type[Any], list[Any]] = defaultdict(list)
+        for relation, issue_id, target, role in links:
+            if relation == PARENT:
+                self._count(ISSUE_LINK, _set_parent(issue_id, target["id"]))
+                continue
+            pair = (issue_id, target["id"])
+            if pair in here[relation]:
+                if here[relation][pair] != role:
+                    raise LineError(f"conflict: this link exists here with role {here[relation][pair]!r}")
+                self.unchanged[ISSUE_LINK] += 1
+                continue
+            model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
+            here[relation][pair] = role
+            new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target["id"], "role": role}))
+            self.created[ISSUE_LINK] += 1
+        for link_rows in new.values():
+            bulk.load(link_rows)
 
-    def _set_parent(self, issue_id: str, parent_id: str) -> str:
-        issue = Issue.objects.get(pk=issue_id)
-        if issue.parent_id == parent_id:
-            return UNCHANGED
-        if issue.parent_id is not None:
-            raise LineError(f"conflict: issue {issue_id} already has parent {issue.parent_id} here")
-        issue.parent_id = parent_id
-        issue.check_parent_chain()
-        # A direct update: the issue's updated_at is the one in the file, not now.
-        Issue.objects.filter(pk=issue_id).update(parent_id=parent_id)
-        return CREATED
-
-    # --- events --------------------------------------------------------------------------------------
-    def _event(self, record: dict[str, Any]) -> str:
-        event = _checked_event(record)
-        if ObjectIndex.objects.filter(pk=event.object_id).values_list("kind", flat=True).first() != event.object_kind:
-            raise LineError(f"object: no {event.object_kind} has id {event.object_id!r} here")
-        same_key = Event.objects.filter(
-            object_id=event.object_id, action=event.action, at=event.at, principal=event.principal
-        )
-        for found in same_key:
-            if found.changes == event.changes and found.actor == event.actor and found.object_kind == event.object_kind:
-                return UNCHANGED
-        event.save()
-        return CREATED
+    # --- events ------------------------------------------------------------------------------------
+    def _events(self, records: list[dict[str, Any]]) -> None:
+        """The objects' kinds and their events already here read once; the new ones written at once."""
+        events = [_checked_event(record) for record in records]
+        ids = {event.object_id for event in events}
+        kinds = dict(ObjectIndex.objects.filter(pk__in=ids).values_list("id", "kind"))
+        here: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
+        columns = ("object_id", "action", "at", "principal", "changes", "actor", "object_kind")
+        for object_id, action, at, principal, *rest in Event.objects.filter(object_id__in=ids).values_list(*columns):
+            here[(object_id, action, at, principal)].append(tuple(rest))
+        new = []
+        for event in events:
+            if kinds.get(event.object_id) != event.object_kind:
+                raise LineError(f"object: no {event.object_kind} has id {event.object_id!r} here")
+            key = (event.object_id, event.action, event.at, event.principal)
+            if (event.changes, event.actor, event.object_kind) in here[key]:
+                self.unchanged[EVENT] += 1
+                continue
+            here[key].append((event.changes, event.actor, event.object_kind))
+            new.append(event)
+        Event.objects.bulk_create(new)
+        self.created[EVENT] += len(new)
 
 
-def _checked_link(record: dict[str, Any]) -> tuple[str, str, str, str, str | None]:
-    """An IssueLink line's (relation, issue id, target kind, target id, role), its fields checked."""
+def _compare_existing(kind: str, found: str, record: dict[str, Any]) -> str:
+    """A line whose id is here already: UNCHANGED when the object here is the line's, else a conflict."""
+    if found != kind:
+        raise LineError(f"id: {record['id']} already belongs to a {found} here")
+    current = shapes.dump(shapes.SHAPES[kind].queryset().get(pk=record["id"]))
+    mine = comparable(kind, json.loads(json.dumps(current, cls=DjangoJSONEncoder)))
+    theirs = comparable(kind, record)
+    if mine == theirs:
+        return UNCHANGED
+    differing = sorted(name for name in {*mine, *theirs} if mine.get(name) != theirs.get(name))
+    raise LineError(
+        f"conflict: {kind} {record['id']} exists here with different {', '.join(differing)}; an import never overwrites"
+    )
+
+
+def _set_parent(issue_id: str, parent_id: str) -> str:
+    issue = Issue.objects.get(pk=issue_id)
+    if issue.parent_id == parent_id:
+        return UNCHANGED
+    if issue.parent_id is not None:
+        raise LineError(f"conflict: issue {issue_id} already has parent {issue.parent_id} here")
+    issue.parent_id = parent_id
+    issue.check_parent_chain()
+    # A direct update: the issue's updated_at is the one in the file, not now.
+    Issue.objects.filter(pk=issue_id).update(parent_id=parent_id)
+    return CREATED
+
+
+def _checked_link(record: dict[str, Any]) -> tuple[str, str, dict[str, Any], str | None]:
+    """An IssueLink line's (relation, issue id, target Ref, role), its fields checked for their form."""
     relation, issue_id, target = record.get("relation"), record.get("issue"), record.get("target")
     if not isinstance(issue_id, str):
         raise LineError("issue: the id of an Issue")
@@ -492,23 +567,16 @@ def _checked_link(record: dict[str, Any]) -> tuple[str, str, str, str, str | Non
         raise LineError(f"relation: one of {', '.join(ISSUE_LINK_RELATIONS)}")
     if not isinstance(target, dict) or not isinstance(target.get("id"), str):
         raise LineError("target: a Ref ({kind, id, role})")
-    target_kind = Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
-    target_id, role = target["id"], target.get("role")
+    if not isinstance(target.get("kind", ""), str):
+        raise LineError("target.kind: a kind")
+    role = target.get("role")
     if role is not None and (not isinstance(role, str) or len(role) > 64):
         raise LineError("target.role: a string of at most 64 characters, or null")
-    return relation, issue_id, target_kind, target_id, role
+    return relation, issue_id, target, role
 
 
-def _check_link_ends(
-    relation: str, issue_id: str, target_kind: str, target_id: str, target: dict[str, Any], kinds: dict[str, str]
-) -> None:
-    """Both ends of an issue link exist here with the right kinds (``kinds``: their ids' kinds here)."""
-    if kinds.get(issue_id) != Kind.ISSUE:
-        raise LineError(f"issue: no Issue has id {issue_id!r} here")
-    if kinds.get(target_id) != target_kind or target.get("kind", target_kind) != target_kind:
-        raise LineError(f"target: no {target_kind} has id {target_id!r} here")
-    if relation != "context_packets" and target_id == issue_id:
-        raise LineError(f"target: an issue cannot be its own {relation}")
+def _target_kind(relation: str) -> str:
+    return Kind.ISSUE if relation == PARENT else ISSUE_LINK_TABLES[relation][3]
 
 
 def _checked_event(record: dict[str, Any]) -> Event:
@@ -537,269 +605,9 @@ def _checked_event(record: dict[str, Any]) -> Event:
     )
 
 
-# --- bulk ------------------------------------------------------------------------------------------------
-class _Chunk:
-    """A chunk of lines applied in bulk: a fixed number of queries per run of same-kind records.
-
-    Every object is checked by the same rules as on the line-by-line path (the model layer's
-    ``full_clean_many`` reads what they need from other rows once per chunk), then each table is written
-    at once (:mod:`cwom.db.bulk`); the database's constraints and guard triggers check every row. A line
-    that is not good as it stands raises Refused: the caller rolls the chunk back and applies it line by
-    line, where the good lines land and the bad one is reported with its reasons.
-    """
-
-    def __init__(self, importer: Importer) -> None:
-        self.importer = importer
-        self.created: Counter[str] = Counter()
-        self.unchanged: Counter[str] = Counter()
-        self.seen: Counter[str] = Counter()
-
-    def apply(self, batch: list[tuple[int, str]]) -> None:
-        records = []
-        for _number, text in batch:
-            if not text.strip():
-                continue
-            try:
-                record = fields.loads(text)  # json.loads' values (orjson would read a long integer as a float)
-            except ValueError:
-                raise Refused("not a JSON document") from None  # the line-by-line replay says why
-            if not isinstance(record, dict) or not isinstance(record.get("kind"), str):
-                raise Refused("not a record")
-            records.append(record)
-        self.seen.update(record["kind"] for record in records)
-        try:
-            # An artifact's content line follows its artifact: a run of artifacts and their contents is one
-            # group (artifacts first, then the contents; see _artifacts).
-            for kind, group in itertools.groupby(records, key=_group_kind):
-                items = list(group)
-                if kind == Kind.ARTIFACT:
-                    self._artifacts(items)
-                elif kind in OBJECT_ORDER:
-                    self._objects(kind, items)
-                elif kind == EVENT:
-                    self._events(items)
-                elif kind == ISSUE_LINK:
-                    self._issue_links(items)
-                else:
-                    for record in items:
-                        self._one(kind, record)
-        except (LineError, ValidationError, DatabaseError) as error:
-            raise Refused(str(error)) from error
-
-    def _count(self, kind: str, outcome: str | None) -> None:
-        if outcome == CREATED:
-            self.created[kind] += 1
-        elif outcome == UNCHANGED:
-            self.unchanged[kind] += 1
-
-    def _one(self, kind: str, record: dict[str, Any]) -> None:
-        """A record the bulk path has no batch for: through its line handler (without a savepoint)."""
-        handler = self.importer._handlers.get(kind)
-        if handler is None:
-            raise Refused(f"unknown record kind {kind!r}")
-        self._count(kind, handler(record))
-
-    # --- objects -----------------------------------------------------------------------------------
-    def _artifacts(self, records: list[dict[str, Any]]) -> None:
-        """Artifact lines and ArtifactContent lines, interleaved as an export writes them: the artifacts in
-        bulk, then the contents in bulk, which is what line-by-line order gives when each content line
-        names an artifact that is here already or comes before it in the group (else: Refused)."""
-        artifacts = [record for record in records if record["kind"] == Kind.ARTIFACT]
-        contents = [record for record in records if record["kind"] == ARTIFACT_CONTENT]
-        if artifacts:
-            self._objects(Kind.ARTIFACT, artifacts)
-        if contents:
-            later: set[Any] = set()
-            for record in reversed(records):
-                if record["kind"] == Kind.ARTIFACT:
-                    later.add(record.get("id"))
-                elif record.get("artifact") in later:
-                    raise Refused("an artifact's content comes before the artifact")
-            self._artifact_contents(contents)
-
-    def _artifact_contents(self, records: list[dict[str, Any]]) -> None:
-        """As Importer._artifact_content, for many: the artifacts' stored names read once, one update."""
-        pairs = [(record.get("artifact"), record.get("stored_name")) for record in records]
-        for artifact_id, name in pairs:
-            if not isinstance(name, str) or not name or len(name) > 500 or not isinstance(artifact_id, str):
-                raise Refused("stored_name: a storage name of 1 to 500 characters")
-        current: dict[Any, Any] = dict(
-            Artifact.objects.filter(pk__in={a for a, _n in pairs}).values_list("id", "stored_name")
-        )
-        stored: dict[Any, Any] = {}
-        for artifact_id, name in pairs:
-            if artifact_id not in current:
-                raise Refused(f"artifact: no Artifact has id {artifact_id!r} here")
-            if current[artifact_id] == name:
-                self.unchanged[ARTIFACT_CONTENT] += 1
-                continue
-            if current[artifact_id]:
-                raise Refused(f"conflict: artifact {artifact_id} already has stored bytes")
-            current[artifact_id] = stored[artifact_id] = name
-            self.created[ARTIFACT_CONTENT] += 1
-        bulk.update([Artifact(pk=pk, stored_name=name) for pk, name in stored.items()], ["stored_name"])
-
-    def _objects(self, kind: str, records: list[dict[str, Any]]) -> None:
-        ids = [record.get("id") for record in records]
-        if not all(isinstance(i, str) and ULID_RE.match(i) for i in ids) or len(set(ids)) != len(ids):
-            raise Refused("an id is missing, malformed or repeated")
-        found = set(ObjectIndex.objects.filter(pk__in=ids).values_list("id", flat=True))
-        fresh = []
-        for record in records:
-            if record["id"] in found:
-                self._one(kind, record)  # compared with what is here: unchanged, or a conflict
-            else:
-                fresh.append(record)
-        if not fresh:
-            return
-        shape = shapes.SHAPES[kind]
-        parsed = [self._parse(kind, shape, record) for record in fresh]
-        resolved = _check_refs(shape, [want for _obj, _links, wanted in parsed for want in wanted])
-        objs = [obj for obj, _links, _wanted in parsed]
-        links = [links for _obj, links, _wanted in parsed]
-        if kind == Kind.CONTEXT_PACKET and any(p.sealed and p.sealed_at is None for p in objs):
-            raise Refused("a sealed packet needs its sealed_at")
-        finals = [_open_run(run) for run in objs] if kind == Kind.RUN else []
-        # The model's rules, for the chunk at once; unique and check constraints are the database's (a row it
-        # refuses sends the chunk line by line, where the line's problem is named).
-        _validate(shape.model, objs, resolved, constraints=False)
-        if kind == Kind.CONTEXT_PACKET:
-            self._create_packets(objs, links)
-        elif kind == Kind.DOCTRINE_REF:
-            _insert(kind, objs, links)
-            DoctrineRef.objects.filter(pk__in=[obj.pk for obj in objs]).update(published=True)
-        elif kind == Kind.RUN:
-            self._create_runs(objs, links, finals)
-        else:
-            _insert(kind, objs, links)
-        self.created[kind] += len(objs)
-
-    def _parse(
-        self, kind: str, shape: shapes.Shape, record: dict[str, Any]
-    ) -> tuple[Any, dict[str, list[tuple[str, str | None]]], list[tuple[str, str, str]]]:
-        """``shapes.parse`` of the line's create body, its Refs collected for one look-up per chunk."""
-        preserved: dict[str, Any] = {}
-        deferred = DEFERRED_FIELDS.get(kind, ())
-        # ``without``, minus its deep copy (the record is this chunk's own): deferred fields are top-level.
-        line = {k: v for k, v in record.items() if k not in deferred} if all("." not in d for d in deferred) else None
-        body = _split(shape.nodes, line if line is not None else without(record, deferred), preserved, "")
-        if not checks.body_is_valid(kind, body):
-            raise Refused("the body does not fit the contract's schema")
-        parsed = shapes.Parsed(kind)
-        errors = shapes.Errors()
-        refs = shapes.RefCollector()
-        _body_group(kind).load({k: v for k, v in body.items() if k != "kind"}, "", parsed, errors, refs)
-        if errors.items:
-            raise Refused("the body does not parse")
-        return _new(shape.model, {**parsed.columns, **preserved}), parsed.links, refs.wanted
-
-    def _create_packets(self, packets: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
-        """As Importer._create_packet, for many: written as drafts, linked, then sealed with their own times."""
-        seals = []
-        for packet in packets:
-            seals.append((packet.sealed, packet.sealed_at))
-            packet.sealed, packet.sealed_at = False, None
-        _insert(Kind.CONTEXT_PACKET, packets, links)
-        sealed = []
-        for packet, (was_sealed, sealed_at) in zip(packets, seals, strict=True):
-            packet.sealed, packet.sealed_at = was_sealed, sealed_at
-            if was_sealed:
-                sealed.append(packet)
-        bulk.update(sealed, ["sealed", "sealed_at"])
-
-    def _create_runs(
-        self, runs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]], finals: list[dict[str, Any]]
-    ) -> None:
-        """As Importer._create_run, for many: inserted open (``finals``: their recorded statuses and telemetry,
-        see _open_run), inputs linked, then moved to their recorded status."""
-        packet_ids = {pk for run_links in links for pk, _role in run_links.get("context_packets", [])}
-        packets = {
-            p.pk: p for p in ContextPacket.objects.filter(pk__in=packet_ids).only("id", "for_issue_id", "sealed")
-        }
-        for run, run_links, final in zip(runs, links, finals, strict=True):
-            mine = [packets[pk] for pk, _role in run_links.get("context_packets", []) if pk in packets]
-            _check_final(run, final, mine)
-        _insert(Kind.RUN, runs, links)
-        moved = []
-        for run, final in zip(runs, finals, strict=True):
-            if final["status"] != run.status:
-                moved.append(run)
-            for name, value in final.items():
-                setattr(run, name, value)
-        # The database checks each final state's constraints here.
-        bulk.update(moved, RUN_FINAL_COLUMNS)
-
-    # --- issue links -------------------------------------------------------------------------------
-    def _issue_links(self, records: list[dict[str, Any]]) -> None:
-        """As Importer._issue_link, for many: the ends, the links already here and the packets' issues read
-        once per chunk; a parent goes through the line handler (its chain is walked row by row)."""
-        links = [_checked_link(record) for record in records]
-        ends = {end for _relation, issue_id, _kind, target_id, _role in links for end in (issue_id, target_id)}
-        kinds = dict(ObjectIndex.objects.filter(pk__in=ends).values_list("id", "kind"))
-        here: dict[str, dict[tuple[str, str], str | None]] = {}
-        for relation, (model, owner, target_field, _kind) in ISSUE_LINK_TABLES.items():
-            owners = {issue_id for rel, issue_id, *_rest in links if rel == relation}
-            rows = model._default_manager.filter(**{f"{owner}_id__in": owners}) if owners else None
-            found = rows.values_list(f"{owner}_id", f"{target_field}_id", "role") if rows is not None else []
-            here[relation] = {(issue_id, target_id): role for issue_id, target_id, role in found}
-        packet_ids = {target_id for rel, _issue, _kind, target_id, _role in links if rel == "context_packets"}
-        packet_issues = dict(ContextPacket.objects.filter(pk__in=packet_ids).values_list("id", "for_issue_id"))
-        new: dict[type[Any], list[Any]] = defaultdict(list)
-        for record, (relation, issue_id, target_kind, target_id, role) in zip(records, links, strict=True):
-            _check_link_ends(relation, issue_id, target_kind, target_id, record["target"], kinds)
-            if relation == PARENT:
-                self._one(ISSUE_LINK, record)
-                continue
-            pair = (issue_id, target_id)
-            if pair in here[relation]:
-                if here[relation][pair] != role:
-                    raise Refused("conflict: this link exists here with another role")
-                self.unchanged[ISSUE_LINK] += 1
-                continue
-            if relation == "context_packets" and packet_issues.get(target_id) != issue_id:
-                raise Refused(f"target: context packet {target_id} is for another issue")
-            model, owner, target_field, _kind = ISSUE_LINK_TABLES[relation]
-            here[relation][pair] = role
-            new[model].append(model(**{f"{owner}_id": issue_id, f"{target_field}_id": target_id, "role": role}))
-            self.created[ISSUE_LINK] += 1
-        for link_rows in new.values():
-            bulk.load(link_rows)
-
-    # --- events ------------------------------------------------------------------------------------
-    def _events(self, records: list[dict[str, Any]]) -> None:
-        events = [_checked_event(record) for record in records]
-        ids = {event.object_id for event in events}
-        kinds = dict(ObjectIndex.objects.filter(pk__in=ids).values_list("id", "kind"))
-        here: dict[tuple[Any, ...], list[tuple[Any, ...]]] = defaultdict(list)
-        columns = ("object_id", "action", "at", "principal", "changes", "actor", "object_kind")
-        for object_id, action, at, principal, *rest in Event.objects.filter(object_id__in=ids).values_list(*columns):
-            here[(object_id, action, at, principal)].append(tuple(rest))
-        new = []
-        for event in events:
-            if kinds.get(event.object_id) != event.object_kind:
-                raise Refused(f"no {event.object_kind} has id {event.object_id!r} here")
-            key = (event.object_id, event.action, event.at, event.principal)
-            if (event.changes, event.actor, event.object_kind) in here[key]:
-                self.unchanged[EVENT] += 1
-                continue
-            here[key].append((event.changes, event.actor, event.object_kind))
-            new.append(event)
-        Event.objects.bulk_create(new)
-        self.created[EVENT] += len(new)
-
-
 def _group_kind(record: dict[str, Any]) -> str:
     kind: str = record["kind"]
     return Kind.ARTIFACT if kind == ARTIFACT_CONTENT else kind
-
-
-_BODY_GROUPS: dict[str, shapes.Group] = {}
-
-
-def _body_group(kind: str) -> shapes.Group:
-    if kind not in _BODY_GROUPS:
-        _BODY_GROUPS[kind] = shapes.Group({n: node for n, node in shapes.SHAPES[kind].nodes.items() if n != "kind"})
-    return _BODY_GROUPS[kind]
 
 
 _ATTNAMES: dict[type[Any], tuple[list[Any], frozenset[str]]] = {}
@@ -817,19 +625,18 @@ def _new(model: type[Any], values: dict[str, Any]) -> Any:
     return model(*[values[f.attname] if f.attname in values else f.get_default() for f in concrete])
 
 
-def _check_refs(shape: shapes.Shape, wanted: list[tuple[str, str, str]]) -> dict[str, str]:
-    """Every Ref of a chunk names an object of the right kind here: one query (as RefCollector.resolve);
-    returns what it found, {id: kind}."""
-    if not wanted:
-        return {}
-    found = dict(ObjectIndex.objects.filter(pk__in={w[0] for w in wanted}).values_list("id", "kind"))
-    expected: dict[str, str] = {}
-    for object_id, declared, path in wanted:
-        if path not in expected:
-            expected[path] = shapes.kind_at(shape, path)
-        if declared != expected[path] or found.get(object_id) != expected[path]:
-            raise Refused(f"{path}: no {expected[path]} has id {object_id!r} here")
-    return found
+def _parse(
+    kind: str, shape: shapes.Shape, record: dict[str, Any], refs: shapes.RefCollector, errors: shapes.Errors
+) -> tuple[Any, dict[str, writes.LinkItems]]:
+    """An object line as a new object and its links: ``shapes.read`` of its create body (its Refs gathered in
+    ``refs`` for one look-up per chunk, its problems in ``errors``), its read-only columns kept as they are."""
+    preserved: dict[str, Any] = {}
+    deferred = DEFERRED_FIELDS.get(kind, ())
+    # ``without``, minus its deep copy (the record is this chunk's own): deferred fields are top-level.
+    line = {k: v for k, v in record.items() if k not in deferred} if all("." not in d for d in deferred) else None
+    body = _split(shape.nodes, line if line is not None else without(record, deferred), preserved, "")
+    parsed = shapes.read(kind, body, "in", refs, errors)
+    return _new(shape.model, {**parsed.columns, **preserved}), parsed.links
 
 
 def _open_run(run: Any) -> dict[str, Any]:
@@ -842,36 +649,26 @@ def _open_run(run: Any) -> dict[str, Any]:
     return final
 
 
-def _check_final(run: Any, final: dict[str, Any], packets: list[Any]) -> None:
-    """The model's rules for moving ``run`` (inserted open) to its recorded status and telemetry ``final``:
-    those columns' own, and the packet rules of that status (``packets``: the run's)."""
-    opened = {name: getattr(run, name) for name in final}
-    for name, value in final.items():
-        setattr(run, name, value)
-    try:
-        run.clean_columns(final)
-        run.validate_inputs(status=final["status"], packets=packets)
-    except ValidationError as error:
-        raise writes.contract_error(Kind.RUN, error) from None
-    finally:
-        for name, value in opened.items():
+def _check_finals(runs: list[Any], links: list[dict[str, writes.LinkItems]], finals: list[dict[str, Any]]) -> None:
+    """The model's rules for moving ``runs`` (inserted open) to their recorded statuses and telemetry
+    (``finals``): those columns' own, and the packet rules of that status (the runs' packets read once)."""
+    packet_ids = {pk for run_links in links for pk, _role in run_links.get("context_packets", [])}
+    packets = {p.pk: p for p in ContextPacket.objects.filter(pk__in=packet_ids).only("id", "for_issue_id", "sealed")}
+    for run, run_links, final in zip(runs, links, finals, strict=True):
+        opened = {name: getattr(run, name) for name in final}
+        for name, value in final.items():
             setattr(run, name, value)
-
-
-def _insert(kind: str, objs: list[Any], links: list[dict[str, list[tuple[str, str | None]]]]) -> None:
-    """Index rows, object rows and link rows, one write each (link rows in the order of the lines)."""
-    bulk.load_values(ObjectIndex, ("id", "kind"), [(obj.pk, kind) for obj in objs])
-    bulk.load(objs)
-    rows: dict[type[Any], list[tuple[Any, ...]]] = defaultdict(list)
-    columns: dict[type[Any], tuple[str, ...]] = {}
-    for obj, obj_links in zip(objs, links, strict=True):
-        for name, items in obj_links.items():
-            model, owner, target = shapes.LINK_TABLES[(kind, name)]
-            columns[model] = (f"{owner}_id", f"{target}_id", "role")
-            pk = obj.pk
-            rows[model] += [(pk, t, r) for t, r in items]
-    for model, link_rows in rows.items():
-        bulk.load_values(model, columns[model], link_rows)
+        try:
+            run.clean_columns(final)
+            run.validate_inputs(
+                status=final["status"],
+                packets=[packets[pk] for pk, _role in run_links.get("context_packets", []) if pk in packets],
+            )
+        except ValidationError as error:
+            raise writes.contract_error(Kind.RUN, error) from None
+        finally:
+            for name, value in opened.items():
+                setattr(run, name, value)
 
 
 # --- helpers -------------------------------------------------------------------------------------------
@@ -929,25 +726,29 @@ def _validate(model: Any, objs: list[Any], known_refs: dict[str, str], *, constr
 
 
 def _database_refusal(error: DatabaseError) -> str:
-    """A database refusal in words: a constraint's own message where one is named, else the first line."""
+    """A database refusal in words: a constraint's own message where one is named, a guard's message with its
+    code, else the first line."""
     text = str(error).strip()
-    models: list[Any] = [*KIND_MODELS.values(), Event]
+    models: list[Any] = [*KIND_MODELS.values(), *(table for table, *_rest in ISSUE_LINK_TABLES.values()), Event]
     for model in models:
         for constraint in model._meta.constraints:
             if f'"{constraint.name}"' in text and constraint.violation_error_message:
                 return f"{constraint.violation_error_message} ({constraint.name})"
-    return text.splitlines()[0] if text else type(error).__name__
+    first = text.splitlines()[0] if text else type(error).__name__
+    if "cwom:" in first:
+        code, _colon, message = first.split("cwom:", 1)[1].partition(":")
+        return f"{message.strip()} ({code})"
+    return first
 
 
-def _write_links(obj: CwomObject, links: dict[str, list[tuple[str, str | None]]]) -> None:
-    for name, items in links.items():
-        model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
-        model._default_manager.bulk_create(
-            [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
-        )
-
-
-def _messages(error: ValidationError) -> list[str]:
+def _messages(error: Exception) -> list[str]:
+    """Why a line is not good, in words: a LineError's, a ValidationError's by path, a database refusal's."""
+    if isinstance(error, LineError):
+        return error.messages
+    if isinstance(error, DatabaseError):
+        return [_database_refusal(error)]
+    if not isinstance(error, ValidationError):
+        return [str(error)]
     if hasattr(error, "error_dict"):
         return [
             message if path in ("__all__", "non_field_errors") else f"{path}: {message}"

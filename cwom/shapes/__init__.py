@@ -30,7 +30,8 @@ The modules, by what changes together (each imports only those before it):
 - :mod:`~cwom.shapes.refs`: ref lists of objects being read (``fetch``, ``prime``, ``ref_ids``) and the Refs
   of a body being parsed (:class:`RefCollector`);
 - :mod:`~cwom.shapes.schema`: ``json_schema``;
-- :mod:`~cwom.shapes.parse`: ``parse``, :class:`Parsed`, :class:`Errors`, ``kind_at``, ``error_path``.
+- :mod:`~cwom.shapes.parse`: ``parse`` (``read`` then ``resolve``), :class:`Parsed`, :class:`Errors`, ``kind_at``,
+  ``error_path``.
 
 Everything is re-exported here: callers write ``from cwom import shapes`` and ``shapes.dump(obj)``.
 """
@@ -59,7 +60,7 @@ from .nodes import (
     ref_input_schema,
     ref_schema,
 )
-from .parse import Errors, Parsed, error_path, kind_at, parse
+from .parse import Errors, Parsed, error_path, kind_at, parse, read, resolve
 from .refs import RefCollector, fetch, prime, ref_ids
 from .schema import SCHEMA_VERSION, json_schema
 from .shape import ACTOR_OR_NULL, META, TAGS, TS, Shape
@@ -105,6 +106,8 @@ __all__ = [
     "prime",
     "ref_ids",
     "ref_input_schema",
+    "read",
     "ref_schema",
+    "resolve",
     "shape_for",
 ]

@@ -69,6 +69,17 @@ def parse(kind: str, data: Any, mode: str = "in", known: Mapping[str, str] | Non
     with codes.
     """
     errors = Errors()
+    refs = RefCollector()
+    parsed = read(kind, data, mode, refs, errors)
+    parsed.known_refs = resolve(SHAPES[kind], refs, errors, known)
+    errors.raise_if_any()
+    return parsed
+
+
+def read(kind: str, data: Any, mode: str, refs: RefCollector, errors: Errors) -> Parsed:
+    """The first half of :func:`parse`: the body checked against the schema (raised at once), then loaded
+    into model terms by the shape's nodes, its Refs gathered in ``refs`` and its problems in ``errors``, both
+    left to the caller (the importer reads a chunk of bodies, then resolves all their Refs at once)."""
     if not isinstance(data, dict):
         errors.add("", "invalid_shape", "The body must be a JSON object.")
         errors.raise_if_any()
@@ -78,16 +89,17 @@ def parse(kind: str, data: Any, mode: str = "in", known: Mapping[str, str] | Non
     for path, message in problems:
         errors.add(path, _schema_code(message), message)
     errors.raise_if_any()
-    shape = SHAPES[kind]
     parsed = Parsed(kind)
-    refs = RefCollector()
-    group = Group({name: node for name, node in shape.nodes.items() if name != "kind"})
     body = {name: value for name, value in data.items() if name != "kind"}
-    group.load(body, "", parsed, errors, refs)
-    expected = {path: kind_at(shape, path) for _id, _kind, path in refs.wanted}
-    parsed.known_refs = refs.resolve(expected, errors, known)
-    errors.raise_if_any()
+    SHAPES[kind].body_group.load(body, "", parsed, errors, refs)
     return parsed
+
+
+def resolve(shape: Shape, refs: RefCollector, errors: Errors, known: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The second half of :func:`parse`: every Ref in ``refs`` (of bodies of ``shape``) checked against the
+    object index in one query; returns what was found, {id: kind}."""
+    expected = {path: kind_at(shape, path) for path in {path for _id, _kind, path in refs.wanted}}
+    return refs.resolve(expected, errors, known)
 
 
 def _schema_code(message: str) -> str:

@@ -32,10 +32,10 @@ def fetch(queryset: models.QuerySet[Any]) -> list[Any]:
     return objs
 
 
-def prime(obj: Any, link_rows: dict[str, list[models.Model]]) -> None:
+def prime(obj: Any, links: Mapping[str, list[tuple[str, str | None]]]) -> None:
     """Fill the ref lists of a just-created ``obj`` so ``dump`` needs no query.
 
-    ``link_rows`` holds the link rows just written, by link name; every other list ``dump``
+    ``links`` holds the links just written, ``(target id, role)`` by link name; every other list ``dump``
     reads (runs, artifacts) is empty for an object that did not exist a moment ago.
     Column values are normalised as a read from the database would give them (45 -> 45.0).
     """
@@ -43,8 +43,7 @@ def prime(obj: Any, link_rows: dict[str, list[models.Model]]) -> None:
         setattr(obj, model_field.attname, model_field.to_python(getattr(obj, model_field.attname)))
     loaded = obj.__dict__.setdefault(REFS_ATTR, {})
     for node in shape_for(obj).ref_lists:
-        rows = link_rows.get(node.name, []) if isinstance(node, LinkRefs) else []
-        loaded[node.related] = [(getattr(row, f"{node.target}_id"), row.role) for row in rows]  # type: ignore[attr-defined]
+        loaded[node.related] = list(links.get(node.name, [])) if isinstance(node, LinkRefs) else []
 
 
 def ref_ids(obj: Any, related: str) -> list[str]:

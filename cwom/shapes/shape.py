@@ -62,6 +62,11 @@ class Shape:
         return {**head, **self.body, **tail}
 
     @cached_property
+    def body_group(self) -> Group:
+        """The nodes a body is loaded by (``parse``): all but ``kind``."""
+        return Group({name: node for name, node in self.nodes.items() if name != "kind"})
+
+    @cached_property
     def dumper(self) -> Callable[[Any], dict[str, Any]]:
         """The object in the contract's shape. An object whose ref lists were not loaded (by :meth:`load_refs`,
         ``fetch``, ``dump_many`` or ``prime``) loads them first: one query."""

@@ -403,6 +403,27 @@ class TestDataBlobs:
         assert write.update(ContextPacket, {"pk": draft.pk}, inputs_data_blobs=[{**self.BLOB, **source}]) == 1
 
 
+class TestIssuePackets:
+    """Migration 0007: an issue lists only its own context packets."""
+
+    def test_another_issues_packet_is_refused(self, write: Any, repo: Repo, make: Any) -> None:
+        mine, theirs = make.issue(repo, title="Mine"), make.issue(repo, title="Theirs")
+        foreign = make.packet(theirs)
+        with refused_by_database("cwom:packet_issue_mismatch:"):
+            write.insert(IssueContextPacket(issue_id=mine.pk, packet_id=foreign.pk))
+        own = make.packet(mine)
+        link = IssueContextPacket.objects.get(issue_id=mine.pk, packet_id=own.pk)
+        with refused_by_database("cwom:packet_issue_mismatch:"):
+            write.update(IssueContextPacket, {"pk": link.pk}, packet_id=foreign.pk)
+        assert list(IssueContextPacket.objects.filter(issue_id=mine.pk).values_list("packet_id", flat=True)) == [own.pk]
+
+    def test_its_own_packet_is_accepted(self, write: Any, issue: Issue, make: Any) -> None:
+        packet = make.packet(issue)
+        IssueContextPacket.objects.filter(packet_id=packet.pk).delete()
+        write.insert(IssueContextPacket(issue_id=issue.pk, packet_id=packet.pk))
+        assert IssueContextPacket.objects.filter(issue_id=issue.pk, packet_id=packet.pk).count() == 1
+
+
 # --- Check constraints --------------------------------------------------------------------------------
 ENUM_COLUMNS_ON_UPDATE = [
     (Repo, "visibility", "secret", "repo_visibility_valid"),

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from cwom import audit, writes
-from cwom.models import Event, Issue, Repo
+from cwom.db import bulk
+from cwom.models import ContextPacket, Event, Issue, Repo
 from tests.kernel.assertions import Footprint, refused
 
 pytestmark = pytest.mark.django_db
@@ -147,13 +148,19 @@ def test_a_refused_transition_writes_nothing(issue: Issue, make: Any) -> None:
 
 
 def test_a_failure_after_the_row_is_written_rolls_the_whole_create_back(
-    repo: Repo, monkeypatch: pytest.MonkeyPatch
+    issue: Issue, make: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def explode(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("the event could not be written")
+    doctrine = make.doctrine()
+    written: list[str] = []
 
-    monkeypatch.setattr(writes, "record_event", explode)
+    def explode(objs: Any, *args: Any, **kwargs: Any) -> None:
+        # The seal, after the packet's row and its links are written and before its event is.
+        written.extend(ContextPacket.objects.values_list("id", flat=True))
+        raise RuntimeError("the seal could not be written")
+
+    monkeypatch.setattr(bulk, "update", explode)
     before = Footprint()
     with pytest.raises(RuntimeError):
-        writes.create("Issue", {"repo": repo.pk, "title": "t", "relationships": {"blocks": []}})
+        writes.create("ContextPacket", {"for_issue": issue.pk, "doctrine_refs": [doctrine.pk]})
+    assert len(written) == 1  # the packet's row was there when the write failed
     assert Footprint() == before

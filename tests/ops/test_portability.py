@@ -12,6 +12,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from cwom import shapes, writes
@@ -26,7 +27,8 @@ from tests.ops.helpers import export_text, wipe_cwom_tables, with_trailer
 
 @pytest.fixture
 def rich(demo: Run) -> Run:
-    """The demo plus the harder cases: a parent, a duplicate, a draft packet, roles, a canceled run."""
+    """The demo plus the harder cases: a parent, a duplicate, a draft packet, roles, a canceled run and its
+    retry."""
     healthz, flaky = demo.for_issue, Issue.objects.exclude(pk=demo.for_issue_id).get()
     child = factories.issue(
         healthz.repo,
@@ -40,6 +42,7 @@ def rich(demo: Run) -> Run:
         child, packets=[], status="planned", inputs={"doctrine_refs": [{"id": doctrine.pk, "role": "guard"}]}
     )
     writes.transition(run, "canceled")
+    factories.run(child, packets=[], status="planned", retry_of=run.pk)
     writes.update(
         child,
         {"context_packets": [{"id": packet.pk, "role": "primary_context"}], "relationships": {"blocks": [flaky.pk]}},
@@ -284,6 +287,33 @@ def test_an_issue_link_that_differs_here_is_a_conflict_reported_by_line(rich: Ru
     with pytest.raises(CommandError):
         call_command("cwom_import", write(tmp_path, "\n".join(lines)), stdout=io.StringIO(), stderr=err)
     assert f"line {at + 1}: IssueLink: conflict: this link exists here with role" in err.getvalue()
+
+
+def test_issue_links_are_checked_by_the_write_paths_rules_and_refused_by_line(rich: Run, tmp_path: Path) -> None:
+    lines = export_text().splitlines()
+    links = {json.loads(line)["relation"]: i for i, line in enumerate(lines) if json.loads(line)["kind"] == "IssueLink"}
+    flaky = Issue.objects.exclude(pk=rich.for_issue_id).filter(children__isnull=True, parent__isnull=True).first()
+    assert flaky is not None
+    changed = {
+        # another issue's packet: the database's guard (migration 0007)
+        links["context_packets"]: lambda link: link | {"issue": flaky.pk},
+        # an issue blocking itself: the check constraint
+        links["blocks"]: lambda link: link | {"target": link["target"] | {"id": link["issue"]}},
+        # a Ref to an object of another kind: the write path's Ref resolver
+        links["duplicates"]: lambda link: link | {"target": link["target"] | {"id": rich.pk}},
+    }
+    for at, change in changed.items():
+        lines[at] = json.dumps(change(json.loads(lines[at])))
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("cwom_import", write(tmp_path, "\n".join(lines)), stdout=io.StringIO(), stderr=err)
+    said = err.getvalue()
+    assert f"line {links['context_packets'] + 1}: IssueLink: an issue lists only its own context packets" in said
+    assert f"line {links['blocks'] + 1}: IssueLink: " in said
+    assert "issue_block_not_self" in said
+    assert f"line {links['duplicates'] + 1}: IssueLink: target: {rich.pk} is a Run, not a Issue." in said
+    assert not IssueBlock.objects.filter(blocker=F("blocked")).exists()
+    assert not ContextPacket.objects.filter(linked_issues=flaky).exclude(for_issue=flaky).exists()
 
 
 def _import_counting_queries(tmp_path: Path, text: str) -> int:
