@@ -220,10 +220,10 @@ class RunRetryView(CwomAPIView):
         request=None,
         responses={
             202: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="The new run (ready, enqueued); its retry_of names this one."
+                ref(Kind.RUN), description="The new run (ready, enqueued); its retry_of names this one."
             )
         },
-        tags=["execution"],
+        tags=["runs"],
     )
     def post(self, request: Request, run_id: str) -> Response:
         run = lifecycle.retry(parse_id(run_id))

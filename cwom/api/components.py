@@ -118,6 +118,11 @@ class ComponentNamer:
             values = [value for value in enum if value is not None]
             base = {"type": "string", "enum": values} if all(isinstance(x, str) for x in values) else {"enum": values}
             return {**kept, "anyOf": [self.lift(base, name), {"type": "null"}]}
+        types = schema.get("type")
+        if isinstance(types, list) and "object" in types and "null" in types:  # an object or null
+            rest = [kind for kind in types if kind != "null"]
+            base = {**schema, "type": rest[0] if len(rest) == 1 else rest}
+            return {"anyOf": [self.lift(base, name), {"type": "null"}]}
         if isinstance(enum, list) and len(enum) == 1:
             return {**{key: value for key, value in schema.items() if key != "enum"}, "const": enum[0]}
         name = schema.get("title", name)

@@ -8,7 +8,10 @@ from rest_framework.response import Response
 
 from cwom import compare
 
+from .schema import named
 from .views import CwomAPIView, parse_id
+
+RUN_DIFF = named("RunDiff", lambda: compare.DIFF_SCHEMA)
 
 
 class RunDiffView(CwomAPIView):
@@ -17,7 +20,7 @@ class RunDiffView(CwomAPIView):
     @extend_schema(
         operation_id="runs_diff",
         summary="Compare two runs",
-        responses={200: OpenApiResponse(compare.DIFF_SCHEMA, description="The difference, section by section.")},
+        responses={200: OpenApiResponse(RUN_DIFF, description="The difference, section by section.")},
         tags=["runs"],
     )
     def get(self, request: Request, run_id: str, other_id: str) -> Response:
