@@ -281,11 +281,18 @@ def validate_tags(value: Any) -> None:
 def parse_timestamp(value: Any) -> dt.datetime | None:
     """An ISO-8601 string as a datetime, or None when it is not one (malformed or impossible, e.g. minute 99).
 
-    A naive result is returned as is: callers decide whether a missing timezone is an error.
+    A naive result is returned as is: callers decide whether a missing timezone is an error. An aware one is
+    in UTC: RFC 3339 allows offsets up to ±23:59, PostgreSQL takes ±15:59.
     """
     if not isinstance(value, str):
         return None
     try:
-        return parse_datetime(value.strip())
+        moment = parse_datetime(value.strip())
     except ValueError:
         return None
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:  # the first or last moments of the calendar: kept as written
+            return moment
+    return moment

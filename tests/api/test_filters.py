@@ -360,3 +360,10 @@ def test_too_many_values_repeated_and_comma_separated_together_are_a_422(writer)
 
     assert response.status_code == 422
     assert response.json()["code"] == "too_many_values"
+
+
+def test_a_timestamp_with_any_rfc3339_offset_is_taken(writer):
+    # RFC 3339 (the schema's date-time) allows offsets to ±23:59; PostgreSQL's own parser stops at ±15:59.
+    response = writer.get("constraint_snapshots", {"created_before": "0212-03-24T02:07:22.88-22:10"})
+
+    assert response.status_code == 200
