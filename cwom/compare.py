@@ -55,7 +55,7 @@ def _schema() -> dict[str, Any]:
     changes = {"type": "object", "additionalProperties": change}
     gained_lost = {
         "type": "object",
-        "properties": {"added": {"type": "array"}, "removed": {"type": "array"}},
+        "properties": {"added": {"type": "array", "items": {}}, "removed": {"type": "array", "items": {}}},
         "required": ["added", "removed"],
     }
 

@@ -49,6 +49,22 @@ def limit(name: str) -> int:
     return int(settings.CWOM_LIMITS[name])
 
 
+def _blanks() -> str:
+    """The characters ``str.strip()`` removes, as the inside of a regex character class, spelled with
+    ``\\uXXXX`` escapes (read alike by Python, ECMA 262 and Rust regexes, unlike ``\\s``)."""
+    blank = [code for code in range(0x10000) if chr(code).isspace()]
+    runs: list[list[int]] = []
+    for code in blank:
+        if runs and runs[-1][1] == code - 1:
+            runs[-1][1] = code
+        else:
+            runs.append([code, code])
+    return "".join(f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in runs)
+
+
+# A regex character class body: what strip() removes (a value of only these is blank to the API).
+BLANKS = _blanks()
+
 STRING = {"type": "string", "maxLength": 4000}
 TEXT = {"type": "string", "maxLength": 200_000}
 SHORT = {"type": "string", "maxLength": 255}
@@ -385,11 +401,18 @@ def validate_tags(value: Any) -> None:
 def parse_timestamp(value: Any) -> dt.datetime | None:
     """An ISO-8601 string as a datetime, or None when it is not one (malformed or impossible, e.g. minute 99).
 
-    A naive result is returned as is: callers decide whether a missing timezone is an error.
+    A naive result is returned as is: callers decide whether a missing timezone is an error. An aware one is
+    in UTC: RFC 3339 allows offsets up to ±23:59, PostgreSQL takes ±15:59.
     """
     if not isinstance(value, str):
         return None
     try:
-        return parse_datetime(value.strip())
+        moment = parse_datetime(value.strip())
     except ValueError:
         return None
+    if moment is not None and moment.tzinfo is not None:
+        try:
+            return moment.astimezone(dt.UTC)
+        except OverflowError:  # the first or last moments of the calendar: kept as written
+            return moment
+    return moment

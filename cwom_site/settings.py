@@ -256,7 +256,7 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "PREPROCESSING_HOOKS": ["cwom.api.schema.canonical_paths"],
     # The kernel's schemas are used verbatim (no enum extraction into separate components).
-    "POSTPROCESSING_HOOKS": ["cwom.api.schema.document_errors"],
+    "POSTPROCESSING_HOOKS": ["cwom.api.schema.document_errors", "cwom.api.components.name_components"],
 }
 
 # A token's row is cached this many seconds after a request reads it (0: every request reads the database).

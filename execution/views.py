@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import IO, Any, cast
 
 from django.http import FileResponse, HttpResponse, HttpResponseBase
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import BaseParser
@@ -28,7 +27,9 @@ from rest_framework.response import Response
 
 from cwom import shapes, spec, writes
 from cwom.api.auth import principal_of
+from cwom.api.components import pascal
 from cwom.api.errors import Problem
+from cwom.api.schema import component_schema, inlined, named, ref
 from cwom.api.views import (
     CwomAPIView,
     declared_actor,
@@ -38,69 +39,178 @@ from cwom.api.views import (
     parse_id,
     principal_actor,
 )
-from cwom.enums import Kind
+from cwom.enums import Kind, RunMode
 from cwom.models import Artifact, Run
+from cwom.validation import enum_schema, nullable
 
 from . import content, lifecycle
 from .config import conf
 from .enqueue import enqueue
+from .executors import ExecutorError, available, get_executor_class
 
-REF_SCHEMA = shapes.ref_schema(None)
-ENQUEUE_REQUEST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["issue", "context"],
-    "additionalProperties": False,
-    "properties": {
-        "issue": {
-            "description": "A Ref or id of an existing Issue, or a new issue's fields (`repo`: a Ref, id or slug).",
-            "oneOf": [{"type": "string"}, {"type": "object"}],
+
+def _enqueue_issue() -> dict[str, Any]:
+    """A new issue's fields, as ``POST /issues`` takes them, but ``repo`` may also be a slug."""
+    issue = component_schema(Kind.ISSUE, "in")
+    repo = issue["properties"]["repo"]
+    slug = shapes.json_schema(Kind.REPO, "in")["properties"]["slug"]
+    issue["properties"]["repo"] = {**repo, "anyOf": [*repo["anyOf"], slug], "description": "a Ref, id or slug"}
+    return issue
+
+
+def _enqueue_context() -> dict[str, Any]:
+    """A context packet's fields, as ``POST /context_packets`` takes them, but the service sets ``for_issue`` and
+    ``version`` (the issue's next) and the packet is sealed."""
+    context = component_schema(Kind.CONTEXT_PACKET, "in")
+    for key in ("for_issue", "version"):
+        context["properties"].pop(key)
+        context["required"] = [name for name in context["required"] if name != key]
+    context["properties"]["sealed"] = {
+        "type": "boolean",
+        "not": {"const": False},
+        "default": True,
+        "description": "An enqueued packet is sealed (`false` is refused).",
+    }
+    return context
+
+
+def _enabled_executors() -> list[str]:
+    """The executors an enqueue may name now (a configured one may still lack its settings)."""
+    names = []
+    for name in available():
+        try:
+            get_executor_class(name).check_enabled()
+        except ExecutorError:
+            continue
+        names.append(name)
+    return names
+
+
+def _executor_choices() -> list[dict[str, Any]]:
+    """One choice per enabled executor: its name and its config's schema (``Executor.config_schema``)."""
+    choices = []
+    for name in _enabled_executors():
+        executor = get_executor_class(name)
+        choices.append(
+            {
+                "title": f"{pascal(name)}Executor",
+                "type": "object",
+                "description": (executor.__doc__ or name).strip().splitlines()[0],
+                "properties": {
+                    "name": {"type": "string", "const": name},
+                    "config": {**executor.config_schema, "default": {}},
+                },
+                "required": ["name"],
+                "additionalProperties": False,
+            }
+        )
+    return choices
+
+
+def _enqueue_request() -> dict[str, Any]:
+    issue_ref, snapshot_ref = shapes.ref_input_schema(Kind.ISSUE), shapes.ref_input_schema(Kind.CONSTRAINT_SNAPSHOT)
+    return {
+        "type": "object",
+        "description": "Work to run: an issue (existing or new), the context to seal for it, optional constraints "
+        "and doctrine refs, and the executor that runs it.",
+        "required": ["issue", "context"],
+        "additionalProperties": False,
+        "properties": {
+            "issue": {
+                "description": "A Ref or id of an existing Issue, or a new issue's fields (`repo`: a Ref, id or slug).",
+                "anyOf": [*issue_ref["anyOf"], ENQUEUE_ISSUE],
+            },
+            "context": ENQUEUE_CONTEXT,
+            "constraints": {
+                "description": "A new ConstraintSnapshot's fields, or a Ref/id of an existing snapshot.",
+                "anyOf": [*snapshot_ref["anyOf"], ref("ConstraintSnapshotRequest"), {"type": "null"}],
+            },
+            "doctrine_refs": {
+                "type": "array",
+                "items": shapes.ref_input_schema(Kind.DOCTRINE_REF),
+                "maxItems": 200,
+                "uniqueItems": True,
+                "default": [],
+            },
+            "executor": {
+                "description": "The executor that runs the work (one of the enabled ones), and its configuration.",
+                "anyOf": _executor_choices(),
+            },
+            "mode": {**enum_schema(RunMode), "default": RunMode.AGENT.value},
         },
-        "context": {"type": "object", "description": "ContextPacket fields; sealed at the issue's next version."},
-        "constraints": {
-            "description": "ConstraintSnapshot fields, or a Ref/id of an existing snapshot.",
-            "oneOf": [{"type": "string"}, {"type": "object"}, {"type": "null"}],
+    }
+
+
+def _enqueued() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "What one enqueue created or found: Refs to the issue, the sealed packet, the snapshot and "
+        "the run (ready), and the run's URL.",
+        "required": ["issue", "context_packet", "constraint_snapshot", "run", "executor", "run_url"],
+        "properties": {
+            "issue": shapes.ref_schema(Kind.ISSUE),
+            "context_packet": shapes.ref_schema(Kind.CONTEXT_PACKET),
+            "constraint_snapshot": nullable(shapes.ref_schema(Kind.CONSTRAINT_SNAPSHOT)),
+            "run": shapes.ref_schema(Kind.RUN),
+            "executor": {
+                "type": "object",
+                "description": "The executor that will run it, and why: `request` (the body named it) or `default` "
+                "(the body did not: the service's default executor, CWOM_DEFAULT_EXECUTOR).",
+                "properties": {
+                    "name": {"type": "string"},
+                    "chosen_by": {"type": "string", "enum": ["request", "default"]},
+                },
+                "required": ["name", "chosen_by"],
+                "additionalProperties": False,
+            },
+            "run_url": {"type": "string", "format": "uri"},
         },
-        "doctrine_refs": {"type": "array", "items": {"oneOf": [{"type": "string"}, REF_SCHEMA]}},
-        "executor": {
-            "type": "object",
-            "properties": {"name": {"type": "string"}, "config": {"type": "object"}},
-            "required": ["name"],
-        },
-        "mode": {"type": "string", "enum": ["human", "agent", "hybrid", "system"]},
-    },
-}
-ENQUEUE_RESPONSE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["issue", "context_packet", "constraint_snapshot", "run", "executor", "run_url"],
-    "properties": {
-        "issue": REF_SCHEMA,
-        "context_packet": REF_SCHEMA,
-        "constraint_snapshot": {"oneOf": [REF_SCHEMA, {"type": "null"}]},
-        "run": REF_SCHEMA,
-        "executor": {
-            "type": "object",
-            "description": "The executor that will run it, and why: `request` (the body named it) or `default` "
-            "(the body did not: the service's default executor, CWOM_DEFAULT_EXECUTOR).",
-            "properties": {"name": {"type": "string"}, "chosen_by": {"type": "string", "enum": ["request", "default"]}},
-            "required": ["name", "chosen_by"],
-            "additionalProperties": False,
-        },
-        "run_url": {"type": "string", "format": "uri"},
-    },
-}
+    }
+
+
+ENQUEUE_ISSUE = named("EnqueueIssue", _enqueue_issue)
+ENQUEUE_CONTEXT = named("EnqueueContext", _enqueue_context)
+ENQUEUE_REQUEST = named("EnqueueRequest", _enqueue_request)
+
+
+def enqueue_request_schema() -> dict[str, Any]:
+    """The enqueue body's schema standing alone (no references into the OpenAPI document): MCP's ``enqueue``."""
+    schema: dict[str, Any] = inlined(_enqueue_request())
+    return schema
+
+
+ENQUEUED = named("Enqueued", _enqueued)
+BYTES = {"type": "string", "format": "binary"}
 DIGEST_HEADERS = ("HTTP_CONTENT_DIGEST", "HTTP_DIGEST", "HTTP_X_CWOM_DIGEST")
+
+
+UPLOAD_DESCRIPTION = (
+    "The request body is the bytes. `application/octet-stream` is documented; any other Content-Type is taken "
+    "as well and becomes the artifact's `media_type`. The same bytes again answer 200 (a safe retry); other bytes "
+    "for an artifact that has some are a 409, bytes that do not match a declared digest a 422."
+)
+DIGEST_PARAMETER = OpenApiParameter(
+    "Content-Digest",
+    str,
+    OpenApiParameter.HEADER,
+    description="sha-256=:<base64>: (RFC 9530); `Digest: sha-256=<base64>` and "
+    "`X-CWOM-Digest: sha256:<hex>` are accepted too. A mismatch is refused.",
+)
 
 
 class EnqueueView(CwomAPIView):
     """Enqueue work: issue, sealed context packet, optional snapshot and a ready run, in one transaction."""
 
     @extend_schema(
-        operation_id="enqueue_create",
+        operation_id="runs_enqueue",
         summary="Enqueue a run",
-        request={"application/json": ENQUEUE_REQUEST_SCHEMA},
-        responses={202: OpenApiResponse(ENQUEUE_RESPONSE_SCHEMA, description="Enqueued; the run is ready.")},
+        description="Creates (or finds) the issue, seals a context packet at its next version, optionally records "
+        "constraints, and creates a `ready` run that a worker of this service executes. Answers 202 at once, with "
+        "the run's URL in `Location`.",
+        request={"application/json": ENQUEUE_REQUEST},
+        responses={202: OpenApiResponse(ENQUEUED, description="Enqueued; the run is ready.")},
         examples=[OpenApiExample("Enqueue", value=spec.example(spec.ENQUEUE_EXAMPLE), request_only=True)],
-        tags=["execution"],
+        tags=["runs"],
     )
     def post(self, request: Request) -> Response:
         result = enqueue(request.data, created_by=declared_actor(request) or principal_actor(request))
@@ -119,10 +229,10 @@ class RunCancelView(CwomAPIView):
         summary="Cancel a run",
         request=None,
         responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="Canceled at once; the run."),
-            202: OpenApiResponse(OpenApiTypes.OBJECT, description="Cancel requested; the worker will stop."),
+            200: OpenApiResponse(ref(Kind.RUN), description="Canceled at once; the run."),
+            202: OpenApiResponse(ref(Kind.RUN), description="Cancel requested; the worker will stop. The run."),
         },
-        tags=["execution"],
+        tags=["runs"],
     )
     def post(self, request: Request, run_id: str) -> Response:
         try:
@@ -144,10 +254,10 @@ class RunRetryView(CwomAPIView):
         request=None,
         responses={
             202: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="The new run (ready, enqueued); its retry_of names this one."
+                ref(Kind.RUN), description="The new run (ready, enqueued); its retry_of names this one."
             )
         },
-        tags=["execution"],
+        tags=["runs"],
     )
     def post(self, request: Request, run_id: str) -> Response:
         try:
@@ -196,10 +306,17 @@ class ArtifactContentView(CwomAPIView):
 
     @extend_schema(
         parameters=[id_parameter("artifact_id")],
-        operation_id="artifacts_content_retrieve",
+        operation_id="artifacts_content_download",
         summary="Download an artifact's bytes",
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, 304: None},
-        tags=["execution"],
+        description="The bytes as uploaded, with the artifact's `media_type` as Content-Type (any type; "
+        "`application/octet-stream` when none was declared) and their digest in `Digest`, `Content-Digest` "
+        "and `ETag`. `If-None-Match` with that ETag answers 304.",
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(BYTES, description="The stored bytes."),
+            (200, "*/*"): OpenApiResponse(BYTES, description="The stored bytes, as their media type."),
+            304: OpenApiResponse(None, description="Not modified (If-None-Match matched the digest)."),
+        },
+        tags=["artifacts"],
     )
     def get(self, request: Request, artifact_id: str) -> HttpResponseBase:
         artifact = Artifact.objects.filter(pk=parse_id(artifact_id, Kind.ARTIFACT)).first()
@@ -220,22 +337,14 @@ class ArtifactContentView(CwomAPIView):
     @extend_schema(
         operation_id="artifacts_content_upload",
         summary="Upload an artifact's bytes (once)",
-        request={"*/*": OpenApiTypes.BINARY},
-        parameters=[
-            id_parameter("artifact_id"),
-            OpenApiParameter(
-                "Content-Digest",
-                str,
-                OpenApiParameter.HEADER,
-                description="sha-256=:<base64>: (RFC 9530); `Digest: sha-256=<base64>` and "
-                "`X-CWOM-Digest: sha256:<hex>` are accepted too. A mismatch is refused.",
-            ),
-        ],
+        description=UPLOAD_DESCRIPTION,
+        request={"application/octet-stream": BYTES},
+        parameters=[id_parameter("artifact_id"), DIGEST_PARAMETER],
         responses={
-            201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored; the artifact, with digest and size."),
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="These bytes were already stored (a retry)."),
+            201: OpenApiResponse(ref(Kind.ARTIFACT), description="Stored; the artifact, with digest and size."),
+            200: OpenApiResponse(ref(Kind.ARTIFACT), description="These bytes were already stored (a retry)."),
         },
-        tags=["execution"],
+        tags=["artifacts"],
     )
     def put(self, request: Request, artifact_id: str) -> Response:
         declared = next((request.META[h] for h in DIGEST_HEADERS if request.META.get(h)), None)
@@ -258,15 +367,16 @@ class ArtifactContentView(CwomAPIView):
         )
 
     @extend_schema(
-        parameters=[id_parameter("artifact_id")],
         operation_id="artifacts_content_upload_post",
         summary="Upload an artifact's bytes (once); same as PUT",
-        request={"*/*": OpenApiTypes.BINARY},
+        description=UPLOAD_DESCRIPTION,
+        request={"application/octet-stream": BYTES},
+        parameters=[id_parameter("artifact_id"), DIGEST_PARAMETER],
         responses={
-            201: OpenApiResponse(OpenApiTypes.OBJECT, description="Stored; the artifact, with digest and size."),
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="These bytes were already stored (a retry)."),
+            201: OpenApiResponse(ref(Kind.ARTIFACT), description="Stored; the artifact, with digest and size."),
+            200: OpenApiResponse(ref(Kind.ARTIFACT), description="These bytes were already stored (a retry)."),
         },
-        tags=["execution"],
+        tags=["artifacts"],
     )
     def post(self, request: Request, artifact_id: str) -> Response:
         return self.put(request, artifact_id)

@@ -45,15 +45,24 @@ from cwom.models import (
     Run,
 )
 from cwom.shapes import LINK_TABLES
-from cwom.validation import parse_timestamp
+from cwom.validation import BLANKS, parse_timestamp
 
-from .errors import BadRequest
+from .errors import BadRequest, Problem
 
 PAGINATION_PARAMS = frozenset({"cursor", "page_size", "ordering"})
 MAX_VALUES = 100
 SEARCH_MAX_LENGTH = 200
 TAG_MAX_LENGTH = 64
 EMPTY_VALUE_MESSAGE = "An empty value is not allowed: give a value or leave the parameter out."
+
+
+def comma_list_pattern(longest: int | None = None) -> str:
+    """The pattern of one value of a list filter as :class:`ListWidget` reads it: comma-separated parts, each
+    with something besides blanks (at most ``longest`` characters of it, blanks around it trimmed), no NUL."""
+    inner = "[^,\\u0000]*" if longest is None else f"[^,\\u0000]{{0,{longest - 2}}}"
+    blank, solid = f"[{BLANKS}]*", f"[^,{BLANKS}\\u0000]"
+    part = f"{blank}{solid}(?:{inner}{solid})?{blank}"
+    return f"^{part}(?:,{part})*$"
 
 
 # --- fields and widgets ---------------------------------------------------------------------------
@@ -96,7 +105,10 @@ class ListField(forms.Field):
         if "" in values:
             raise empty_value_error()
         if len(values) > MAX_VALUES:
-            raise ValidationError(f"At most {MAX_VALUES} values are allowed.", code="too_many")
+            # Repeated parameters and comma-separated parts add up, which no schema of the parameter can
+            # bound: a well-formed request past a rule of the API, so a 422 (the other checks are 400s).
+            message = f"At most {MAX_VALUES} values are allowed (repeated and comma-separated together)."
+            raise Problem(message, "too_many_values", status_code=422)
         for item in values:
             if "\x00" in item:
                 raise ValidationError("NUL characters are not allowed.", code="invalid_characters")
@@ -189,7 +201,7 @@ class ListFilter(django_filters.Filter):
     """Several values OR together: ``<field_name>__<lookup>=[values]``."""
 
     field_class = ListField
-    item_schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    item_schema: dict[str, Any] = {"type": "string", "pattern": comma_list_pattern()}
 
     def __init__(
         self,
@@ -211,7 +223,7 @@ class ListFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__{self.list_lookup}": value})
 
     def openapi_schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": self.item_schema}
+        return {"type": "array", "items": self.item_schema, "maxItems": MAX_VALUES}
 
 
 class IdFilter(ListFilter):
@@ -348,7 +360,7 @@ class CwomFilterSet(QueryFilterSet):
         lookup="has_any",
         help_text="Objects carrying any of these tags.",
         clean_item=_clean_tag,
-        item_schema={"type": "string", "minLength": 1, "maxLength": TAG_MAX_LENGTH},
+        item_schema={"type": "string", "pattern": comma_list_pattern(TAG_MAX_LENGTH)},
     )
     created_after, created_before = time_range("created_at")
 

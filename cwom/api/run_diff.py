@@ -10,7 +10,10 @@ from cwom import compare
 from cwom.enums import Kind
 from cwom.models import Run
 
+from .schema import named
 from .views import CwomAPIView, id_parameter, missing, parse_id
+
+RUN_DIFF = named("RunDiff", lambda: compare.DIFF_SCHEMA)
 
 
 class RunDiffView(CwomAPIView):
@@ -20,7 +23,7 @@ class RunDiffView(CwomAPIView):
         parameters=[id_parameter("run_id"), id_parameter("other_id")],
         operation_id="runs_diff",
         summary="Compare two runs",
-        responses={200: OpenApiResponse(compare.DIFF_SCHEMA, description="The difference, section by section.")},
+        responses={200: OpenApiResponse(RUN_DIFF, description="The difference, section by section.")},
         tags=["runs"],
     )
     def get(self, request: Request, run_id: str, other_id: str) -> Response:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
+from django.db.models import Field
 from drf_spectacular.extensions import (
     OpenApiAuthenticationExtension,
     OpenApiFilterExtension,
@@ -52,14 +54,69 @@ def body_example(kind: str, mode: str) -> dict[str, Any]:
 
 
 def component_schema(kind: str, mode: str) -> dict[str, Any]:
+    """The kernel's JSON Schema of ``kind`` as a component: named by the component (no ``title``), and a
+    create body declares the defaults the model applies to what it leaves out."""
     schema = json.loads(json.dumps(shapes.json_schema(kind, mode)))
-    schema.pop("$schema", None)
-    schema.pop("$id", None)
+    for key in ("$schema", "$id", "title"):
+        schema.pop(key, None)
+    if mode == "in":
+        declare_defaults(kind, schema)
     return schema
+
+
+def declare_defaults(kind: str, schema: dict[str, Any]) -> None:
+    """Each writable column's model default, at its contract path in ``schema`` (a constant, ``[]`` or ``{}``;
+    generated values such as ids and timestamps are not defaults a client could rely on)."""
+    shape = shapes.SHAPES[kind]
+    for path, node in shapes.leaves(shape.nodes):
+        if type(node) is not shapes.Col or node.read_only or node.column == "id":
+            continue
+        field = shape.model._meta.get_field(node.column)
+        if not isinstance(field, Field) or not field.has_default():
+            continue
+        default = field.default
+        if callable(default):
+            if default not in (list, dict):
+                continue
+            default = default()
+        target = schema
+        for part in path.split("."):
+            target = target.get("properties", {}).get(part, {})
+        if target:
+            target["default"] = default.value if hasattr(default, "value") else default
 
 
 def ref(name: str) -> dict[str, str]:
     return {"$ref": f"{COMPONENTS}{name}"}
+
+
+# Components declared by name outside the kinds (the execution app's bodies): built when the document is.
+NAMED: dict[str, Callable[[], dict[str, Any]]] = {}
+
+
+def named(name: str, schema: Callable[[], dict[str, Any]]) -> dict[str, str]:
+    """Declare the component ``name`` (``schema()`` builds it, with the settings of the moment); a reference."""
+    if NAMED.setdefault(name, schema) is not schema:
+        raise ValueError(f"Component {name} is declared twice.")
+    return ref(name)
+
+
+def inlined(schema: Any) -> Any:
+    """``schema`` with the references this module declares (:func:`named` ones, and a kind's create body,
+    ``<Kind>Request``) replaced by what they name: a schema that stands alone (an MCP tool's arguments)."""
+    if isinstance(schema, list):
+        return [inlined(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    target = schema.get("$ref", "")
+    if len(schema) == 1 and target.startswith(COMPONENTS):
+        name = target.removeprefix(COMPONENTS)
+        if name in NAMED:
+            return inlined(NAMED[name]())
+        kind = name.removesuffix("Request")
+        if name.endswith("Request") and kind in Kind.values:
+            return inlined(component_schema(kind, "in"))
+    return {key: inlined(value) for key, value in schema.items()}
 
 
 # --- extensions -------------------------------------------------------------------------------------
@@ -160,6 +217,7 @@ LINEAGE_SCHEMA: dict[str, Any] = {
 
 STATUS_SCHEMA: dict[str, Any] = {
     "type": "object",
+    "description": "The process answers (and, for readyz, its database).",
     "properties": {"status": {"type": "string", "enum": ["ok"]}, "database": {"type": "string", "enum": ["ok"]}},
     "required": ["status"],
 }
@@ -198,11 +256,39 @@ PATCH_RULES: dict[str, str] = {
 }
 
 
+# operationId = <tag>_<verb>: a generated client reads ``api.runs.runs_get``, ``api.runs.runs_cancel``.
+VERBS = {
+    "list": "list",
+    "retrieve": "get",
+    "create": "create",
+    "partial_update": "update",
+    "events": "events",
+    "seal": "seal",
+    "lineage": "lineage",
+}
+SYSTEM_VIEWS = {"HealthView": "system_health", "ReadyView": "system_ready", "ObjectView": "objects_get"}
+
+
 class CwomAutoSchema(AutoSchema):
     """Operation docs derived from the view's kind and action (one place for all seven kinds)."""
 
     def _kind(self) -> str | None:
         return getattr(self.view, "kind", None) or None
+
+    def get_tags(self) -> list[str]:
+        name = SYSTEM_VIEWS.get(type(self.view).__name__)
+        if name and "_" in name:
+            return [name.split("_")[0]]
+        return super().get_tags()
+
+    def get_operation_id(self) -> str:
+        view_name = type(self.view).__name__
+        if view_name in SYSTEM_VIEWS:
+            return SYSTEM_VIEWS[view_name]
+        act = getattr(self.view, "action", None)
+        if act in VERBS:
+            return f"{self.get_tags()[0]}_{VERBS[act]}"
+        return super().get_operation_id()
 
     def get_summary(self) -> str | None:
         kind, act = self._kind(), getattr(self.view, "action", None)
@@ -237,7 +323,8 @@ class CwomAutoSchema(AutoSchema):
         if view_name == "ObjectView":
             return {200: {"oneOf": [ref(kind) for kind in Kind.values], "discriminator": {"propertyName": "kind"}}}
         if view_name in ("HealthView", "ReadyView"):
-            return {200: STATUS_SCHEMA}
+            self._register("Health", STATUS_SCHEMA)
+            return {200: ref("Health")}
         return super().get_response_serializers()
 
     def _register(self, name: str, schema: dict[str, Any]) -> None:
@@ -327,7 +414,8 @@ def _problem_example(status: int, code: str, detail: str, **extra: Any) -> dict[
 # Status -> (description, example problem); a list of (name, problem) when one status has several codes.
 ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any] | list[tuple[str, dict[str, Any]]]]] = {
     "400": (
-        "Invalid request: body, query parameter or header (unknown enum values name the allowed ones).",
+        "The request breaks its documented shape: body, query parameter or header (unknown enum values name "
+        "the allowed ones); or it is not valid HTTP.",
         _problem_example(
             400,
             "invalid_choice",
@@ -399,6 +487,14 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any] | list[tuple[str, dict[str,
             current_etag='"5d41402abc4b2a76b9719d911017c592"',
         ),
     ),
+    "414": (
+        "The request line (path and query string) is too long.",
+        _problem_example(414, "uri_too_long", "The request line is longer than 8190 bytes."),
+    ),
+    "431": (
+        "Too many header fields, or one too large.",
+        _problem_example(431, "header_fields_too_large", "The request has more than 100 header fields."),
+    ),
     "413": (
         "The body is too large.",
         _problem_example(413, "payload_too_large", "The request body is 2000000 bytes; the limit is 1048576 bytes."),
@@ -457,7 +553,7 @@ HEADER_PARAMETERS = {
         "description": "Makes a POST safe to retry: a retry with the same key replays the first answer (same status "
         "and body, header Idempotent-Replayed: true); the same key with another body is a 422. Scoped to the "
         "caller, kept at least 24 hours.",
-        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+        "schema": {"type": "string", "pattern": "^[ -~]{1,255}$"},
     },
     "If-Match": {
         "name": "If-Match",
@@ -471,8 +567,9 @@ HEADER_PARAMETERS = {
         "in": "header",
         "required": False,
         "description": 'The actor you act for, as a JSON Actor ({"actor_kind": "agent", "actor_id": "builder-7", '
-        '"display": "Builder agent 7"}); recorded on the events next to the authenticated principal.',
-        "schema": {"type": "string"},
+        '"display": "Builder agent 7"}); recorded on the events next to the authenticated principal. Anything '
+        "else is a 400 `invalid_actor`.",
+        "content": {"application/json": {"schema": ref("Actor")}},
     },
 }
 
@@ -483,29 +580,36 @@ RESPONSE_HEADERS = {
 }
 
 
+# What the HTTP server in front of the application refuses on any route (gunicorn.conf.py answers these as
+# problem documents too): a malformed request, a request line or header fields past its limits.
+TRANSPORT_ERRORS = ("400", "414", "431")
+ERRORS_BY_METHOD = {
+    "get": (),
+    "post": ("403", "409", "413", "415", "422"),
+    "patch": ("403", "409", "412", "413", "415", "422"),
+    # An artifact's bytes: any media type is taken, so no 415; a digest that does not match is a 422.
+    "put": ("403", "409", "413", "422"),
+}
+
+
 def _errors_for(path: str, method: str) -> list[str]:
+    codes = set(TRANSPORT_ERRORS)
     if path.endswith(("/healthz", "/readyz")):
-        return ["503"] if path.endswith("/readyz") else []
-    if path.endswith(("/schema", "/docs", "/redoc")):
-        return []
-    codes = ["401", "429", "503"]
+        return sorted(codes | ({"503"} if path.endswith("/readyz") else set()))
+    codes |= {"401", "429", "503"}
     if "{" in path:
-        codes.append("404")
-    if method == "get":
-        codes.append("400")
-        if "{" not in path or path.endswith("/events"):
-            codes.append("422")  # a cursor that does not decode
-    if method == "post":
-        codes += ["400", "403", "409", "413", "415", "422"]
-    if method == "patch":
-        codes += ["400", "403", "409", "412", "413", "415", "422"]
-    return sorted(set(codes))
+        codes.add("404")
+    codes.update(ERRORS_BY_METHOD.get(method, ()))
+    if method == "get" and ("{" not in path or path.endswith("/events")):
+        codes.add("422")  # a list's query: a cursor that does not decode, too many values in all
+    return sorted(codes)
 
 
 def document_errors(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """Postprocessing hook: problem responses, write headers and response headers on every operation."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas["Problem"] = PROBLEM_SCHEMA
+    schemas.update({name: build() for name, build in NAMED.items()})
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -526,11 +630,15 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                 if code in ("429", "503"):
                     response["headers"] = {"Retry-After": RESPONSE_HEADERS["Retry-After"]}
                 responses.setdefault(code, response)
+            if "requestBody" in operation:  # every documented body is expected (an empty PATCH is `{}`)
+                operation["requestBody"]["required"] = True
             headers = []
-            if method == "post" and "401" in responses:
-                headers += [HEADER_PARAMETERS["Idempotency-Key"], HEADER_PARAMETERS["X-CWOM-Actor"]]
+            if method == "post" and "401" in responses and not path.endswith("/content"):
+                headers.append(HEADER_PARAMETERS["Idempotency-Key"])
             if method == "patch":
-                headers += [HEADER_PARAMETERS["If-Match"], HEADER_PARAMETERS["X-CWOM-Actor"]]
+                headers.append(HEADER_PARAMETERS["If-Match"])
+            if method in ("post", "patch", "put") and "401" in responses:
+                headers.append(HEADER_PARAMETERS["X-CWOM-Actor"])
             if headers:
                 operation.setdefault("parameters", []).extend(headers)
             for code, response in responses.items():

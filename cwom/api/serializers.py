@@ -80,7 +80,12 @@ EVENT_SCHEMA: dict[str, Any] = {
         "changes": {
             "type": "object",
             "description": "Changed fields (model columns and link names) as [before, after] pairs.",
-            "additionalProperties": {"type": "array", "minItems": 2, "maxItems": 2},
+            "additionalProperties": {
+                "type": "array",
+                "items": {"description": "Any JSON value: the field before the change, then after."},
+                "minItems": 2,
+                "maxItems": 2,
+            },
         },
         "principal": {"type": "string", "description": "The authenticated principal (token:<name>, user:<name>)."},
         "actor": nullable(ACTOR),

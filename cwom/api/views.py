@@ -174,6 +174,13 @@ def id_parameter(name: str) -> OpenApiParameter:
     )
 
 
+def require_body(request: Request) -> None:
+    """A write that documents a body needs one: no body at all is a 400 (an empty change is ``{}``)."""
+    if request.stream is None:
+        message = "The request has no body: send a JSON object."
+        raise BadRequest(message, "missing_body", errors=[{"path": "", "code": "missing_body", "message": message}])
+
+
 def parse_id(raw: str, kind: str | None = None) -> str:
     """A path id as a canonical ULID; anything else cannot name an object: a 404 that says so."""
     try:
@@ -250,6 +257,7 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         return self.object_response(self.get_object())
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        require_body(request)
         serializer = self.get_serializer(data=with_creator(request.data, request))
         serializer.is_valid(raise_exception=True)
         return self.object_response(serializer.save(), status=201)
@@ -286,6 +294,7 @@ class PatchableKindViewSet(KindViewSet):
 
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         object_id = self.object_id()
+        require_body(request)
         wanted = _if_match_tags(request)
         model = shapes.SHAPES[self.kind].model
         with transaction.atomic():

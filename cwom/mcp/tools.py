@@ -18,7 +18,7 @@ from cwom import shapes
 from cwom.api import filters, views
 from cwom.api.pagination import CwomCursorPagination
 from cwom.enums import Kind
-from execution.views import ENQUEUE_REQUEST_SCHEMA
+from execution.views import enqueue_request_schema
 
 from .rest import API_PREFIX
 
@@ -166,7 +166,7 @@ def build() -> dict[str, Tool]:
             "queue a run for an executor. Answers at once with the run; follow it with get_run.",
             "POST",
             f"{API_PREFIX}/enqueue",
-            copy.deepcopy(ENQUEUE_REQUEST_SCHEMA),
+            enqueue_request_schema(),
             writes=True,
             arguments="body",
         ),

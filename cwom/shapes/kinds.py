@@ -42,8 +42,16 @@ def _num(minimum: float | None = None, maximum: float | None = None, integer: bo
     return v.nullable(schema)
 
 
-def _str(max_length: int, nullable: bool = False) -> dict[str, Any]:
-    schema = {"type": "string", "maxLength": max_length}
+def _str(max_length: int, nullable: bool = False, required: bool = False) -> dict[str, Any]:
+    """A string of at most ``max_length`` characters; ``required``: at least one (the column may not be blank)."""
+    schema: dict[str, Any] = (
+        {"type": "string", "minLength": 1, "maxLength": max_length}
+        if required
+        else {
+            "type": "string",
+            "maxLength": max_length,
+        }
+    )
     return v.nullable(schema) if nullable else schema
 
 
@@ -54,16 +62,16 @@ SHAPES: dict[str, Shape] = {
         enums.Kind.REPO,
         Repo,
         {
-            "name": Col("name", _str(255), required=True),
+            "name": Col("name", _str(255, required=True), required=True),
             "slug": Col("slug", {"type": "string", "pattern": r"^[-a-zA-Z0-9_]+$", "maxLength": 100}, required=True),
             "source": Group(
                 {
-                    "system": Col("source_system", _str(64)),
+                    "system": Col("source_system", _str(64, required=True)),
                     "external_id": Col("source_external_id", _str(255, nullable=True)),
                     "url": Col("source_url", _str(2048, nullable=True)),
                 }
             ),
-            "default_branch": Col("default_branch", _str(255)),
+            "default_branch": Col("default_branch", _str(255, required=True)),
             "visibility": Col("visibility", _enum(enums.Visibility)),
             "owners": Col("owners", v.ACTOR_LIST),
             "policy": Group(
@@ -231,7 +239,7 @@ SHAPES: dict[str, Shape] = {
             "executor": Group(
                 {
                     "actor": Col("executor_actor", ACTOR_OR_NULL),
-                    "runtime": Col("executor_runtime", _str(64)),
+                    "runtime": Col("executor_runtime", _str(64, required=True)),
                     "toolchain": Col("executor_toolchain", STR_LIST),
                 }
             ),

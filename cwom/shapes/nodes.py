@@ -255,7 +255,8 @@ class LinkRefs(RefList):
         )
 
     def in_schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200}
+        # uniqueItems refuses the same Ref written twice alike; ``load`` also the same id written two ways.
+        return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200, "uniqueItems": True}
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: Errors, refs: RefCollector) -> None:
         items: list[tuple[str, str | None]] = []

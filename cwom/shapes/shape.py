@@ -20,7 +20,18 @@ from .nodes import ID_SCHEMA, REFS_ATTR, Col, Derived, Group, LinkRefs, Node, Re
 
 TS = {"type": "string", "format": "date-time"}
 ACTOR_OR_NULL = v.nullable(v.ACTOR)
-TAGS = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 64}, "maxItems": 32}
+# Distinct, each with something besides whitespace and no NUL (``validate_tags``, the JSON parser).
+TAGS = {
+    "type": "array",
+    "items": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 64,
+        "pattern": f"^[^\\u0000]*[^{v.BLANKS}\\u0000][^\\u0000]*$",
+    },
+    "maxItems": 32,
+    "uniqueItems": True,
+}
 META = {"type": "object", "description": "free-form; namespaced keys recommended (github.*, jct.*)"}
 
 

@@ -138,6 +138,9 @@ class Executor:
     """
 
     name: ClassVar[str] = ""
+    # The JSON Schema of ``config`` as the API documents it: what ``validate_config`` checks of its shape
+    # (what it checks against settings, an allowlist, is a rule the schema cannot say). Default: any object.
+    config_schema: ClassVar[dict[str, Any]] = {"type": "object"}
     # False: the bundle is built only if the executor reads it (``ctx.inputs`` holds the run's ids).
     needs_bundle: ClassVar[bool] = True
 

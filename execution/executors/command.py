@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from cwom.enums import FailureCategory
 
@@ -107,6 +107,22 @@ class CommandExecutor(Executor):
     """
 
     name = "command"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "argv": {
+                "type": "array",
+                "description": "The program (on the operator's allowlist), then its arguments.",
+                "items": {"type": "string", "maxLength": MAX_ARG_LENGTH, "pattern": "^[^\\u0000]*$"},
+                "minItems": 1,
+                "maxItems": MAX_ARGS,
+            },
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+            "failure_category": {"type": "string", "enum": list(FailureCategory.values)},
+        },
+        "required": ["argv"],
+        "additionalProperties": False,
+    }
 
     @classmethod
     def check_enabled(cls) -> None:

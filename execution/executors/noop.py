@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from .base import ArtifactSpec, ExecutionContext, ExecutionResult, Executor, config_error
 
@@ -13,6 +13,11 @@ class NoopExecutor(Executor):
     """Does nothing but describe what the run names. Config: ``{"summary": "..."}`` (optional)."""
 
     name = "noop"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"summary": {"type": "string", "description": "The run's result summary."}},
+        "additionalProperties": False,
+    }
     needs_bundle = False  # it describes what the run names: ctx.inputs, not the objects
 
     @classmethod

@@ -29,7 +29,7 @@ import ssl
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from cwom.enums import ArtifactType, FailureCategory
@@ -158,6 +158,15 @@ class WebhookExecutor(Executor):
     """
 
     name = "webhook"
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "maxLength": 2048, "description": "Where the bundle is POSTed (allowlisted)."},
+            "timeout_seconds": {"type": "number", "exclusiveMinimum": 0},
+        },
+        "required": ["url"],
+        "additionalProperties": False,
+    }
 
     @classmethod
     def check_enabled(cls) -> None:

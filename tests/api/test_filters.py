@@ -350,3 +350,20 @@ def test_filtersets_keep_no_state_between_requests(world: SimpleNamespace, reade
     again = reader.get("issues", {"tag": "urgent", "status": "ready"}).json()["results"]
 
     assert [i["id"] for i in first] == [i["id"] for i in again] == [world.issue_a.pk]
+
+
+def test_too_many_values_repeated_and_comma_separated_together_are_a_422(writer):
+    # Each form alone is within what the schema allows (100 repeats; a value with commas); together past 100.
+    values = [f"t{i},u{i}" for i in range(60)]
+
+    response = writer.get("repos", {"tag": values})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "too_many_values"
+
+
+def test_a_timestamp_with_any_rfc3339_offset_is_taken(writer):
+    # RFC 3339 (the schema's date-time) allows offsets to ±23:59; PostgreSQL's own parser stops at ±15:59.
+    response = writer.get("constraint_snapshots", {"created_before": "0212-03-24T02:07:22.88-22:10"})
+
+    assert response.status_code == 200

@@ -135,8 +135,11 @@ def test_refs_in_lists_are_resolved_one_by_one_with_their_position(issue: Issue,
 
 def test_the_same_object_twice_in_one_list_is_refused(issue: Issue, make: Any) -> None:
     packet = make.packet(issue)
-    with refused("inputs.context_packets", "duplicate_ref"):
+    with refused("inputs.context_packets", "invalid"):  # written alike: the schema's uniqueItems
         make.run(issue, packets=[packet, packet])
+    body = {"for_issue": issue.pk, "inputs": {"context_packets": [packet.pk, {"id": packet.pk}]}}
+    with refused("inputs.context_packets", "duplicate_ref"):  # the same id written two ways
+        writes.create("Run", body)
 
 
 def test_a_role_given_on_input_comes_back_on_output(issue: Issue, make: Any) -> None:

@@ -183,14 +183,18 @@ def test_a_tag_too_long_or_empty_is_refused(settings: Any) -> None:
     long_tag = "x" * (settings.CWOM_LIMITS["tag_length"] + 1)
     with refused("tags.0", "too_long"):
         factories.repo(tags=[long_tag])
+    with refused("tags.0", "invalid"):
+        factories.repo(tags=["  "])
     for bad in (long_tag, "  "):
         with refused("tags", "invalid_tag"):
             Repo(name="n", slug="s", tags=[bad]).full_clean()
 
 
 def test_duplicate_tags_are_refused() -> None:
-    with refused("tags", "duplicate_tag"):
+    with refused("tags", "invalid"):
         factories.repo(tags=["ops", "ops"])
+    with refused("tags", "duplicate_tag"):
+        Repo(name="n", slug="s", tags=["ops", "ops"]).full_clean()
 
 
 def test_tags_within_the_limits_are_kept_in_order(settings: Any) -> None:
@@ -223,3 +227,20 @@ def test_a_batch_of_objects_has_its_ref_lists_read_in_one_query(django_assert_nu
         assert shapes.ref_ids(fetched[0], "block_links") == [obj.pk for obj in issues]
     with django_assert_num_queries(2):  # one row read alone loads its own lists when dumped
         assert shapes.dump(rows.get(pk=first.pk)) == expected[0]
+
+
+def test_a_text_column_that_may_not_be_blank_needs_a_character_in_its_schema() -> None:
+    # The schema refuses what full_clean() refuses ("This field cannot be blank."), so no schema-valid body
+    # is refused by the model for it.
+    from django.db import models
+
+    from cwom import shapes
+
+    for kind, shape in shapes.SHAPES.items():
+        for path, node in shapes.leaves(shape.nodes):
+            if type(node) is not shapes.Col:
+                continue
+            field = shape.model._meta.get_field(node.column)
+            if isinstance(field, models.CharField | models.TextField) and not field.blank and not field.null:
+                schema = node.schema
+                assert schema.get("minLength", 0) >= 1 or "pattern" in schema or "enum" in schema, (kind, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -11,7 +12,7 @@ from cwom import shapes
 from cwom.api import filters, views
 from cwom.enums import Kind
 from cwom.mcp.tools import build
-from execution.views import ENQUEUE_REQUEST_SCHEMA
+from execution.views import enqueue_request_schema
 
 TOOLS = build()
 NAMES = (
@@ -56,7 +57,8 @@ def test_an_update_tool_takes_the_id_and_the_kinds_patch_body(name: str, kind: s
 
 
 def test_enqueue_takes_the_enqueue_request() -> None:
-    assert TOOLS["enqueue"].input_schema == ENQUEUE_REQUEST_SCHEMA
+    assert TOOLS["enqueue"].input_schema == enqueue_request_schema()
+    assert "$ref" not in json.dumps(TOOLS["enqueue"].input_schema)  # it stands alone
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,9 @@ def test_the_schema_refuses_an_empty_value_exactly_where_the_api_does(writer: An
         url = path.replace("{id}", ids.get(path.split("/")[3], ""))
         for parameter in parameters:
             empty: Any = [""] if parameter["schema"].get("type") == "array" else ""
-            schema_allows = Draft202012Validator(parameter["schema"], format_checker=checker).is_valid(empty)
+            # References (#/components/schemas/...) resolve against the document's components.
+            schema = {"components": document["components"], "allOf": [parameter["schema"]]}
+            schema_allows = Draft202012Validator(schema, format_checker=checker).is_valid(empty)
             status = writer.get(f"{url}?{parameter['name']}=").status_code
             checked += 1
             if status != (200 if schema_allows else 400):
@@ -147,3 +149,22 @@ def test_a_search_text_longer_than_documented_is_refused(writer: Any, path: str)
 )
 def test_the_search_text_limit_counts_characters_as_sent(writer: Any, q: str, status: int) -> None:
     assert writer.get("/api/v1/issues", {"q": q}).status_code == status
+
+
+# Fixed (issue 14, item 1, the status policy): a well-formed request naming an object that does not exist
+# breaks a rule the schema cannot express, a 422. Found by schemathesis' positive_data_acceptance.
+def test_a_reference_to_an_object_that_does_not_exist_is_a_422(writer: Any) -> None:
+    response = writer.post("issues", {"repo": "01JD0Z8K3M5Q7R9T1V3X5Z7REP", "title": "Orphan"})
+
+    assert response.status_code == 422
+    assert problem(response)["code"] == "unknown_ref"
+
+
+# Fixed (issue 14, item 1): an opaque cursor that does not decode is well-formed (any non-empty string, as
+# documented) but names no position: a 422. Found by schemathesis' positive_data_acceptance.
+@pytest.mark.parametrize("path", sorted(LISTS))
+def test_a_cursor_that_does_not_decode_is_a_422(writer: Any, path: str) -> None:
+    response = writer.client.get(path, {"cursor": "0"})
+
+    assert response.status_code == 422
+    assert problem(response)["code"] == "invalid_cursor"
