@@ -17,10 +17,10 @@ from rest_framework.request import Request
 
 from cwom import lineage
 from cwom.admin.lineage_svg import run_picture
+from cwom.enums import Kind
 from cwom.models import Run
 
-from .errors import Problem
-from .views import CwomAPIView, etag_of, parse_id
+from .views import CwomAPIView, etag_of, id_parameter, missing, parse_id
 
 SVG_MEDIA_TYPE = "image/svg+xml"
 
@@ -33,6 +33,7 @@ class RunLineagePictureView(CwomAPIView):
         return super().perform_content_negotiation(request, force=True)
 
     @extend_schema(
+        parameters=[id_parameter("id")],
         operation_id="runs_lineage_svg",
         summary="A run's lineage as an SVG picture",
         description="The chain of `GET /runs/{id}/lineage` drawn as a layered graph: the issue, the context "
@@ -47,11 +48,11 @@ class RunLineagePictureView(CwomAPIView):
         tags=["runs"],
     )
     def get(self, request: Request, pk: str) -> HttpResponse:
-        run_id = parse_id(pk)
+        run_id = parse_id(pk, Kind.RUN)
         try:
             bundle = lineage.run_bundle(run_id)
         except Run.DoesNotExist:
-            raise Problem(f"No Run has id {run_id}.", "not_found", status_code=404) from None
+            raise missing(Kind.RUN, run_id) from None
         tag = etag_of(bundle)
         if request.headers.get("If-None-Match") == tag:
             response = HttpResponse(status=304)

@@ -32,6 +32,7 @@ __all__ = ["dispatched", "execution_settings"]  # the execution suite's fixtures
 
 PACKAGE = "cwom_client"
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
+GENERATOR_CONFIG = {"content_type_overrides": {"image/svg+xml": "application/octet-stream"}}
 
 
 def snake(name: str) -> str:
@@ -48,11 +49,15 @@ def generated(tmp_path_factory: pytest.TempPathFactory, django_db_blocker: Any) 
     folder = tmp_path_factory.mktemp("client")
     document_path = folder / "openapi.json"
     document_path.write_bytes(response.content)
+    # The generator reads bodies it knows by their media type; the lineage picture (image/svg+xml) is one it
+    # does not know, so it is told to read it as bytes (its documented content_type_overrides).
+    config_path = folder / "generator.json"
+    config_path.write_text(json.dumps(GENERATOR_CONFIG))
     # The generator formats its output with ruff (a post hook found on PATH): this environment's ruff.
     env = {**os.environ, "PATH": f"{GENERATOR.parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(  # noqa: S603 - this environment's generator, fixed arguments
         [str(GENERATOR), "generate", "--path", str(document_path), "--output-path", str(folder / PACKAGE)]
-        + ["--meta", "none"],
+        + ["--meta", "none", "--config", str(config_path)],
         capture_output=True,
         text=True,
         env=env,
