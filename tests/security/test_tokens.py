@@ -216,10 +216,15 @@ def test_the_name_rule_migration_renames_old_names_that_do_not_fit(flushable_db:
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(after)
-    names = dict(ApiToken.objects.order_by("key_id").values_list("key_id", "name"))
-    expected = ["ci-bot", "ci-bot-2", "ci-bot-3", "x" * 64, "lead", "unicode-agent", "token", "fine_one"]
-    assert list(names.values()) == expected
-    for name in names.values():
-        token_module.validate_token_name(name)
-    printed = capsys.readouterr().out
-    assert "'CI Bot' renamed to 'ci-bot-2'" in printed and "'fine_one'" not in printed
+    try:
+        names = dict(ApiToken.objects.order_by("key_id").values_list("key_id", "name"))
+        expected = ["ci-bot", "ci-bot-2", "ci-bot-3", "x" * 64, "lead", "unicode-agent", "token", "fine_one"]
+        assert list(names.values()) == expected
+        for name in names.values():
+            token_module.validate_token_name(name)
+        printed = capsys.readouterr().out
+        assert "'CI Bot' renamed to 'ci-bot-2'" in printed and "'fine_one'" not in printed
+    finally:
+        # Every app's latest migration again, so the tests after this one meet the schema they expect.
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
