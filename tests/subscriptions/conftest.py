@@ -17,6 +17,9 @@ import pytest
 from django.core.cache import cache
 
 from execution import subscriptions
+from tests.api.conftest import Api, _fresh_cache, outsider, problem, reader, writer
+
+__all__ = ["Api", "Receiver", "_fresh_cache", "outsider", "problem", "reader", "writer"]
 
 
 @dataclass
