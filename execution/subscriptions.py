@@ -216,7 +216,14 @@ def dispatch_quietly(subscription_id: str) -> None:
         log.warning("Could not send the delivery task of subscription %s; the sweep will.", subscription_id)
 
 
-def _after_commit(events: list[Event]) -> None:
+class _Written(list[Event]):
+    """The events a transaction built, handed to its after-commit callback (``sent`` once it ran)."""
+
+    sent = False
+
+
+def _after_commit(events: _Written) -> None:
+    events.sent = True
     ids = [event.pk for event in events]
     if None in ids:  # written by COPY (a big batch): their ids were not read back
         sweep()
@@ -239,16 +246,20 @@ def on_event_built(sender: Any, event: Event, **kwargs: Any) -> None:
     connection = transaction.get_connection()
     if not connection.in_atomic_block:
         return  # autocommit: the event is not written yet; the sweep delivers it
-    pending: list[Event] | None = getattr(connection, "_cwom_outbox_events", None)
-    # The callback holding the list is still registered unless the transaction that made it rolled back.
-    if pending is None or not any(
-        isinstance(func, partial) and func.args[:1] == (pending,) and func.args[0] is pending
-        for _sids, func, _robust in connection.run_on_commit
+    written: _Written | None = getattr(connection, "_cwom_outbox_events", None)
+    # A list whose callback ran, or was dropped with a rolled-back transaction, is not this transaction's.
+    if (
+        written is None
+        or written.sent
+        or not any(
+            isinstance(func, partial) and func.args and func.args[0] is written
+            for _sids, func, _robust in connection.run_on_commit
+        )
     ):
-        pending = []
-        connection._cwom_outbox_events = pending  # type: ignore[attr-defined]
-        transaction.on_commit(partial(_after_commit, pending), robust=True)
-    pending.append(event)
+        written = _Written()
+        connection._cwom_outbox_events = written  # type: ignore[attr-defined]
+        transaction.on_commit(partial(_after_commit, written), robust=True)
+    written.append(event)
 
 
 # --- the sweep ---------------------------------------------------------------------------------------------
