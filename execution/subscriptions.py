@@ -81,7 +81,7 @@ def _digest(secret: str) -> str:
 def issue_secret(subscription: Subscription) -> str:
     """A new secret for ``subscription`` (its nonce and digest set, not saved): shown once, never stored."""
     subscription.secret_nonce = secrets.token_hex(16)
-    secret = _derive(subscription.pk, subscription.secret_nonce, settings.SECRET_KEY)
+    secret = _derive(subscription.pk, subscription.secret_nonce, str(settings.SECRET_KEY))
     subscription.secret_digest = _digest(secret)
     return secret
 

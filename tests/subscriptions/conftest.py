@@ -49,6 +49,10 @@ class Receiver:
     status: int = 204
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # While ``hold`` is set, a request is counted in ``arrived`` and then waits for ``release`` (a hung receiver).
+    hold: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+    arrived: int = 0
 
     def event_ids(self) -> list[int]:
         with self.lock:
@@ -61,6 +65,11 @@ def start_receiver(port: int = 0) -> tuple[Receiver, ThreadingHTTPServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server spelling
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            with receiver.lock:
+                receiver.arrived += 1
+            if receiver.hold.is_set():
+                receiver.release.wait(60)
+                return  # hangs up without an answer
             with receiver.lock:
                 status = receiver.status
                 if 200 <= status < 300:
