@@ -68,6 +68,25 @@ def test_every_matching_event_is_queued_in_its_own_transaction(db: None, receive
     assert queued(runs) == [("Run", "transition")]
 
 
+def test_events_written_by_any_path_are_queued_bulk_copy_and_raw_sql_included(db: None, receiver: Receiver) -> None:
+    from cwom.db import bulk
+
+    subscription, _ = subscribe(receiver, kinds=["Repo"])
+    repo = factories.repo()
+    many = [
+        Event(object_id=repo.pk, object_kind="Repo", action="update", changes={}, principal="system")
+        for _ in range(100)
+    ]
+    bulk.load(many)  # COPY on PostgreSQL, a multi-row INSERT on SQLite
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO cwom_event (object_id, object_kind, action, changes, principal, at) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            [repo.pk, "Repo", "update", "{}", "raw", timezone.now()],
+        )
+    assert len(queued(subscription)) == 1 + 100 + 1
+
+
 def test_a_rolled_back_change_queues_nothing(db: None, receiver: Receiver) -> None:
     subscribe(receiver)
     with pytest.raises(RuntimeError), transaction.atomic():
