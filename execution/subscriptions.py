@@ -138,7 +138,28 @@ def _record(subscription_id: str, action: str, changes: dict[str, Any], principa
 
 
 def _refresh_active_flag() -> None:
-    cache.set(ACTIVE_FLAG, Subscription.objects.filter(active=True).exists(), timeout=None)
+    active = Subscription.objects.filter(active=True).exists()
+    cache.set(ACTIVE_FLAG, active, timeout=None)
+    _flag_memo[:] = [active, time.monotonic() + FLAG_MEMO_SECONDS]
+
+
+# The flag as this process last read it, and until when that reading is used (a write path that builds many
+# events asks the shared cache at most once a second).
+FLAG_MEMO_SECONDS = 1.0
+_flag_memo: list[Any] = [False, 0.0]
+
+
+def any_active() -> bool:
+    """Whether some subscription is active, as the shared cache says (read at most once a second)."""
+    if time.monotonic() >= _flag_memo[1]:
+        _flag_memo[:] = [bool(cache.get(ACTIVE_FLAG)), time.monotonic() + FLAG_MEMO_SECONDS]
+    return bool(_flag_memo[0])
+
+
+def forget_active_flag() -> None:
+    """Drop the flag here and in the shared cache (tests)."""
+    cache.delete(ACTIVE_FLAG)
+    _flag_memo[:] = [False, 0.0]
 
 
 def create(data: Mapping[str, Any], principal: str) -> tuple[Subscription, str]:
@@ -241,7 +262,7 @@ def _after_commit(events: _Written) -> None:
 def on_event_built(sender: Any, event: Event, **kwargs: Any) -> None:
     """Receiver of ``cwom.models.base.event_built``: while a subscription is active, ask for the deliveries of
     this transaction's events right after it commits (nothing if it rolls back; the sweep covers the rest)."""
-    if not cache.get(ACTIVE_FLAG):
+    if not any_active():
         return
     connection = transaction.get_connection()
     if not connection.in_atomic_block:

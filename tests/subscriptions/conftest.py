@@ -14,7 +14,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.core.cache import cache
 
 from execution import subscriptions
 from tests.api.conftest import Api, _fresh_cache, outsider, problem, reader, writer
@@ -100,10 +99,17 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture
 def subscription_settings(settings: Any, receiver: Receiver) -> dict[str, Any]:
-    """Subscriptions allowed to the local receiver, with short timeouts; the active flag starts and ends clear."""
+    """Subscriptions allowed to the local receiver, with short timeouts."""
     conf = copy.deepcopy(settings.CWOM_EXECUTION)
     conf["subscriptions"].update(allowlist=[receiver.url.rsplit("/", 1)[0] + "/hooks"], timeout_seconds=5.0)
     settings.CWOM_EXECUTION = conf
-    cache.delete(subscriptions.ACTIVE_FLAG)
-    yield conf["subscriptions"]
-    cache.delete(subscriptions.ACTIVE_FLAG)
+    return conf["subscriptions"]
+
+
+@pytest.fixture(autouse=True)
+def _no_active_flag() -> Iterator[None]:
+    """The "some subscription is active" flag lives in the (possibly shared) cache: every test here starts and
+    ends without it, so no test elsewhere sees a dispatch after commit that only these tests' rows asked for."""
+    subscriptions.forget_active_flag()
+    yield
+    subscriptions.forget_active_flag()
