@@ -25,8 +25,9 @@ from rest_framework.response import Response
 
 from cwom import shapes
 from cwom import validation as v
+from cwom.api import filters
 from cwom.api.auth import principal_of
-from cwom.api.errors import BadRequest, Problem
+from cwom.api.errors import Problem
 from cwom.api.pagination import CwomCursorPagination
 from cwom.api.views import CwomRequestMixin, etag_of, parse_id
 from cwom.enums import EventAction, Kind
@@ -285,11 +286,12 @@ class SubscriptionViewSet(CwomRequestMixin, viewsets.GenericViewSet):
         queryset: QuerySet[Delivery] = Delivery.objects.filter(subscription_id=subscription.pk).select_related("event")
         wanted = request.query_params.get("status")
         if wanted is not None:
+            # As the list filters answer: a 400 validation_error naming the parameter.
+            if filters.is_blank(wanted):
+                raise ValidationError({"status": [filters.empty_value_error()]})
             if wanted not in DeliveryStatus.values:
-                message = f"status must be one of {', '.join(DeliveryStatus.values)}; got {wanted!r}."
-                raise BadRequest(
-                    message, "invalid_choice", errors=[{"path": "status", "code": "invalid_choice", "message": message}]
-                )
+                message = f"One of {', '.join(DeliveryStatus.values)}; got {wanted!r}."
+                raise ValidationError({"status": [ValidationError(message, code="invalid_choice")]})
             queryset = queryset.filter(status=wanted)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response([delivery_document(d) for d in page or []])

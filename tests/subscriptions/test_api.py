@@ -150,7 +150,9 @@ def test_deliveries_list_their_state_and_filter_by_status(writer: Api, receiver:
     assert (delivery["status"], delivery["attempts"], delivery["last_status_code"]) == ("delivered", 1, 204)
     assert delivery["last_latency_ms"] is not None and delivery["next_attempt_at"] is None
     assert writer.get(f"subscriptions/{created['id']}/deliveries", {"status": "pending"}).json()["results"] == []
-    assert problem(writer.get(f"subscriptions/{created['id']}/deliveries", {"status": "lost"}))["status"] == 400
+    for value, code in (("lost", "invalid_choice"), ("", "empty_value")):
+        body = problem(writer.get(f"subscriptions/{created['id']}/deliveries", {"status": value}))
+        assert (body["status"], body["errors"][0]["path"], body["errors"][0]["code"]) == (400, "status", code)
 
 
 def test_redeliver_queues_a_delivered_event_again_and_it_is_sent_again(writer: Api, receiver: Receiver) -> None:
