@@ -11,7 +11,8 @@ Triggers on PostgreSQL (PL/pgSQL) and SQLite refuse:
 - a decision log that shrinks or rewrites an entry;
 - a change of an object's ``created_by``, a parent that makes a cycle in an issue's parent chain, and a
   data blob with neither a ``uri`` nor an ``inline`` value (migration 0006);
-- an issue listing another issue's context packet (migration 0007).
+- an issue listing another issue's context packet (migration 0007);
+- a run retrying a run of another issue, or a change of what a run retries (migration 0008).
 
 Every refusal message starts with ``cwom:<code>:`` so the API can answer with that code.
 PostgreSQL also gets GIN indexes for tag and assignee lookups.
@@ -359,6 +360,29 @@ RULES_0007 = [
 ]
 
 
+# Added by migration 0008: a run retries a run of its own issue, and what it retries never changes. (That the
+# retried run failed or was canceled is the model's rule: an import inserts runs open before their status.)
+RULES_0008 = [
+    (
+        "run_retry_of_insert",
+        "cwom_run",
+        "INSERT",
+        "NEW.retry_of_id IS NOT NULL AND NOT EXISTS "
+        "(SELECT 1 FROM cwom_run r WHERE r.id = NEW.retry_of_id AND r.for_issue_id = NEW.for_issue_id)",
+        "not_retryable",
+        "a run retries a run of its own issue",
+    ),
+    (
+        "run_retry_of_update",
+        "cwom_run",
+        "UPDATE",
+        "NEW.retry_of_id IS NOT OLD.retry_of_id",
+        "immutable",
+        "what a run retries never changes",
+    ),
+]
+
+
 # PostgreSQL: two writers could each add one edge of a cycle, each checking a chain that does not yet hold
 # the other's. The check takes a transaction-scoped advisory lock first, so parent changes are checked one
 # at a time, and reads the chain in a statement of its own (a fresh snapshot, after the lock).
@@ -391,8 +415,8 @@ PG_GIN_INDEXES = [
 def all_rules(vendor: str) -> list[tuple[str, str, str, str, str, str]]:
     """Every guard the migrations install on ``vendor``."""
     if vendor == "postgresql":
-        return [*RULES, _PG_APPEND_ONLY, *RULES_0003, *rules_0006(vendor), PARENT_CYCLE, *RULES_0007]
-    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY, *rules_0006(vendor), PARENT_CYCLE, *RULES_0007]
+        return [*RULES, _PG_APPEND_ONLY, *RULES_0003, *rules_0006(vendor), PARENT_CYCLE, *RULES_0007, *RULES_0008]
+    return [*RULES, *RULES_0003, _SQLITE_APPEND_ONLY, *rules_0006(vendor), PARENT_CYCLE, *RULES_0007, *RULES_0008]
 
 
 def _pg_statements(rules: list[tuple[str, str, str, str, str, str]], gin: bool = True) -> list[str]:
@@ -589,3 +613,48 @@ def install_0007(apps: Any, schema_editor: Any) -> None:
 
 def uninstall_0007(apps: Any, schema_editor: Any) -> None:
     _uninstall(schema_editor, RULES_0007, pg_extra=False)
+
+
+# --- migration 0008: what a run retries ------------------------------------------------------------------
+def install_0008(apps: Any, schema_editor: Any) -> None:
+    """Migration 0008: a run retries a run of its own issue, and never another later."""
+    _install(schema_editor, RULES_0008, pg_extra=False)
+
+
+def uninstall_0008(apps: Any, schema_editor: Any) -> None:
+    _uninstall(schema_editor, RULES_0008, pg_extra=False)
+
+
+# --- SQLite: a table rebuilt by a migration keeps the triggers that name it ----------------------------------
+def sqlite_triggers_set_aside(table: str) -> Any:
+    """A migration step for SQLite that takes out the triggers on or naming ``table`` (kept in a temporary
+    table) before Django rebuilds ``table`` (its ALTER TABLE ... RENAME re-reads every trigger, and a trigger
+    naming the table being swapped fails it); :func:`sqlite_triggers_put_back` puts them back after."""
+
+    def set_aside(apps: Any, schema_editor: Any) -> None:
+        if schema_editor.connection.vendor != "sqlite":
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("CREATE TEMP TABLE IF NOT EXISTS cwom_set_aside_trigger (name TEXT, sql TEXT)")
+            cursor.execute(
+                "INSERT INTO cwom_set_aside_trigger SELECT name, sql FROM sqlite_master "
+                "WHERE type = 'trigger' AND (tbl_name = %s OR sql LIKE %s)",
+                [table, f"%{table}%"],
+            )
+            cursor.execute("SELECT name FROM cwom_set_aside_trigger")
+            for (name,) in cursor.fetchall():
+                cursor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+
+    return set_aside
+
+
+def sqlite_triggers_put_back(apps: Any, schema_editor: Any) -> None:
+    if schema_editor.connection.vendor != "sqlite":
+        return
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE IF NOT EXISTS cwom_set_aside_trigger (name TEXT, sql TEXT)")
+        cursor.execute("SELECT name, sql FROM cwom_set_aside_trigger")
+        for name, sql in cursor.fetchall():
+            cursor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+            cursor.execute(sql)
+        cursor.execute("DROP TABLE cwom_set_aside_trigger")

@@ -110,12 +110,16 @@ def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str
     before = current_links(obj, name)
     if before == items:
         return None
-    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+    model, owner, _target = shapes.LINK_TABLES[(obj.KIND, name)]
     model._default_manager.filter(**{owner: obj.pk}).delete()
-    model._default_manager.bulk_create(
-        [model(**{f"{owner}_id": obj.pk, f"{target}_id": t, "role": r}) for t, r in items]
-    )
+    bulk.write([_link_rows((obj.KIND, name), [(obj.pk, target, role) for target, role in items])])
     return [t for t, _ in before], [t for t, _ in items]
+
+
+def _link_rows(key: tuple[str, str], rows: list[tuple[str, str, str | None]]) -> bulk.Values:
+    """``(owner id, target id, role)`` rows of the link ``key`` (owner kind, link name), for ``bulk.write``."""
+    model, owner, target = shapes.LINK_TABLES[key]
+    return bulk.Values(model, (f"{owner}_id", f"{target}_id", "role"), rows)
 
 
 # --- create -----------------------------------------------------------------------------------------
@@ -228,11 +232,7 @@ def write_new(
         model.insert_new(objs, events)
         return
     model.insert_new(objs)
-    groups = []
-    for key, rows in tables.items():
-        table, owner, target = shapes.LINK_TABLES[key]
-        groups.append(bulk.Values(table, (f"{owner}_id", f"{target}_id", "role"), rows))
-    bulk.write(groups)
+    bulk.write([_link_rows(key, rows) for key, rows in tables.items()])
     then: dict[tuple[str, ...], list[CwomObject]] = defaultdict(list)
     for obj, final in zip(objs, finals, strict=True):
         for name, value in final.items():

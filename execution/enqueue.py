@@ -259,15 +259,5 @@ def enqueue(body: Any) -> EnqueueResult:
             run: Run = writes.create_parsed(shapes.parse(Kind.RUN, run_body))  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("run", writes.contract_error(Kind.RUN, error)) from None
-        execution = RunExecution.objects.create(
-            run=run,
-            executor_name=name,
-            executor_config=config,
-            max_attempts=max(int(conf()["max_attempts"]), 1),
-        )
-        if snapshot is not None:
-            limits = lifecycle.limits_for_minutes(snapshot.time_available_minutes)
-        else:
-            limits = lifecycle.time_limits(run)
-        lifecycle.dispatch_on_commit(run.pk, limits)
+        execution = lifecycle.start(run, name, config, snapshot)
     return EnqueueResult(issue, packet, snapshot, run, execution, issue_created)

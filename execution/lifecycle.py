@@ -18,12 +18,13 @@ from functools import partial
 from typing import Any
 
 from celery import current_app
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Value
 from django.utils import timezone
 
 from cwom import lineage, writes
-from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Status
+from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Kind, Status
 from cwom.models import (
     ConstraintSnapshot,
     Event,
@@ -34,6 +35,7 @@ from cwom.models import (
     RunDoctrineRef,
     RunTransitionError,
 )
+from cwom.models.runs import RETRYABLE_STATUSES
 from cwom.shapes import iso
 
 from . import content
@@ -104,6 +106,75 @@ def _dispatch_quietly(run_id: str, limits: tuple[float, float] | None) -> None:
         # The run stays ready and the reaper dispatches it again: a broker outage never loses a run.
         log.exception("Could not dispatch run %s; the reaper will retry.", run_id)
         RunExecution.objects.filter(run_id=run_id).update(dispatched_at=None)
+
+
+def start(
+    run: Run, executor_name: str, executor_config: dict[str, Any], snapshot: ConstraintSnapshot | None
+) -> RunExecution:
+    """Hand a ready ``run`` (created in the current transaction) to the workers: its execution record, and its
+    dispatch once the transaction commits, within its snapshot's time (``snapshot``: its pinned one, if any)."""
+    execution = RunExecution.objects.create(
+        run=run,
+        executor_name=executor_name,
+        executor_config=executor_config,
+        max_attempts=max(int(conf()["max_attempts"]), 1),
+    )
+    limits = limits_for_minutes(snapshot.time_available_minutes) if snapshot is not None else time_limits(run)
+    dispatch_on_commit(run.pk, limits)
+    return execution
+
+
+def retry(run_id: str) -> Run:
+    """Enqueue a new run with the inputs and executor of run ``run_id`` (failed or canceled), its ``retry_of``.
+
+    Raises Run.DoesNotExist; a ValidationError ``not_retryable`` for a run that did not fail and was not
+    canceled, or ``no_executor`` for a run the service did not execute (its client drives its retries: it
+    creates the next run with ``retry_of``)."""
+    with transaction.atomic():
+        original = Run.objects.select_related("constraint_snapshot").get(pk=run_id)
+        execution = RunExecution.objects.filter(run_id=run_id).first()
+        if original.status not in RETRYABLE_STATUSES:
+            raise ValidationError(
+                {
+                    "non_field_errors": ValidationError(
+                        f"Only a failed or canceled run can be retried; run {run_id} is {original.status}.",
+                        code="not_retryable",
+                    )
+                }
+            )
+        if execution is None:
+            raise ValidationError(
+                {
+                    "non_field_errors": ValidationError(
+                        f"Run {run_id} was not executed by the service, so it has no executor to run again; "
+                        "create the next run with retry_of instead.",
+                        code="no_executor",
+                    )
+                }
+            )
+        body = {
+            "for_issue": original.for_issue_id,
+            "status": Status.READY,
+            "mode": original.mode,
+            "retry_of": original.pk,
+            "executor": {
+                "actor": original.executor_actor,
+                "runtime": original.executor_runtime,
+                "toolchain": original.executor_toolchain,
+            },
+            "inputs": {
+                "context_packets": [
+                    {"id": target, "role": role} for target, role in writes.current_links(original, "context_packets")
+                ],
+                "doctrine_refs": [
+                    {"id": target, "role": role} for target, role in writes.current_links(original, "doctrine_refs")
+                ],
+                "constraint_snapshot": original.constraint_snapshot_id,
+            },
+        }
+        run: Run = writes.create(Kind.RUN, body)  # type: ignore[assignment]
+        start(run, execution.executor_name, execution.executor_config, original.constraint_snapshot)
+    return run
 
 
 def dispatch_on_commit(run_id: str, limits: tuple[float, float] | None = None) -> None:

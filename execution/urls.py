@@ -32,6 +32,7 @@ def subscription_routes() -> list[Any]:
 urlpatterns = [
     re_path(r"^enqueue/?$", views.EnqueueView.as_view(), name="enqueue"),
     re_path(rf"^runs/(?P<run_id>{ID})/cancel/?$", views.RunCancelView.as_view(), name="run-cancel"),
+    re_path(rf"^runs/(?P<run_id>{ID})/retry/?$", views.RunRetryView.as_view(), name="run-retry"),
     re_path(
         rf"^artifacts/(?P<artifact_id>{ID})/content/?$",
         views.ArtifactContentView.as_view(),

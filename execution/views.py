@@ -112,6 +112,29 @@ class RunCancelView(CwomAPIView):
         return Response(shapes.dump(run), status=code)
 
 
+class RunRetryView(CwomAPIView):
+    """Retry a failed or canceled run: a new run with the same inputs and executor, enqueued."""
+
+    @extend_schema(
+        operation_id="runs_retry",
+        summary="Retry a failed or canceled run",
+        request=None,
+        responses={
+            202: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="The new run (ready, enqueued); its retry_of names this one."
+            )
+        },
+        tags=["execution"],
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        run = lifecycle.retry(parse_id(run_id))
+        return Response(
+            shapes.dump(writes.reload(run)),
+            status=status.HTTP_202_ACCEPTED,
+            headers={"Location": request.build_absolute_uri(object_path(Kind.RUN, run.pk))},
+        )
+
+
 class RawBodyParser(BaseParser):
     """Any media type: the body as a file of bytes (spooled to disk past 4 MiB), capped at the artifact limit."""
 

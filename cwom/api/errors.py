@@ -51,6 +51,8 @@ CONFLICT_CODES = frozenset(
         "transition_conflict",
         "inputs_frozen",
         "append_only",
+        "not_retryable",
+        "no_executor",
     }
 )
 

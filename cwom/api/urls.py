@@ -13,7 +13,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from rest_framework.permissions import AllowAny
 from rest_framework.routers import SimpleRouter
 
-from . import views
+from . import run_diff, views
 
 
 class OptionalSlashRouter(SimpleRouter):
@@ -38,6 +38,11 @@ urlpatterns: list[Any] = [
     re_path(r"^docs/?$", SpectacularSwaggerView.as_view(url_name="schema", **_open), name="docs"),
     re_path(r"^redoc/?$", SpectacularRedocView.as_view(url_name="schema", **_open), name="redoc"),
     re_path(rf"^objects/(?P<object_id>{views.ID_PATH_REGEX})/?$", views.ObjectView.as_view(), name="object-detail"),
+    re_path(
+        rf"^runs/(?P<run_id>{views.ID_PATH_REGEX})/diff/(?P<other_id>{views.ID_PATH_REGEX})/?$",
+        run_diff.RunDiffView.as_view(),
+        name="run-diff",
+    ),
 ]
 
 urlpatterns += [

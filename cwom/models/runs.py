@@ -30,6 +30,8 @@ from .work import Issue, Repo, choices_check
 OPEN_INPUT_STATUSES = frozenset({Status.PLANNED, Status.READY})
 # Statuses that need at least one sealed packet, all for the run's issue.
 NEEDS_PACKETS_STATUSES = frozenset({Status.READY, Status.RUNNING})
+# Statuses of a run that another run may retry.
+RETRYABLE_STATUSES = frozenset({Status.FAILED, Status.CANCELED})
 
 
 class RunTransitionError(Exception):
@@ -60,12 +62,14 @@ class Run(MutableCwomObject):
     """One execution attempt against an issue, moved only through :meth:`transition_to`."""
 
     KIND = Kind.RUN
-    FROZEN_FIELDS: ClassVar[frozenset[str]] = frozenset({"for_issue_id", "repo_id", "created_at"})
+    FROZEN_FIELDS: ClassVar[frozenset[str]] = frozenset({"for_issue_id", "repo_id", "retry_of_id", "created_at"})
 
     for_issue = models.ForeignKey(Issue, on_delete=models.PROTECT, related_name="runs")
     repo = models.ForeignKey(Repo, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PLANNED)
     mode = models.CharField(max_length=16, choices=RunMode.choices, default=RunMode.AGENT)
+    # The failed or canceled run of the same issue that this run retries.
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="retries")
     executor_actor = JSONField(null=True, blank=True, validators=[ShapeValidator("actor_or_null")])
     executor_runtime = models.CharField(max_length=64, default="local")
     executor_toolchain = JSONListField(default=list, blank=True, validators=[ShapeValidator("str_list")])
@@ -132,14 +136,29 @@ class Run(MutableCwomObject):
             lambda: Issue.objects.filter(pk=issue_id).values_list("repo_id", flat=True).first(),
         )
 
+    def _retried(self) -> tuple[str, str] | None:
+        """The (issue id, status) of the run this one retries."""
+        retry_of = self.retry_of_id
+        return self.looked_up(
+            ("retried", retry_of),
+            lambda: Run.objects.filter(pk=retry_of).values_list("for_issue_id", "status").first(),
+        )
+
     @classmethod
     def lookups_for(cls, objs: Sequence[CwomObject], known: Mapping[Any, Any]) -> dict[Any, Any]:
-        """And each run's issue's repo (the repo rule), one query for all."""
+        """And each run's issue's repo (the repo rule) and the runs they retry, one query each for all."""
         found = super().lookups_for(objs, known)
         issues = cls.unanswered(objs, known, "issue_repo", "for_issue_id")
         if issues:
             repos = dict(Issue.objects.filter(pk__in=issues).values_list("id", "repo_id"))
             found.update({("issue_repo", issue_id): repos.get(issue_id) for issue_id in issues})
+        retried = cls.unanswered(objs, known, "retried", "retry_of_id")
+        if retried:
+            rows = {
+                pk: (issue, status)
+                for pk, issue, status in Run.objects.filter(pk__in=retried).values_list("id", "for_issue_id", "status")
+            }
+            found.update({("retried", pk): rows.get(pk) for pk in retried})
         return found
 
     def fill_defaults(self) -> None:
@@ -165,6 +184,17 @@ class Run(MutableCwomObject):
         failure = self.failure_errors(self.status, self.failure_category, self.failure_message)
         if failure:
             errors["failure"] = failure
+        if self._state.adding and self.retry_of_id is not None:
+            retried = self._retried()
+            if retried is not None and (retried[0] != self.for_issue_id or retried[1] not in RETRYABLE_STATUSES):
+                errors.setdefault("retry_of", []).append(
+                    ValidationError(
+                        "A run retries a failed or canceled run of its own issue (%(id)s is %(status)s, of issue "
+                        "%(issue)s).",
+                        code="not_retryable",
+                        params={"id": self.retry_of_id, "status": retried[1], "issue": retried[0]},
+                    )
+                )
         if self._state.adding and self.status not in OPEN_INPUT_STATUSES:
             errors.setdefault("status", []).append(
                 ValidationError(

@@ -403,7 +403,8 @@ class _Chunk:
         shape = shapes.SHAPES[kind]
         refs, errors = shapes.RefCollector(), shapes.Errors()
         parsed = [_parse(kind, shape, record, refs, errors) for record in fresh]
-        resolved = shapes.resolve(shape, refs, errors)
+        # A Ref may name an object of this group (a run retrying an earlier run): it is written with them.
+        resolved = shapes.resolve(shape, refs, errors, known={record["id"]: kind for record in fresh})
         errors.raise_if_any()
         objs = [obj for obj, _links in parsed]
         links = [links for _obj, links in parsed]

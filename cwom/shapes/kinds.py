@@ -217,6 +217,7 @@ SHAPES: dict[str, Shape] = {
             "repo": FKRef("repo_id", enums.Kind.REPO),
             "status": Col("status", _enum(enums.Status)),
             "mode": Col("mode", _enum(enums.RunMode)),
+            "retry_of": FKRef("retry_of_id", enums.Kind.RUN, nullable=True),
             "executor": Group(
                 {
                     "actor": Col("executor_actor", ACTOR_OR_NULL),

@@ -27,7 +27,8 @@ from tests.ops.helpers import export_text, wipe_cwom_tables, with_trailer
 
 @pytest.fixture
 def rich(demo: Run) -> Run:
-    """The demo plus the harder cases: a parent, a duplicate, a draft packet, roles, a canceled run."""
+    """The demo plus the harder cases: a parent, a duplicate, a draft packet, roles, a canceled run and its
+    retry."""
     healthz, flaky = demo.for_issue, Issue.objects.exclude(pk=demo.for_issue_id).get()
     child = factories.issue(
         healthz.repo,
@@ -41,6 +42,7 @@ def rich(demo: Run) -> Run:
         child, packets=[], status="planned", inputs={"doctrine_refs": [{"id": doctrine.pk, "role": "guard"}]}
     )
     writes.transition(run, "canceled")
+    factories.run(child, packets=[], status="planned", retry_of=run.pk)
     writes.update(
         child,
         {"context_packets": [{"id": packet.pk, "role": "primary_context"}], "relationships": {"blocks": [flaky.pk]}},
