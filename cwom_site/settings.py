@@ -299,6 +299,24 @@ def _env_float(name: str, default: float) -> float:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
 
 
+def _env_positive(name: str, default: float) -> float:
+    value = _env_float(name, default)
+    if not value > 0:
+        raise ImproperlyConfigured(f"{name} must be a positive number, got {_read(name)!r}")
+    return value
+
+
+def _env_url_prefixes(name: str) -> list[str]:
+    prefixes = env_list(name, [])
+    for prefix in prefixes:
+        scheme, _, rest = prefix.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or rest.startswith("/") or "@" in rest.split("/")[0]:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated URL prefixes scheme://host[:port]/path (http or https), got {prefix!r}"
+            )
+    return prefixes
+
+
 CWOM_EXECUTION: dict[str, Any] = {
     # Executors by name: a run picks one with {"executor": {"name": ..., "config": {...}}}.
     "executors": {
@@ -342,6 +360,21 @@ CWOM_EXECUTION: dict[str, Any] = {
         "timeout_seconds": _env_float("CWOM_WEBHOOK_TIMEOUT_SECONDS", 30.0),
         "response_max_bytes": env_int("CWOM_WEBHOOK_RESPONSE_MAX_BYTES", 4 * 1024 * 1024),
     },
+    # Event subscriptions (signed outbound webhooks, execution/subscriptions.py; docs/subscriptions.md).
+    "subscriptions": {
+        # URL prefixes a subscription may name (the webhook allowlist's format). Empty: subscriptions refused.
+        "allowlist": _env_url_prefixes("CWOM_SUBSCRIPTION_ALLOWLIST"),
+        "timeout_seconds": _env_positive("CWOM_SUBSCRIPTION_TIMEOUT_SECONDS", 10.0),
+        "response_max_bytes": int(_env_positive("CWOM_SUBSCRIPTION_RESPONSE_MAX_BYTES", 64 * 1024)),
+        # A failed delivery is tried again after base * 2^(attempts-1) seconds (at most max), with jitter,
+        # until retry_hours after the event; then it is dead. pause_after_dead dead in a row pause it.
+        "backoff_seconds": _env_positive("CWOM_SUBSCRIPTION_BACKOFF_SECONDS", 10.0),
+        "backoff_max_seconds": _env_positive("CWOM_SUBSCRIPTION_BACKOFF_MAX_SECONDS", 3600.0),
+        "retry_hours": _env_positive("CWOM_SUBSCRIPTION_RETRY_HOURS", 24.0),
+        "pause_after_dead": int(_env_positive("CWOM_SUBSCRIPTION_PAUSE_AFTER_DEAD", 5)),
+        # How often beat sweeps for due deliveries (missed messages, retries, expired leases).
+        "sweep_seconds": _env_positive("CWOM_SUBSCRIPTION_SWEEP_SECONDS", 10.0),
+    },
 }
 
 CELERY_TASK_SERIALIZER = "json"
@@ -369,6 +402,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "execution.tasks.reap_runs",
         "schedule": CWOM_EXECUTION["reap_interval_seconds"],
         "options": {"expires": CWOM_EXECUTION["reap_interval_seconds"]},
+    },
+    "cwom-sweep-deliveries": {
+        "task": "execution.tasks.sweep_deliveries",
+        "schedule": CWOM_EXECUTION["subscriptions"]["sweep_seconds"],
+        "options": {"expires": CWOM_EXECUTION["subscriptions"]["sweep_seconds"]},
     },
 }
 

@@ -15,7 +15,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
-from . import reaper, runner
+from . import reaper, runner, subscriptions
 from .lifecycle import EXECUTE_RUN_TASK
 
 RETRY_OPTIONS: dict[str, Any] = {
@@ -45,3 +45,17 @@ def execute_run(self: Task, run_id: str) -> str | None:
 def reap_runs() -> dict[str, list[str]]:
     """The periodic reaper (Celery beat): re-queue or fail lost runs, re-dispatch lost messages."""
     return reaper.reap().as_dict()
+
+
+@shared_task(
+    name=subscriptions.DELIVER_TASK, acks_late=True, reject_on_worker_lost=True, ignore_result=True, **RETRY_OPTIONS
+)
+def deliver_subscription(subscription_id: str) -> int:
+    """Send one subscription's due deliveries in event order (another worker holding it: returns 0)."""
+    return subscriptions.deliver(str(subscription_id))
+
+
+@shared_task(name="execution.tasks.sweep_deliveries", ignore_result=True, **RETRY_OPTIONS)
+def sweep_deliveries() -> list[str]:
+    """The periodic sweep (Celery beat): a delivery task for every subscription with a due delivery."""
+    return subscriptions.sweep()

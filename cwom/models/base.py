@@ -10,6 +10,7 @@ from typing import Any, ClassVar, Self
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from .. import audit
@@ -102,12 +103,17 @@ class Event(models.Model):
         raise ValidationError("Events are never deleted.", code="immutable")
 
 
+# Sent with every event this module builds, inside the writing transaction (``event=`` the unsaved Event):
+# event subscriptions (execution.subscriptions) ask for their deliveries right after the commit.
+event_built = Signal()
+
+
 def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
     """The (unsaved) event for a change of ``obj``, by the current principal."""
     actor = audit.current_actor()
     if actor is None and action == EventAction.CREATE:
         actor = obj.created_by
-    return Event(
+    event = Event(
         object_id=obj.pk,
         object_kind=obj.KIND,
         action=action,
@@ -115,6 +121,9 @@ def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
         principal=audit.current_principal(),
         actor=actor,
     )
+    if event_built.receivers:
+        event_built.send(Event, event=event)
+    return event
 
 
 def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:

@@ -3,7 +3,8 @@
 Only URLs under a prefix in ``CWOM_WEBHOOK_ALLOWLIST`` are called. The host is resolved once, every
 address is checked (link-local, cloud metadata, multicast, unspecified and reserved addresses are refused
 even when allowlisted) and the connection is made to that checked address, so a DNS answer cannot change
-between the check and the call. Redirects are not followed.
+between the check and the call. Redirects are not followed. (Those checks and the signature are
+:mod:`execution.outbound`'s, shared with event subscriptions.)
 
 The body is the bundle as JSON, signed: ``X-CWOM-Signature: sha256=<hex>`` is the HMAC-SHA256, keyed by
 ``CWOM_WEBHOOK_SECRET``, of ``<X-CWOM-Timestamp>.<body>``. The reply is a JSON object::
@@ -19,31 +20,29 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
-import http.client
-import ipaddress
 import json
-import socket
-import ssl
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
-from urllib.parse import urlsplit
 
 from cwom.enums import ArtifactType, FailureCategory
 
 from ..config import conf
+from ..outbound import (
+    OutboundRefused,
+    address_refused,
+    literal_address_refused,
+    post_pinned,
+    sign,
+    split_url,
+    url_allowed,
+)
+from ..outbound import resolve_checked as outbound_resolve
 from .base import ArtifactSpec, ExecutionContext, ExecutionResult, Executor, ExecutorError, config_error
 
-METADATA_ADDRESSES = {
-    ipaddress.ip_address("169.254.169.254"),  # AWS, GCP, Azure, OpenStack
-    ipaddress.ip_address("fd00:ec2::254"),  # AWS IPv6
-    ipaddress.ip_address("100.100.100.200"),  # Alibaba Cloud
-    ipaddress.ip_address("168.63.129.16"),  # Azure wire server
-}
-DEFAULT_PORTS = {"http": 80, "https": 443}
+__all__ = ["WebhookExecutor", "address_refused", "check_url", "parse_reply", "sign", "url_allowed"]
+
 MAX_REPLY_ARTIFACTS = 50
 
 
@@ -51,90 +50,13 @@ def webhook_settings() -> dict[str, Any]:
     return dict(conf()["webhook"])
 
 
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The value of ``X-CWOM-Signature`` for ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return f"sha256={mac.hexdigest()}"
-
-
-def _split(url: str) -> tuple[str, str, int, str]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError("only http(s) URLs with a host")
-    if parts.username or parts.password:
-        raise ValueError("no credentials in the URL")
-    return scheme, parts.hostname.lower(), parts.port or DEFAULT_PORTS[scheme], parts.path or "/"
-
-
-def url_allowed(url: str, allowlist: list[str]) -> bool:
-    """True when ``url`` is under one of the allowlisted prefixes (same scheme, host, port, path prefix)."""
-    try:
-        scheme, host, port, path = _split(url)
-    except ValueError:
-        return False
-    for entry in allowlist:
-        try:
-            e_scheme, e_host, e_port, e_path = _split(entry)
-        except ValueError:
-            continue
-        if (scheme, host, port) != (e_scheme, e_host, e_port):
-            continue
-        prefix = e_path.rstrip("/")
-        if not prefix or path == prefix or path.startswith(prefix + "/"):
-            return True
-    return False
-
-
-def address_refused(address: str) -> str | None:
-    """Why a connection to ``address`` is refused, or None."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        return "not a unicast address"
-    return None
-
-
 def resolve_checked(host: str, port: int) -> str:
     """One address of ``host`` that may be called; ExecutorError(policy) if any address is refused."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as error:
-        raise ExecutorError(f"Cannot resolve webhook host {host!r}: {error}.", FailureCategory.DEPENDENCY) from None
-    addresses = [str(info[4][0]) for info in infos]
-    for address in addresses:
-        reason = address_refused(address)
-        if reason:
-            raise ExecutorError(f"Webhook host {host!r} resolves to {address}, {reason}.", FailureCategory.POLICY)
-    return addresses[0]
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    """An HTTP connection to an address checked beforehand, whatever DNS says now."""
-
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._address = address
-
-    def connect(self) -> None:
-        self.sock = socket.create_connection((self._address, self.port), self.timeout)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    """HTTPS to a checked address, verifying the certificate for the URL's host name."""
-
-    def __init__(self, host: str, port: int, address: str, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
-        self._address = address
-
-    def connect(self) -> None:
-        sock = socket.create_connection((self._address, self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+        return outbound_resolve(host, port)
+    except OutboundRefused as refused:
+        category = FailureCategory.POLICY if refused.policy else FailureCategory.DEPENDENCY
+        raise ExecutorError(refused.message, category) from None
 
 
 def check_url(url: str) -> None:
@@ -142,11 +64,7 @@ def check_url(url: str) -> None:
     conf = webhook_settings()
     if not url_allowed(url, conf["allowlist"]):
         raise ExecutorError(f"Webhook URL {url!r} is not on the webhook allowlist.", FailureCategory.POLICY)
-    host = urlsplit(url).hostname or ""
-    try:
-        reason = address_refused(host)
-    except ValueError:
-        reason = None  # a name, checked once resolved
+    reason = literal_address_refused(url)
     if reason:
         raise ExecutorError(f"Webhook URL {url!r} points at {reason}.", FailureCategory.POLICY)
 
@@ -197,7 +115,7 @@ class WebhookExecutor(Executor):
         conf = webhook_settings()
         url = self.config["url"]
         check_url(url)
-        scheme, host, port, _path = _split(url)
+        _scheme, host, port, _path = split_url(url)
         address = resolve_checked(host, port)
         timeout = min(float(self.config.get("timeout_seconds") or conf["timeout_seconds"]), conf["timeout_seconds"])
         timeout = max(min(timeout, ctx.time_left()), 0.1)
@@ -213,7 +131,7 @@ class WebhookExecutor(Executor):
         }
         ctx.trace("webhook.request", url=url, address=address, bytes=len(body), timeout_s=round(timeout, 3))
         ctx.log(f"webhook: POST {url} ({len(body)} bytes, timeout {timeout:.1f}s)")
-        status, reply = self._post(scheme, host, port, address, url, body, headers, timeout, conf, ctx)
+        status, reply = self._post(address, url, body, headers, timeout, conf, ctx)
         ctx.trace("webhook.reply", status=status, bytes=len(reply))
         ctx.log(f"webhook: HTTP {status}, {len(reply)} bytes")
         if not 200 <= status < 300:
@@ -222,9 +140,6 @@ class WebhookExecutor(Executor):
 
     @staticmethod
     def _post(
-        scheme: str,
-        host: str,
-        port: int,
         address: str,
         url: str,
         body: bytes,
@@ -239,19 +154,10 @@ class WebhookExecutor(Executor):
         cap = int(conf["response_max_bytes"])
 
         def call() -> None:
-            cls = _PinnedHTTPSConnection if scheme == "https" else _PinnedHTTPConnection
-            conn = cls(host, port, address, timeout)
             try:
-                parts = urlsplit(url)
-                target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-                conn.request("POST", target, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read(cap + 1)
-                outcome["result"] = (response.status, data)
+                outcome["result"] = post_pinned(url, address, body, headers, timeout, cap)
             except Exception as error:  # noqa: BLE001 - reported to the waiting thread
                 outcome["error"] = error
-            finally:
-                conn.close()
 
         thread = threading.Thread(target=call, name=f"webhook-{ctx.run_id}", daemon=True)
         thread.start()

@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from cwom.api.filters import FILTERSETS, SEARCH_MAX_LENGTH, EventFilterSet
 from cwom.api.views import KIND_PATHS
 from cwom.validation import parse_timestamp
+from execution.models import Subscription
 from tests.api.conftest import problem
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +106,7 @@ def test_the_schema_refuses_an_empty_value_exactly_where_the_api_does(writer: An
         "constraint_snapshots": make.snapshot().pk,
         "doctrine_refs": make.doctrine().pk,
         "artifacts": make.artifact(make.started_run()).pk,
+        "subscriptions": Subscription.objects.create(url="https://hooks.example.com/", secret_nonce="n").pk,
     }
     checker = FormatChecker()
     checker.checks("date-time")(lambda value: not isinstance(value, str) or parse_timestamp(value) is not None)
