@@ -136,7 +136,7 @@ class Subscription(models.Model):
             if not isinstance(value, list) or not all(isinstance(item, str) and item in allowed for item in value):
                 errors[name] = [ValidationError(f"A list of: {', '.join(allowed)}.", code="invalid_choice")]
             elif len(set(value)) != len(value):
-                errors[name] = [ValidationError("Each value once.", code="duplicate_item")]
+                errors[name] = [ValidationError("Each value once.", code="invalid")]
         if errors:
             raise ValidationError(errors)
 

@@ -38,15 +38,15 @@ from typing import Any
 from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from cwom import shapes
 from cwom.api.renderers import CwomJSONRenderer
 from cwom.api.serializers import EventSerializer
-from cwom.ids import ULID_RE
+from cwom.enums import Kind
 from cwom.models import Event, Repo
 
 from . import outbound
@@ -97,20 +97,18 @@ def secret_for(subscription: Subscription) -> str | None:
 
 # --- the service: create, change, delete, redeliver --------------------------------------------------------
 def resolve_repo(value: Any) -> Repo | None:
-    """A repo named by id, slug or Ref (``{"kind": "Repo", "id": ...}``); None for null."""
+    """A repo named by id, slug or Ref (``{"kind": "Repo", "id": ...}``), resolved by the write path's Ref
+    resolver (:class:`cwom.shapes.RefCollector`); None for null."""
     if value is None:
         return None
-    if isinstance(value, dict):
-        if value.get("kind", "Repo") != "Repo" or not isinstance(value.get("id"), str):
-            raise ValidationError({"repo": [ValidationError("A Ref to a Repo.", code="invalid_ref")]})
-        value = value["id"]
-    found = None
-    if isinstance(value, str):
-        by = {"pk": value.upper()} if ULID_RE.match(value.upper()) else {"slug": value}
-        found = Repo.objects.filter(**by).first()
-    if found is None:
-        raise ValidationError({"repo": [ValidationError(f"No repo is {value!r}.", code="not_found")]})
-    return found
+    refs, errors = shapes.RefCollector(), shapes.Errors()
+    if isinstance(value, (str, dict)):
+        refs.want(value, Kind.REPO, "repo")
+        refs.resolve({"repo": Kind.REPO}, errors)  # a slug is replaced by its repo's id in ``wanted``
+    else:
+        errors.add("repo", "invalid_id", "A Repo's id, slug or Ref.")
+    errors.raise_if_any()
+    return Repo.objects.get(pk=refs.wanted[0][0])
 
 
 def _apply(subscription: Subscription, data: Mapping[str, Any]) -> dict[str, list[Any]]:

@@ -120,7 +120,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "too_many_values": ProblemCode(422, "A list query names more filter values in all than the limit."),
     "idempotency_key_reused": ProblemCode(422, "The Idempotency-Key was used with a different request."),
     "digest_mismatch": ProblemCode(422, "Uploaded bytes do not match the declared digest."),
-    "not_allowed": ProblemCode(422, "An executor config value the service's settings refuse."),
+    "not_allowed": ProblemCode(
+        422, "A value the service's settings refuse: an executor's config, a subscription URL off the allowlist."
+    ),
     "executor_disabled": ProblemCode(422, "The executor named is disabled on this service."),
     # 409: the current state
     "immutable": ProblemCode(409, "The object or field never changes after creation."),

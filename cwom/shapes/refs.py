@@ -110,7 +110,7 @@ class RefCollector:
         by_slug = self._repo_slugs(expected) if slugs else {}
         self.resolved_slugs = bool(by_slug)
         for index, (object_id, declared, path) in enumerate(self.wanted):
-            if object_id in by_slug and declared == expected[path] == Kind.REPO:
+            if isinstance(object_id, str) and object_id in by_slug and declared == expected[path] == Kind.REPO:
                 self.wanted[index] = (by_slug[object_id], declared, path)
                 if index in self._places:
                     self._places[index](by_slug[object_id])

@@ -124,6 +124,8 @@ def test_repo_may_be_given_by_id_or_ref(dispatched, repo):
         ({"issue": "NOTAULID"}, "issue", "invalid_id"),
         ({"issue": {"kind": "Run", "id": "01ARZ3NDEKTSV4RRFFQ69G5FAV"}}, "issue", "wrong_kind"),
         ({"doctrine_refs": [5]}, "doctrine_refs.0", "invalid_id"),
+        ({"issue": {"id": {"id": "x"}}}, "issue", "invalid_id"),  # found by schemathesis: a 500
+        ({"doctrine_refs": [{"id": {"id": "x"}}]}, "doctrine_refs.0", "invalid_id"),
     ],
 )
 def test_invalid_bodies_are_refused_by_contract_path(dispatched, repo, change, path, code):

@@ -54,7 +54,10 @@ def test_a_repo_filter_takes_a_slug_an_id_or_a_ref(writer: Api, receiver: Receiv
         created = subscribe(writer, receiver, repo=value)
         assert created["repo"] == {"kind": "Repo", "id": repo.pk, "role": None}
     body = problem(writer.post("subscriptions", {"url": receiver.url, "repo": "no-such-repo"}))
-    assert body["status"] == 400 and body["errors"][0]["path"] == "repo"
+    assert (body["status"], body["code"]) == (422, "unknown_ref") and body["errors"][0]["path"] == "repo"
+    issue = factories.issue(repo)
+    body = problem(writer.post("subscriptions", {"url": receiver.url, "repo": issue.pk}))
+    assert (body["status"], body["code"]) == (422, "wrong_kind") and "is an Issue" in body["errors"][0]["message"]
 
 
 @pytest.mark.parametrize(
@@ -69,7 +72,7 @@ def test_a_repo_filter_takes_a_slug_an_id_or_a_ref(writer: Api, receiver: Receiv
 )
 def test_a_url_off_the_allowlist_is_refused_at_create(writer: Api, url: str) -> None:
     body = problem(writer.post("subscriptions", {"url": url}))
-    assert body["status"] == 400 and body["code"] == "validation_error"
+    assert (body["status"], body["code"]) == (422, "not_allowed")
     assert [(e["path"], e["code"]) for e in body["errors"]] == [("url", "not_allowed")]
     assert not Subscription.objects.exists()
 
