@@ -64,6 +64,8 @@ def _blanks() -> str:
 
 # A regex character class body: what strip() removes (a value of only these is blank to the API).
 BLANKS = _blanks()
+# A JSON Schema pattern: a string that is not blank and holds no NUL.
+NOT_BLANK = f"^[^\\u0000]*[^{BLANKS}\\u0000][^\\u0000]*$"
 
 STRING = {"type": "string", "maxLength": 4000}
 TEXT = {"type": "string", "maxLength": 200_000}

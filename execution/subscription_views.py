@@ -39,16 +39,8 @@ _KINDS = {"type": "array", "items": {"type": "string", "enum": list(Kind.values)
 _ACTIONS = {"type": "array", "items": {"type": "string", "enum": list(EventAction.values)}, "uniqueItems": True}
 _REPO_IN = {
     "description": "The repo whose objects' events are delivered: a Ref, an id or a slug (null: every repo).",
-    "oneOf": [
-        {"type": "string", "minLength": 1, "maxLength": 200},
-        {
-            "type": "object",
-            "properties": {"kind": {"type": "string", "enum": ["Repo"]}, "id": {"type": "string"}},
-            "required": ["id"],
-            "additionalProperties": False,
-        },
-        {"type": "null"},
-    ],
+    # The write path's own form of a Ref to a Repo (the one resolver reads it).
+    "anyOf": [*shapes.ref_input_schema(Kind.REPO)["anyOf"], {"type": "null"}],
 }
 _URL = {
     "type": "string",

@@ -24,6 +24,8 @@ from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from cwom.validation import NOT_BLANK
+
 from .errors import BadRequest
 from .filters import ORDERING_ALIASES, empty_parameter, is_blank
 
@@ -134,7 +136,8 @@ class CwomCursorPagination(CursorPagination):
                 "required": False,
                 "in": "query",
                 "description": str(self.cursor_query_description),
-                "schema": {"type": "string", "minLength": 1},
+                # Not blank (blank is refused as empty_value), no NUL: str.strip()'s blanks, as the filters say.
+                "schema": {"type": "string", "pattern": NOT_BLANK},
             },
             {
                 "name": self.page_size_query_param,

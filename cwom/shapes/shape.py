@@ -27,7 +27,7 @@ TAGS = {
         "type": "string",
         "minLength": 1,
         "maxLength": 64,
-        "pattern": f"^[^\\u0000]*[^{v.BLANKS}\\u0000][^\\u0000]*$",
+        "pattern": v.NOT_BLANK,
     },
     "maxItems": 32,
     "uniqueItems": True,
