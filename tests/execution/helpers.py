@@ -8,9 +8,10 @@ import json
 from typing import Any
 
 from django.core.files.storage import default_storage
+from rest_framework.test import APIClient
 
 from cwom import spec
-from cwom.models import Artifact, Event
+from cwom.models import ApiToken, Artifact, Event
 from tests import factories
 
 # The example enqueue request (cwom/spec/examples/enqueue-request.json), minus its doctrine ref, which
@@ -60,3 +61,12 @@ def status_moves(run_id: str) -> list[list[str]]:
         for event in Event.objects.filter(object_id=run_id, action="transition").order_by("id")
         if "status" in event.changes
     ]
+
+
+def client_with(can_write: bool | None) -> APIClient:
+    """An API client holding a new token (read-write or read-only), or none at all (``None``)."""
+    client = APIClient()
+    if can_write is not None:
+        _token, secret = ApiToken.issue(factories.unique("agent"), can_write=can_write)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client

@@ -9,12 +9,12 @@ from django.db import IntegrityError, transaction
 from rest_framework.test import APIClient
 
 from cwom import writes
-from cwom.models import ApiToken, Run
+from cwom.models import Run
 from execution import runner
 from execution.enqueue import enqueue
 from execution.models import RunExecution
 from tests import factories
-from tests.execution.helpers import enqueue_body
+from tests.execution.helpers import client_with, enqueue_body
 
 pytestmark = pytest.mark.django_db
 
@@ -23,10 +23,7 @@ FAIL = {"fail": {"category": "test", "message": "3 tests failed"}}
 
 @pytest.fixture
 def writer() -> APIClient:
-    client = APIClient()
-    _token, secret = ApiToken.issue(factories.unique("agent"), can_write=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+    return client_with(can_write=True)
 
 
 def failed_run() -> Run:

@@ -12,11 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from cwom import compare
-from cwom.models import ApiToken, Run
+from cwom.models import Run
 from execution import runner
 from execution.enqueue import enqueue
 from tests import factories
-from tests.execution.helpers import enqueue_body
+from tests.execution.helpers import client_with, enqueue_body
 
 pytestmark = pytest.mark.django_db
 
@@ -25,10 +25,7 @@ FAIL = {"fail": {"category": "test", "message": "3 tests failed"}}
 
 @pytest.fixture
 def reader() -> APIClient:
-    client = APIClient()
-    _token, secret = ApiToken.issue(factories.unique("reader"), can_write=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+    return client_with(can_write=False)
 
 
 @pytest.fixture

@@ -10,20 +10,12 @@ import pytest
 from rest_framework.test import APIClient
 
 from cwom import shapes, spec, writes
-from cwom.models import ApiToken, Event, Run
+from cwom.models import Event, Run
 from execution import lifecycle, runner
 from tests import factories
-from tests.execution.helpers import artifacts_by_type, enqueue_body
+from tests.execution.helpers import artifacts_by_type, client_with, enqueue_body
 
 pytestmark = pytest.mark.django_db
-
-
-def client_with(can_write: bool | None) -> APIClient:
-    client = APIClient()
-    if can_write is not None:
-        _token, secret = ApiToken.issue(factories.unique("agent"), can_write=can_write)
-        client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 @pytest.fixture
