@@ -47,7 +47,7 @@ from psycopg import sql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cwom.db_guards import PG_TAG_BACKFILL  # noqa: E402 - plain SQL text, no Django setup needed
+from cwom.db_guards import PG_TAG_BACKFILL, ref_total_backfill  # noqa: E402 - plain SQL text, no Django setup
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SCALES = {"10k": 10_000, "100k": 100_000, "1m": 1_000_000}
@@ -715,6 +715,13 @@ def derive_tag_index(url: str) -> int:
         return conn.execute(PG_TAG_BACKFILL).rowcount
 
 
+def derive_ref_totals(url: str) -> int:
+    """Fill ``cwom_reftotal`` (the totals of the bounded lists) from the loaded rows; returns rows."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET work_mem = '256MB'")
+        return sum(max(conn.execute(statement).rowcount, 0) for statement in ref_total_backfill())
+
+
 def rebuild_indexes(url: str, indexes: list[tuple[str, str]]) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SET maintenance_work_mem = '512MB'")
@@ -763,6 +770,12 @@ CHECKS = {
         "OR NOT i.tags ? g.tag) + abs((SELECT count(*) FROM cwom_issuetag) - "
         "(SELECT count(*) FROM (SELECT DISTINCT i.id, t FROM cwom_issue i "
         "CROSS JOIN LATERAL jsonb_array_elements_text(i.tags) t) x))"
+    ),
+    "every bounded list's total is its count of rows": (
+        "SELECT (SELECT count(*) FROM (SELECT for_issue_id o, count(*) c FROM cwom_run GROUP BY 1) x "
+        "LEFT JOIN cwom_reftotal t ON t.owner_id = x.o AND t.related = 'runs' WHERE t.total IS DISTINCT FROM x.c) + "
+        "(SELECT count(*) FROM (SELECT produced_by_id o, count(*) c FROM cwom_artifact GROUP BY 1) x "
+        "LEFT JOIN cwom_reftotal t ON t.owner_id = x.o AND t.related = 'artifacts' WHERE t.total IS DISTINCT FROM x.c)"
     ),
     "ids are ULIDs": ("SELECT count(*) FROM cwom_objectindex WHERE id !~ '^[0-7][0-9A-HJKMNP-TV-Z]{25}$'"),
 }
@@ -813,6 +826,8 @@ def main(argv: list[str] | None = None) -> int:
         loader.finish()
         print("== derive the issue tag index", flush=True)
         counter.add("cwom_issuetag", derive_tag_index(url), 0.0)
+        print("== count the bounded lists", flush=True)
+        counter.add("cwom_reftotal", derive_ref_totals(url), 0.0)
     except BaseException:
         loader.abort()
         raise

@@ -658,3 +658,94 @@ def sqlite_triggers_put_back(apps: Any, schema_editor: Any) -> None:
             cursor.execute(f'DROP TRIGGER IF EXISTS "{name}"')
             cursor.execute(sql)
         cursor.execute("DROP TABLE cwom_set_aside_trigger")
+
+
+# --- migration 0011: the totals of the bounded ref lists ------------------------------------------------
+# (related, table, owner column): the rows each bounded list is read from (see cwom.models.RefTotal).
+# ``tests/kernel/test_bounded_lists.py`` holds this list equal to the bounded lists the shapes declare.
+REF_TOTALS_0011: list[tuple[str, str, str]] = [
+    ("runs", "cwom_run", "for_issue_id"),
+    ("artifacts", "cwom_artifact", "produced_by_id"),
+    ("context_packet_links", "cwom_issuecontextpacket", "issue_id"),
+    ("constraint_links", "cwom_issueconstraintsnapshot", "issue_id"),
+]
+
+
+def _pg_ref_total(related: str, table: str, owner: str) -> list[str]:
+    """Statement-level triggers with transition tables: one upsert per statement, whatever its row count
+    (a COPY of a million runs adds to each issue once). Owners are taken in id order, so two statements
+    adding to the same owners lock their counters in the same order."""
+    name = f"cwom_reftotal_{related}"
+    return [
+        f"""CREATE OR REPLACE FUNCTION {name}_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO cwom_reftotal (owner_id, related, total)
+    SELECT {owner}, '{related}', count(*) FROM new_rows GROUP BY {owner} ORDER BY {owner}
+  ON CONFLICT (owner_id, related) DO UPDATE SET total = cwom_reftotal.total + EXCLUDED.total;
+  RETURN NULL;
+END $$;""",
+        f"""CREATE OR REPLACE FUNCTION {name}_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE cwom_reftotal t SET total = t.total - gone.n
+    FROM (SELECT {owner} AS owner_id, count(*) AS n FROM old_rows GROUP BY {owner} ORDER BY {owner}) gone
+   WHERE t.owner_id = gone.owner_id AND t.related = '{related}';
+  RETURN NULL;
+END $$;""",
+        f"DROP TRIGGER IF EXISTS {name}_insert ON {table};",
+        f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS new_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_insert();",
+        f"DROP TRIGGER IF EXISTS {name}_delete ON {table};",
+        f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS old_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {name}_delete();",
+    ]
+
+
+def _sqlite_ref_total(related: str, table: str, owner: str) -> list[str]:
+    name = f"cwom_reftotal_{related}"
+    return [
+        f"DROP TRIGGER IF EXISTS {name}_insert;",
+        f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} BEGIN "
+        f"INSERT INTO cwom_reftotal (owner_id, related, total) VALUES (NEW.{owner}, '{related}', 1) "
+        "ON CONFLICT (owner_id, related) DO UPDATE SET total = total + 1; END;",
+        f"DROP TRIGGER IF EXISTS {name}_delete;",
+        f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} BEGIN "
+        f"UPDATE cwom_reftotal SET total = total - 1 WHERE owner_id = OLD.{owner} AND related = '{related}'; END;",
+    ]
+
+
+def ref_total_backfill() -> list[str]:
+    """Every total counted again from the rows (the migration's backfill; bench/generate.py after its load,
+    which runs with the triggers off)."""
+    return [
+        "DELETE FROM cwom_reftotal;",
+        *(
+            f"INSERT INTO cwom_reftotal (owner_id, related, total) "
+            f"SELECT {owner}, '{related}', count(*) FROM {table} GROUP BY {owner};"
+            for related, table, owner in REF_TOTALS_0011
+        ),
+    ]
+
+
+def install_0011(apps: Any, schema_editor: Any) -> None:
+    """Migration 0011: triggers that keep ``cwom_reftotal`` exact, then the totals of the rows already there."""
+    vendor = schema_editor.connection.vendor
+    per_list = {"postgresql": _pg_ref_total, "sqlite": _sqlite_ref_total}.get(vendor)
+    if per_list is None:
+        return
+    for related, table, owner in REF_TOTALS_0011:
+        for statement in per_list(related, table, owner):
+            schema_editor.execute(statement, params=None)
+    for statement in ref_total_backfill():
+        schema_editor.execute(statement, params=None)
+
+
+def uninstall_0011(apps: Any, schema_editor: Any) -> None:
+    vendor = schema_editor.connection.vendor
+    for related, table, _owner in REF_TOTALS_0011:
+        for event in ("insert", "delete"):
+            name = f"cwom_reftotal_{related}_{event}"
+            if vendor == "postgresql":
+                schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON {table};", params=None)
+                schema_editor.execute(f"DROP FUNCTION IF EXISTS {name}();", params=None)
+            elif vendor == "sqlite":
+                schema_editor.execute(f"DROP TRIGGER IF EXISTS {name};", params=None)

@@ -22,7 +22,9 @@ from .models import Artifact, Issue, IssueConstraintSnapshot, IssueContextPacket
 def run_bundle(run_id: str) -> dict[str, Any]:
     """The run and everything it links to, each object in the contract's shape.
 
-    ``doctrine_refs`` holds the run's own doctrine refs followed by those its packets name, once each.
+    ``doctrine_refs`` holds the run's own doctrine refs followed by those its packets name, once each;
+    ``artifacts`` the run's ``outputs.artifacts``: the newest 20, newest first (``outputs.artifacts_total`` and
+    ``outputs.artifacts_url`` in the run say how many there are and where they all are).
     Raises Run.DoesNotExist for an unknown id.
     """
     run = shapes.SHAPES[Kind.RUN].queryset().select_related("for_issue", "repo", "constraint_snapshot").get(pk=run_id)
@@ -40,7 +42,9 @@ def run_bundle(run_id: str) -> dict[str, Any]:
     # Put in the order of doctrine_ids: no ORDER BY. (The packets' order decides that of their doctrine refs.)
     doctrine_rows = shapes.SHAPES[Kind.DOCTRINE_REF].queryset().filter(pk__in=doctrine_ids).order_by()
     doctrines = {d.pk: d for d in shapes.fetch(doctrine_rows)}
-    artifacts = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id=run.pk).order_by("created_at", "id")
+    # The run's outputs.artifacts: the newest, newest first (its outputs.artifacts_total says how many in all).
+    artifact_ids = shapes.ref_ids(run, "artifacts")
+    artifacts = {a.pk: a for a in shapes.SHAPES[Kind.ARTIFACT].queryset().filter(pk__in=artifact_ids).order_by()}
     return {
         "run": shapes.dump(run),
         "repo": shapes.dump(repo),
@@ -48,7 +52,7 @@ def run_bundle(run_id: str) -> dict[str, Any]:
         "context_packets": [shapes.dump(packets[pk]) for pk in packet_ids if pk in packets],
         "constraint_snapshot": shapes.dump(snapshot) if snapshot else None,
         "doctrine_refs": [shapes.dump(doctrines[pk]) for pk in doctrine_ids if pk in doctrines],
-        "artifacts": shapes.dump_many(artifacts),
+        "artifacts": shapes.dump_many([artifacts[pk] for pk in artifact_ids if pk in artifacts]),
     }
 
 

@@ -18,7 +18,7 @@ from . import shapes
 from .db import bulk
 from .enums import EventAction, Kind, Status
 from .models import ContextPacket, CwomObject, Issue, Run, record_event
-from .models.base import jsonable, new_event
+from .models.base import new_event
 from .models.briefing import sealed_error
 from .models.runs import OPEN_INPUT_STATUSES
 
@@ -123,6 +123,79 @@ def _write_links(obj: CwomObject, name: str, items: LinkItems) -> tuple[list[str
     model._default_manager.filter(**{owner: obj.pk}).delete()
     bulk.write([_link_rows((obj.KIND, name), [(obj.pk, target, role) for target, role in items])])
     return [t for t, _ in before], [t for t, _ in items]
+
+
+def _bounded(obj: CwomObject, name: str) -> bool:
+    """Whether link ``name`` of ``obj`` is embedded bounded (an issue's packets and snapshots)."""
+    return any(node.name == name and node.newest is not None for node in shapes.shape_for(obj).links)
+
+
+def _edited(obj: CwomObject, name: str, add: LinkItems, remove: LinkItems) -> LinkItems:
+    """The whole list ``name`` after a PATCH's ``{"add", "remove"}``: removed first, then the added ones that
+    are not linked already (with the same role) appended. At most :data:`shapes.MAX_LINKS` (a list that is
+    embedded whole stays small)."""
+    gone = {target for target, _role in remove}
+    kept = [(target, role) for target, role in current_links(obj, name) if target not in gone]
+    linked = dict(kept)
+    conflicts = [target for target, role in add if target in linked and linked[target] != role]
+    if conflicts:
+        raise _link_exists(name, conflicts)
+    result = kept + [(target, role) for target, role in add if target not in linked]
+    if len(result) > shapes.MAX_LINKS:
+        raise ValidationError(
+            {
+                name: [
+                    ValidationError(
+                        f"At most {shapes.MAX_LINKS} Refs; this change would make {len(result)}.", code="too_many_links"
+                    )
+                ]
+            }
+        )
+    return result
+
+
+def _link_exists(name: str, targets: list[str]) -> ValidationError:
+    return ValidationError(
+        {
+            name: [
+                ValidationError(
+                    f"{', '.join(targets)} is linked already with another role: remove and add it in the same "
+                    "change to give it a new role.",
+                    code="link_exists",
+                )
+            ]
+        }
+    )
+
+
+def _edit_bounded(obj: CwomObject, name: str, add: LinkItems, remove: LinkItems) -> dict[str, list[str]] | None:
+    """Apply ``{"add", "remove"}`` to a bounded link list (whose whole list is never read): only the rows
+    named are read and written. Returns ``{"added", "removed"}`` ids for the event, or None when nothing
+    changed."""
+    model, owner, target = shapes.LINK_TABLES[(obj.KIND, name)]
+    rows = model._default_manager.filter(**{owner: obj.pk})
+    named = {t for t, _role in add} | {t for t, _role in remove}
+    linked = dict(rows.filter(**{f"{target}__in": named}).values_list(f"{target}_id", "role"))
+    gone = [t for t, _role in remove if t in linked]
+    conflicts = [t for t, role in add if t in linked and t not in gone and linked[t] != role]
+    if conflicts:
+        raise _link_exists(name, conflicts)
+    new = [(t, role) for t, role in add if t in gone or t not in linked]
+    if gone:
+        rows.filter(**{f"{target}__in": gone}).delete()
+    bulk.write([_link_rows((obj.KIND, name), [(obj.pk, t, role) for t, role in new])])
+    if not gone and not new:
+        return None
+    return {"added": [t for t, _role in new], "removed": gone}
+
+
+def add_links(obj: CwomObject, name: str, items: LinkItems) -> None:
+    """Link ``items`` to the bounded list ``name`` of ``obj`` as a side effect of creating them (enqueue's
+    snapshot): only the rows named are read; one event if any link is new. The object itself does not change
+    (its ``updated_at`` and ETag stay)."""
+    edited = _edit_bounded(obj, name, items, [])
+    if edited:
+        record_event(obj, EventAction.UPDATE, {name: edited})
 
 
 def _link_rows(key: tuple[str, str], rows: list[tuple[str, str, str | None]]) -> bulk.Values:
@@ -257,8 +330,14 @@ def write_new(
 
 
 # --- update -----------------------------------------------------------------------------------------
-def update(obj: CwomObject, data: Any) -> CwomObject:
-    """Apply a PATCH body to ``obj`` (a run's status change goes through its state machine)."""
+def update(obj: CwomObject, data: Any, *, if_match: bool | None = None) -> CwomObject:
+    """Apply a PATCH body to ``obj`` (a run's status change goes through its state machine).
+
+    ``if_match``, for a client's PATCH: whether the client made it conditional on the version it read. Only
+    then may it replace a whole link list (else a link added meanwhile, by enqueue say, would be dropped
+    unseen): :class:`ReplaceNeedsVersion` otherwise; and it never replaces a bounded list, whose
+    representation shows only the newest (it sends ``{"add", "remove"}``). None: the service's own change
+    (a command, a test), which may replace any list."""
     if not shapes.SHAPES[obj.KIND].mutable:
         raise ValidationError(
             {
@@ -270,11 +349,60 @@ def update(obj: CwomObject, data: Any) -> CwomObject:
     parsed = shapes.parse(obj.KIND, data, "patch", current=lambda: shapes.dump(obj))
     with transaction.atomic():
         locked = type(obj)._default_manager.select_for_update().get(pk=obj.pk)
+        if if_match is not None:
+            parsed.extras["if_match"] = if_match
         update_parsed(locked, parsed)
     return reload(locked)
 
 
+class ReplaceNeedsVersion(Exception):
+    """A PATCH replaces a whole link list without ``If-Match`` (the API answers 428)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        super().__init__(
+            f"Replacing {', '.join(names)} as a whole needs If-Match with the ETag you read; or change it with "
+            '{"add": [...], "remove": [...]}.'
+        )
+
+
+def _check_replacements(obj: CwomObject, parsed: shapes.Parsed, if_match: bool) -> None:
+    """A whole list in a PATCH: sent back as read, it changes nothing (dropped); a bounded list cannot be
+    replaced (422 ``bounded_list``); another one only under ``If-Match``."""
+    paths = shapes.shape_for(obj).column_paths()
+    unversioned = []
+    for name, items in list(parsed.links.items()):
+        if _bounded(obj, name):
+            shown = [(ref["id"], ref["role"]) for ref in _at_path(shapes.dump(obj), paths[name])]
+            if items == shown:
+                del parsed.links[name]
+                continue
+            raise ValidationError(
+                {
+                    name: [
+                        ValidationError(
+                            f"{paths[name]} shows only the newest {shapes.NEWEST}: change it with "
+                            '{"add": [...], "remove": [...]}, not by sending a whole list.',
+                            code="bounded_list",
+                        )
+                    ]
+                }
+            )
+        if not if_match and items != current_links(obj, name):
+            unversioned.append(paths[name])
+    if unversioned:
+        raise ReplaceNeedsVersion(unversioned)
+
+
+def _at_path(document: dict[str, Any], path: str) -> Any:
+    for part in path.split("."):
+        document = document[part]
+    return document
+
+
 def update_parsed(obj: Any, parsed: shapes.Parsed) -> None:
+    """Apply a parsed PATCH to ``obj`` (locked by the caller): columns, whole link lists, link edits (a list
+    embedded whole is edited as a whole; a bounded one row by row), then the one event."""
     columns = dict(parsed.columns)
     action = EventAction.UPDATE
     target_status = None
@@ -285,26 +413,39 @@ def update_parsed(obj: Any, parsed: shapes.Parsed) -> None:
     if isinstance(obj, ContextPacket) and columns.get("sealed") and not obj.sealed:
         columns.pop("sealed")
         action = EventAction.SEAL
-    if isinstance(obj, Run) and parsed.links and obj.status not in OPEN_INPUT_STATUSES:
+    if isinstance(obj, Run) and (parsed.links or parsed.link_edits) and obj.status not in OPEN_INPUT_STATUSES:
         raise ValidationError(
             {"inputs": [ValidationError("A run's inputs never change after it starts.", code="inputs_frozen")]}
         )
+    if "if_match" in parsed.extras:  # a client's PATCH
+        _check_replacements(obj, parsed, parsed.extras["if_match"])
+    bounded_edits: dict[str, tuple[LinkItems, LinkItems]] = {}
+    for name, (add, remove) in parsed.link_edits.items():
+        if _bounded(obj, name):
+            bounded_edits[name] = (add, remove)
+        else:
+            parsed.links[name] = _edited(obj, name, add, remove)
     for name, value in columns.items():
         setattr(obj, name, value)
     _validate(obj, parsed.known_refs)
-    _check_links(obj, parsed.links)
-    changes = obj.changed_fields()
+    # What is added to a bounded list is checked as a list of its own (its rules are per Ref).
+    _check_links(obj, {**parsed.links, **{name: add for name, (add, _remove) in bounded_edits.items()}})
+    changes: dict[str, Any] = obj.changed_fields()
     for name, items in parsed.links.items():
         moved = _write_links(obj, name, items)
         if moved:
             changes[name] = moved
+    for name, (add, remove) in bounded_edits.items():
+        edited = _edit_bounded(obj, name, add, remove)
+        if edited:
+            changes[name] = edited
     if action == EventAction.SEAL:
         obj.seal(record=False)
         changes.update(sealed=(False, True), sealed_at=(None, obj.sealed_at))
     elif changes:
         obj.save(record=False)
     if changes:
-        record_event(obj, action, {k: (jsonable(a), jsonable(b)) for k, (a, b) in changes.items()})
+        record_event(obj, action, changes)
     if target_status is not None:
         transition(obj, target_status, **failure)
 

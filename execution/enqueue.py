@@ -29,14 +29,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from cwom import shapes, writes
-from cwom.enums import EventAction, Kind, ManagedBy, RunMode, Status
+from cwom.enums import Kind, ManagedBy, RunMode, Status
 from cwom.models import (
     ConstraintSnapshot,
     ContextPacket,
     Issue,
-    IssueConstraintSnapshot,
     Run,
-    record_event,
 )
 from cwom.shapes import make_ref
 from cwom.validation import unexpected_field_message
@@ -179,9 +177,7 @@ def _with_creator(fields: dict[str, Any], created_by: dict[str, Any] | None) -> 
     return {**fields, "created_by": created_by}
 
 
-def _snapshot(
-    value: Any, issue: Issue, issue_created: bool, created_by: dict[str, Any] | None
-) -> ConstraintSnapshot | None:
+def _snapshot(value: Any, issue: Issue, created_by: dict[str, Any] | None) -> ConstraintSnapshot | None:
     if value is None:
         return None
     if _is_ref(value):
@@ -193,11 +189,7 @@ def _snapshot(
             snapshot = writes.create_parsed(parsed)  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("constraints", writes.contract_error(Kind.CONSTRAINT_SNAPSHOT, error)) from None
-    # An issue created in this transaction has no snapshot yet.
-    before = [] if issue_created else list(issue.constraint_links.order_by("id").values_list("snapshot_id", flat=True))
-    if snapshot.pk not in before:
-        IssueConstraintSnapshot.objects.create(issue=issue, snapshot=snapshot)
-        record_event(issue, EventAction.UPDATE, {"constraints": (before, [*before, snapshot.pk])})
+    writes.add_links(issue, "constraints", [(snapshot.pk, None)])
     return snapshot
 
 
@@ -231,7 +223,7 @@ def enqueue(body: Any, created_by: dict[str, Any] | None = None) -> EnqueueResul
     name, config, chosen_by = validate(body)
     with transaction.atomic():
         issue, issue_created = _issue(body["issue"], created_by)
-        snapshot = _snapshot(body.get("constraints"), issue, issue_created, created_by)
+        snapshot = _snapshot(body.get("constraints"), issue, created_by)
         packet = _packet(body["context"], issue, issue_created, snapshot, created_by)
         doctrine_ids = shapes.resolve_refs(
             [(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}") for i, ref in enumerate(body.get("doctrine_refs") or [])]

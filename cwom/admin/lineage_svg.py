@@ -135,7 +135,9 @@ def run_picture(bundle: dict[str, Any], standalone: bool = False) -> str:
         for a in bundle["artifacts"]
     ]
     inputs = Layer("Inputs", [*packets, *snapshots, *doctrines])
-    artifact_layer = Layer(f"Artifacts ({count(len(artifacts))})", artifacts, framed=len(artifacts) > ROWS_PER_COLUMN)
+    total = run["outputs"]["artifacts_total"]
+    shown = f"newest {len(artifacts)} of {count(total)}" if total > len(artifacts) else count(total)
+    artifact_layer = Layer(f"Artifacts ({shown})", artifacts, framed=len(artifacts) > ROWS_PER_COLUMN)
     picture = Picture(
         f"Lineage of run {run['id']}",
         [Layer("Issue", [issue_node]), inputs, Layer("Run", [run_node]), artifact_layer],

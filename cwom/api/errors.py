@@ -103,6 +103,10 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "unknown_ref": ProblemCode(422, "A Ref names no object (no such id, or no repo with that slug)."),
     "wrong_kind": ProblemCode(422, "A Ref names an object of another kind (the message says which)."),
     "duplicate_ref": ProblemCode(422, "The same object is listed twice in one list of Refs."),
+    "too_many_links": ProblemCode(422, "A link list would hold more Refs than it may (200) after the change."),
+    "bounded_list": ProblemCode(
+        422, "A bounded list (shown newest first, with _total) is changed with add/remove, never sent whole."
+    ),
     "self_reference": ProblemCode(422, "An issue relates to itself."),
     "cycle": ProblemCode(422, "A parent would make a cycle in the issue parent chain."),
     "repo_mismatch": ProblemCode(422, "A run's repo is not its issue's repo."),
@@ -137,6 +141,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "packet_not_sealed": ProblemCode(409, "A run past planned needs sealed packets; this one is a draft."),
     "run_not_started": ProblemCode(409, "An artifact needs a started run."),
     "content_exists": ProblemCode(409, "The artifact already has other stored bytes."),
+    "link_exists": ProblemCode(
+        409, "A Ref to add is linked already with another role: remove and add it in one change."
+    ),
     "not_retryable": ProblemCode(409, "Only a failed or canceled run of the same issue can be retried."),
     "no_executor": ProblemCode(409, "The run was not executed by the service (managed_by client): create the retry."),
     "idempotency_in_progress": ProblemCode(409, "A request with this Idempotency-Key is still running."),
@@ -152,6 +159,9 @@ PROBLEM_CODES: dict[str, ProblemCode] = {
     "method_not_allowed": ProblemCode(405, "The method is not allowed here (see Allow)."),
     "not_acceptable": ProblemCode(406, "No representation matches Accept."),
     "precondition_failed": ProblemCode(412, "If-Match does not match the object's current ETag."),
+    "precondition_required": ProblemCode(
+        428, "Replacing a whole link list needs If-Match (or send add/remove instead)."
+    ),
     "payload_too_large": ProblemCode(413, "The request body (or artifact content) is over the limit."),
     "uri_too_long": ProblemCode(414, "The request line (path and query string) is over the server's limit."),
     "unsupported_media_type": ProblemCode(415, "The body's Content-Type is not one the endpoint takes."),
@@ -261,6 +271,14 @@ class PreconditionFailed(Problem):
     status_code = status.HTTP_412_PRECONDITION_FAILED
     default_code = "precondition_failed"
     default_detail = "The object changed since you read it (If-Match does not match its ETag)."
+
+
+class PreconditionRequired(Problem):
+    """428: a change that is only safe against the version the client read, sent without ``If-Match``."""
+
+    status_code = status.HTTP_428_PRECONDITION_REQUIRED
+    default_code = "precondition_required"
+    default_detail = "This change needs If-Match with the ETag you read."
 
 
 class IdempotencyKeyReused(Problem):

@@ -34,7 +34,7 @@ from cwom.enums import Kind
 from cwom.spec import example
 
 from . import filters
-from .serializers import EVENT_SCHEMA, EventSerializer, KindSerializer
+from .serializers import EVENT_SCHEMA, LINK_LIST_ACTIONS, EventSerializer, KindSerializer
 
 COMPONENTS = "#/components/schemas/"
 
@@ -136,6 +136,10 @@ class KindSerializerExtension(OpenApiSerializerExtension):
         return component_schema(kind, "patch" if getattr(self.target, "partial", False) else "in")
 
 
+# Paths of the lists under an object (cursor-paged, no ETag).
+SUB_LISTS = ("/events", *(f"/{name}" for name in LINK_LIST_ACTIONS))
+
+
 class EventSerializerExtension(OpenApiSerializerExtension):
     """The history feed's event."""
 
@@ -209,7 +213,12 @@ LINEAGE_SCHEMA: dict[str, Any] = {
         "context_packets": {"type": "array", "items": ref(Kind.CONTEXT_PACKET)},
         "constraint_snapshot": {"anyOf": [ref(Kind.CONSTRAINT_SNAPSHOT), {"type": "null"}]},
         "doctrine_refs": {"type": "array", "items": ref(Kind.DOCTRINE_REF)},
-        "artifacts": {"type": "array", "items": ref(Kind.ARTIFACT)},
+        "artifacts": {
+            "type": "array",
+            "items": ref(Kind.ARTIFACT),
+            "maxItems": shapes.NEWEST,
+            "description": "The run's outputs.artifacts, newest first; all of them: the run's outputs.artifacts_url.",
+        },
     },
     "required": ["run", "repo", "issue", "context_packets", "constraint_snapshot", "doctrine_refs", "artifacts"],
     "additionalProperties": False,
@@ -228,6 +237,8 @@ SUMMARIES = {
     "create": "Create {a} {kind}",
     "partial_update": "Change {a} {kind}",
     "events": "History of one {kind}",
+    "context_packets": "All context packets linked to an issue",
+    "constraints": "All constraint snapshots linked to an issue",
     "seal": "Seal a draft context packet",
     "lineage": "The run's whole chain",
 }
@@ -242,6 +253,10 @@ DESCRIPTIONS = {
     "partial_update": "Only the fields sent change. Send `If-Match` with the ETag you read to refuse a lost "
     "update (412).",
     "events": "Every recorded change of this object (create, update, seal, transition), oldest first.",
+    "context_packets": "The issue's `context_packets`, whole, as Refs with their roles, newest first (the "
+    "issue's representation shows the newest 20 and `context_packets_total`).",
+    "constraints": "The issue's `constraints`, whole, as Refs, newest first (the issue's representation shows "
+    "the newest 20 and `constraints_total`).",
     "seal": "One-way: a sealed packet never changes again. Sealing a sealed packet is a 409 `sealed`.",
     "lineage": "Repo, issue, context packets, constraint snapshot, doctrine refs (the run's and its packets') "
     "and artifacts, in one response: what an agent loads to start or audit a run.",
@@ -263,6 +278,8 @@ VERBS = {
     "create": "create",
     "partial_update": "update",
     "events": "events",
+    "context_packets": "context_packets",
+    "constraints": "constraints",
     "seal": "seal",
     "lineage": "lineage",
 }
@@ -308,7 +325,7 @@ class CwomAutoSchema(AutoSchema):
         return super().get_description()
 
     def get_request_serializer(self) -> Any:
-        if getattr(self.view, "action", None) in ("seal", "events", "lineage"):
+        if getattr(self.view, "action", None) in ("seal", "events", "lineage", *LINK_LIST_ACTIONS):
             return None
         return super().get_request_serializer()
 
@@ -316,6 +333,9 @@ class CwomAutoSchema(AutoSchema):
         act = getattr(self.view, "action", None)
         if act == "events":
             return EventSerializer(many=True)
+        if act in LINK_LIST_ACTIONS:
+            page = {"type": "array", "items": ref(f"{LINK_LIST_ACTIONS[act]}Ref")}
+            return {200: self._get_paginator().get_paginated_response_schema(page)}
         if act == "lineage":
             self._register("RunLineage", LINEAGE_SCHEMA)
             return {200: ref("RunLineage")}
@@ -600,7 +620,7 @@ def _errors_for(path: str, method: str) -> list[str]:
     if "{" in path:
         codes.add("404")
     codes.update(ERRORS_BY_METHOD.get(method, ()))
-    if method == "get" and ("{" not in path or path.endswith("/events")):
+    if method == "get" and ("{" not in path or path.endswith(SUB_LISTS)):
         codes.add("422")  # a list's query: a cursor that does not decode, too many values in all
     return sorted(codes)
 
@@ -643,7 +663,7 @@ def document_errors(result: dict[str, Any], generator: Any, request: Any, public
                 operation.setdefault("parameters", []).extend(headers)
             for code, response in responses.items():
                 if code in ("200", "201") and "{" in path and method in ("get", "patch", "post"):
-                    if not path.endswith(("/events", "/lineage")):
+                    if not path.endswith((*SUB_LISTS, "/lineage")):
                         response.setdefault("headers", {})["ETag"] = RESPONSE_HEADERS["ETag"]
                 if code == "201":
                     response.setdefault("headers", {})["Location"] = RESPONSE_HEADERS["Location"]

@@ -56,7 +56,7 @@ class KindSerializer(serializers.BaseSerializer):
         return writes.create(self.kind, validated_data)
 
     def update(self, instance: Any, validated_data: Any) -> Any:
-        return writes.update(instance, validated_data)
+        return writes.update(instance, validated_data, if_match=self.context.get("if_match", False))
 
 
 @cache
@@ -69,6 +69,12 @@ def object_ref(kind: str, object_id: str) -> dict[str, Any]:
     return {"kind": kind, "id": object_id, "role": None}
 
 
+# The sub-lists of bounded link lists (an issue's packets and snapshots): action -> the kind of their Refs.
+LINK_LIST_ACTIONS: dict[str, str] = {
+    node.name: node.kind for node in shapes.SHAPES[Kind.ISSUE].links if node.newest is not None
+}
+
+
 EVENT_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "Event",
@@ -79,12 +85,26 @@ EVENT_SCHEMA: dict[str, Any] = {
         "action": {"type": "string", "enum": list(EventAction.values)},
         "changes": {
             "type": "object",
-            "description": "Changed fields (model columns and link names) as [before, after] pairs.",
+            "description": "Changed fields (model columns and link names) as [before, after] pairs; a bounded "
+            "link list (an issue's context_packets, constraints) edited with add/remove as the ids added and removed.",
             "additionalProperties": {
-                "type": "array",
-                "items": {"description": "Any JSON value: the field before the change, then after."},
-                "minItems": 2,
-                "maxItems": 2,
+                "anyOf": [
+                    {
+                        "type": "array",
+                        "items": {"description": "Any JSON value: the field before the change, then after."},
+                        "minItems": 2,
+                        "maxItems": 2,
+                    },
+                    {
+                        "type": "object",
+                        "properties": {
+                            "added": {"type": "array", "items": {"type": "string"}},
+                            "removed": {"type": "array", "items": {"type": "string"}},
+                        },
+                        "required": ["added", "removed"],
+                        "additionalProperties": False,
+                    },
+                ]
             },
         },
         "principal": {"type": "string", "description": "The authenticated principal (token:<name>, user:<name>)."},

@@ -37,10 +37,10 @@ from cwom.shapes.refs import with_article
 
 from . import filters
 from .auth import principal_of
-from .errors import BadRequest, PreconditionFailed, Problem, ServiceUnavailable, problem_response
+from .errors import BadRequest, PreconditionFailed, PreconditionRequired, Problem, ServiceUnavailable, problem_response
 from .idempotency import IdempotencyMixin
 from .parsers import CwomJSONParser
-from .serializers import EventSerializer, serializer_for
+from .serializers import LINK_LIST_ACTIONS, EventSerializer, serializer_for
 
 ACTOR_HEADER = "X-CWOM-Actor"
 # Ids in paths: any segment is routed, so that one that is no ULID gets a 404 saying so (parse_id) rather
@@ -137,8 +137,15 @@ class CwomAPIView(CwomRequestMixin, APIView):
 _ETAG_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+def object_etag(document: dict[str, Any]) -> str:
+    """The ETag of a CWOM object: over what the object itself holds, so it changes when the object does and
+    not when another object is created (a run of an issue, a packet or snapshot linked to it, an artifact of
+    a run): its bounded lists and their totals are left out (:func:`cwom.shapes.own_state`)."""
+    return etag_of(shapes.own_state(document))
+
+
 def etag_of(document: Any) -> str:
-    """A strong ETag over the object's representation (changes whenever anything in it does).
+    """A strong ETag over a representation (changes whenever anything in it does).
 
     The hash of its compact UTF-8 JSON with sorted keys (orjson; the standard library's encoder for what
     orjson cannot encode, an integer beyond 64 bits): the same representation always gives the same tag.
@@ -204,6 +211,8 @@ def missing(kind: str, object_id: str) -> Problem:
 
 
 # --- the kinds ----------------------------------------------------------------------------------------
+
+
 class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """List, read and create one kind; ``kind`` and ``filterset_class`` parameterize it.
 
@@ -230,6 +239,8 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         """
         if self.action == "events":
             return ("id",), ("id",)
+        if self.action in LINK_LIST_ACTIONS:
+            return ("id",), ("-id",)
         return self.ordering_fields, self.ordering
 
     def resolve_ordering(self, request: Request) -> tuple[str, ...]:
@@ -248,7 +259,7 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
     def object_response(self, obj: Any, status: int = 200) -> Response:
         data = shapes.dump(obj)
-        headers = {"ETag": etag_of(data)}
+        headers = {"ETag": object_etag(data)}
         if status == 201:
             headers["Location"] = object_path(self.kind, obj.pk) or ""
         return Response(data, status=status, headers=headers)
@@ -264,12 +275,26 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
 
     @action(detail=True, methods=["get"])
     def events(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        page = self.paginate_queryset(Event.objects.filter(object_id=self.existing_id()))
+        return self.get_paginated_response(EventSerializer(page, many=True).data)
+
+    def existing_id(self) -> str:
+        """The path's id, of an object of this kind (else a 404); a sub-list takes no query parameter but
+        its page's."""
         object_id = self.object_id()
-        filters.check_params(request, set())
+        filters.check_params(self.request, set())
         if not ObjectIndex.objects.filter(pk=object_id, kind=self.kind).exists():
             raise missing(self.kind, object_id)
-        page = self.paginate_queryset(Event.objects.filter(object_id=object_id))
-        return self.get_paginated_response(EventSerializer(page, many=True).data)
+        return object_id
+
+    def link_page(self, name: str) -> Response:
+        """One page of the link list ``name`` of the path's object, newest first: the whole list a bounded
+        one (``<name>_url``) shows only the newest of."""
+        model, owner, target = shapes.LINK_TABLES[(self.kind, name)]
+        rows = model._default_manager.filter(**{owner: self.existing_id()}).only("id", f"{target}_id", "role")
+        page = self.paginate_queryset(rows) or []
+        kind, column = LINK_LIST_ACTIONS[name], f"{target}_id"
+        return self.get_paginated_response([shapes.make_ref(kind, getattr(row, column), row.role) for row in page])
 
     def http_method_not_allowed(self, request: Any, *args: Any, **kwargs: Any) -> Response:
         method = request.method or ""
@@ -303,12 +328,16 @@ class PatchableKindViewSet(KindViewSet):
             if locked is None:
                 raise missing(self.kind, object_id)
             if wanted is not None and "*" not in wanted:
-                current = etag_of(shapes.dump(self.get_object()))
+                current = object_etag(shapes.dump(self.get_object()))
                 if current not in wanted:
                     raise PreconditionFailed(headers={"ETag": current}, current_etag=current)
-            serializer = self.get_serializer(locked, data=request.data, partial=True)
+            context = {**self.get_serializer_context(), "if_match": wanted is not None}
+            serializer = self.get_serializer(locked, data=request.data, partial=True, context=context)
             serializer.is_valid(raise_exception=True)
-            obj = serializer.save()
+            try:
+                obj = serializer.save()
+            except writes.ReplaceNeedsVersion as error:
+                raise PreconditionRequired(str(error)) from None
         return self.object_response(obj)
 
 
@@ -321,11 +350,20 @@ class RepoViewSet(PatchableKindViewSet):
 
 
 class IssueViewSet(PatchableKindViewSet):
-    """Issues: units of intent."""
+    """Issues: units of intent. ``GET .../context_packets`` and ``.../constraints``: the whole link lists
+    the issue's representation shows the newest of."""
 
     kind = Kind.ISSUE
     filterset_class = filters.IssueFilterSet
     ordering_fields = ("created_at", "updated_at", "priority", "title")
+
+    @action(detail=True, methods=["get"])
+    def context_packets(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.link_page("context_packets")
+
+    @action(detail=True, methods=["get"])
+    def constraints(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self.link_page("constraints")
 
 
 class ContextPacketViewSet(PatchableKindViewSet):
@@ -421,7 +459,9 @@ class ObjectView(CwomAPIView):
         if kind is None or obj is None:
             raise Problem(f"No object has id {object_id}.", "not_found")
         data = shapes.dump(obj)
-        return Response(data, headers={"ETag": etag_of(data), "Content-Location": object_path(kind, object_id) or ""})
+        return Response(
+            data, headers={"ETag": object_etag(data), "Content-Location": object_path(kind, object_id) or ""}
+        )
 
 
 class OpenView(APIView):

@@ -25,7 +25,7 @@ for every arm.) Elsewhere the ids go as ``IN (%s, ...)``, :data:`BATCH` a query.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ _ROLE_FIELD = models.CharField(max_length=64)
 _TIME_FIELD = models.DateTimeField()
 
 RefLists = list[dict[Any, list[tuple[Any, str | None]]]]
+RefTotals = dict[tuple[Any, str], int]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class RefArm:
 
     ``role``: the column of the Ref's role (None: no role). The list is in the order of ``time_key`` (a
     timestamp column), then ``int_key`` (an integer column), then ``target``; a key that is None is left out.
+    ``newest``: the list holds only that many rows, the last ones in that order, newest first (a bounded list:
+    its length does not grow with the table; its total is in ``cwom_reftotal``, :func:`ref_totals`).
     """
 
     table: str
@@ -54,17 +57,34 @@ class RefArm:
     role: str | None = None
     time_key: str | None = None
     int_key: str | None = None
+    newest: int | None = None
 
     def sql(self, number: int, owners: str, connection: Any) -> str:
         """This arm's SELECT: columns ``n`` (``number``), ``o``, ``t``, ``r``, ``k1``, ``k2``, for the rows
-        whose owner matches ``owners`` (``IN (%s, ...)`` or ``= ANY(%s::text[])``)."""
+        whose owner matches ``owners`` (``IN (%s, ...)`` or ``= ANY(%s::text[])``, see :func:`_owner_batches`)."""
         q = connection.ops.quote_name
         role = q(self.role) if self.role else _typed_null(_ROLE_FIELD, connection)
         time_key = q(self.time_key) if self.time_key else _typed_null(_TIME_FIELD, connection)
         int_key = q(self.int_key) if self.int_key else "0"
+        columns = f"{q(self.target)} AS t, {role} AS r, {time_key} AS k1, {int_key} AS k2"
+        owner = q(self.owner)
+        if self.newest is None:
+            return f"SELECT {number} AS n, {owner} AS o, {columns} FROM {q(self.table)} WHERE {owner} {owners}"  # noqa: S608 - names from _meta
+        # Only the keys the table has (an index on (owner, keys) then serves the newest rows directly);
+        # an integer key is a unique id, so the target is no tie-breaker after it.
+        keys = [q(key) for key in (self.time_key, self.int_key or self.target) if key]
+        newest_first = ", ".join(f"{key} DESC" for key in keys)
+        if owners == _ARRAY:
+            # Per owner, the newest rows by an index scan that stops after ``newest``.
+            return (
+                f"SELECT {number} AS n, owners.id AS o, x.t, x.r, x.k1, x.k2 FROM unnest(%s::text[]) AS owners(id) "  # noqa: S608
+                f"CROSS JOIN LATERAL (SELECT {columns} FROM {q(self.table)} WHERE {owner} = owners.id "
+                f"ORDER BY {newest_first} LIMIT {int(self.newest)}) x"
+            )
         return (
-            f"SELECT {number} AS n, {q(self.owner)} AS o, {q(self.target)} AS t, {role} AS r, "  # noqa: S608 - names from _meta
-            f"{time_key} AS k1, {int_key} AS k2 FROM {q(self.table)} WHERE {q(self.owner)} {owners}"
+            f"SELECT n, o, t, r, k1, k2 FROM (SELECT {number} AS n, {owner} AS o, {columns}, "  # noqa: S608
+            f"ROW_NUMBER() OVER (PARTITION BY {owner} ORDER BY {newest_first}) AS rank "
+            f"FROM {q(self.table)} WHERE {owner} {owners}) ranked WHERE rank <= {int(self.newest)}"
         )
 
 
@@ -79,24 +99,64 @@ def text_array(values: Sequence[str]) -> str:
     return "{" + ",".join(f'"{value}"' for value in quoted) + "}"
 
 
-def ref_rows(arms: Sequence[RefArm], ids: Sequence[Any], using: str = DEFAULT_DB_ALIAS) -> RefLists:
-    """For each of ``arms``, ``{owner id: [(target id, role), ...]}`` in the list's order, for the owners
-    ``ids``: one query (more on a database without arrays, :data:`BATCH` ids a query)."""
+_ARRAY = "= ANY(%s::text[])"
+
+
+def _owner_batches(ids: Sequence[Any], connection: Any) -> Iterator[tuple[str, list[Any]]]:
+    """``ids`` as SQL conditions on an owner column with their parameters: all in one array on PostgreSQL
+    (:func:`text_array`), else :data:`BATCH` placeholders at a time."""
+    if connection.vendor == "postgresql" and all(isinstance(i, str) for i in ids):
+        yield _ARRAY, [text_array(ids)]
+        return
+    for start in range(0, len(ids), BATCH):
+        batch = list(ids[start : start + BATCH])
+        yield "IN (" + ", ".join(["%s"] * len(batch)) + ")", batch
+
+
+def ref_rows(
+    arms: Sequence[RefArm], ids: Sequence[Any], using: str = DEFAULT_DB_ALIAS, totals_of: Sequence[str] = ()
+) -> tuple[RefLists, RefTotals]:
+    """For each of ``arms``, ``{owner id: [(target id, role), ...]}`` in the list's order (a bounded arm's:
+    newest first), for the owners ``ids``; and ``{(owner id, related): total}`` of their bounded lists
+    ``totals_of`` from ``cwom_reftotal`` (kept by triggers, :mod:`cwom.db_guards`; no row there: 0).
+
+    One query (more on a database without arrays, :data:`BATCH` ids a query): the totals are one more arm of
+    the union, its rows ``(n, owner, related, total as text)``.
+    """
     lists: RefLists = [{} for _ in arms]
-    if not ids or not arms:
-        return lists
+    totals: RefTotals = {}
+    if not ids or not (arms or totals_of):
+        return lists, totals
     connection = connections[using]
-    array = connection.vendor == "postgresql" and all(isinstance(i, str) for i in ids)
-    step = len(ids) if array else BATCH
-    for start in range(0, len(ids), step):
-        batch = ids[start : start + step]
-        if array:
-            owners, per_arm = "= ANY(%s::text[])", [text_array(batch)]
-        else:
-            owners, per_arm = "IN (" + ", ".join(["%s"] * len(batch)) + ")", list(batch)
-        union = " UNION ALL ".join(arm.sql(number, owners, connection) for number, arm in enumerate(arms))
+    count_arm = len(arms)
+    for owners, params in _owner_batches(ids, connection):
+        selects = [arm.sql(number, owners, connection) for number, arm in enumerate(arms)]
+        arm_params = params * len(arms)
+        if totals_of:
+            selects.append(_totals_sql(count_arm, owners, len(totals_of), connection))
+            arm_params += [*params, *totals_of]
+        union = " UNION ALL ".join(selects)
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", per_arm * len(arms))  # noqa: S608 - arms above
+            cursor.execute(f"SELECT n, o, t, r FROM ({union}) refs ORDER BY n, o, k1, k2, t", arm_params)  # noqa: S608 - arms above
             for number, owner_id, target_id, role in cursor.fetchall():
-                lists[number].setdefault(owner_id, []).append((target_id, role))
-    return lists
+                if number == count_arm:
+                    totals[(owner_id, target_id)] = int(role)
+                else:
+                    lists[number].setdefault(owner_id, []).append((target_id, role))
+    for arm, grouped in zip(arms, lists, strict=True):
+        if arm.newest is not None:
+            for rows in grouped.values():
+                rows.reverse()
+    return lists, totals
+
+
+def _totals_sql(number: int, owners: str, count: int, connection: Any) -> str:
+    """The union's arm of the totals: ``(n, owner id, related, total)`` with the columns typed as the other
+    arms' (a total as text where they have the role)."""
+    role, time_key = _typed_null(_ROLE_FIELD, connection), _typed_null(_TIME_FIELD, connection)
+    as_text = role.replace("NULL", "total")
+    related = ", ".join(["%s"] * count)
+    return (
+        f"SELECT {number} AS n, owner_id AS o, related AS t, {as_text} AS r, {time_key} AS k1, 0 AS k2 "  # noqa: S608
+        f"FROM cwom_reftotal WHERE owner_id {owners} AND related IN ({related})"
+    )

@@ -1,7 +1,7 @@
 """The CWOM kernel's models: the seven kinds, their link tables, the id index and the event log."""
 
 from .access import ApiToken, IdempotencyRecord, TokenExpired
-from .base import CwomObject, Event, Link, MutableCwomObject, ObjectIndex, record_event
+from .base import CwomObject, Event, Link, MutableCwomObject, ObjectIndex, RefTotal, record_event
 from .briefing import ConstraintSnapshot, ContextPacket, DoctrineApplicableRepo, DoctrineRef, PacketDoctrineRef
 from .runs import Artifact, Run, RunConflictError, RunContextPacket, RunDoctrineRef, RunTransitionError
 from .work import (
@@ -41,6 +41,7 @@ __all__ = [
     "MutableCwomObject",
     "ObjectIndex",
     "PacketDoctrineRef",
+    "RefTotal",
     "Repo",
     "Run",
     "RunConflictError",

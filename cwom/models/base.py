@@ -55,6 +55,29 @@ class ObjectIndex(models.Model):
             return dict(cursor.fetchall())
 
 
+class RefTotal(models.Model):
+    """How many rows one bounded ref list of an object holds (an issue's runs, a run's artifacts, an issue's
+    context packets and constraint snapshots): the ``<name>_total`` of its representation, which embeds only
+    the newest rows.
+
+    Written only by database triggers on the tables the lists are read from (:mod:`cwom.db_guards`,
+    migration 0011), so every write path (the ORM, COPY, raw SQL, the importer) keeps it exact and a list
+    page reads its totals by primary key, however long the lists are. ``related`` is the owner model's
+    reverse accessor (``runs``, ``artifacts``, ``context_packet_links``, ``constraint_links``). No row: 0.
+    """
+
+    pk = models.CompositePrimaryKey("owner_id", "related")
+    owner_id = models.CharField(max_length=26)
+    related = models.CharField(max_length=32)
+    total = models.BigIntegerField()
+
+    class Meta:
+        verbose_name = "ref list total"
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}.{self.related} = {self.total}"
+
+
 def jsonable(value: Any) -> Any:
     """A column value as it is written into an event's ``changes``."""
     if isinstance(value, dt.datetime):
@@ -117,7 +140,11 @@ def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
         object_id=obj.pk,
         object_kind=obj.KIND,
         action=action,
-        changes={name: [jsonable(before), jsonable(after)] for name, (before, after) in changes.items()},
+        # [before, after] per field; a bounded link list's edit is already {"added": [...], "removed": [...]}.
+        changes={
+            name: change if isinstance(change, dict) else [jsonable(change[0]), jsonable(change[1])]
+            for name, change in changes.items()
+        },
         principal=audit.current_principal(),
         actor=actor,
     )

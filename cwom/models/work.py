@@ -166,7 +166,11 @@ class IssueContextPacket(Link):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["issue", "packet"], name="issue_packet_unique")]
-        indexes = [models.Index(fields=["packet"], name="issue_packet_packet_idx")]
+        # (issue, id): an issue's newest links first, however many it has (its bounded ``context_packets``).
+        indexes = [
+            models.Index(fields=["packet"], name="issue_packet_packet_idx"),
+            models.Index(fields=["issue", "id"], name="issue_packet_newest_idx"),
+        ]
 
 
 class IssueDoctrineRef(Link):
@@ -184,7 +188,10 @@ class IssueConstraintSnapshot(Link):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["issue", "snapshot"], name="issue_snapshot_unique")]
-        indexes = [models.Index(fields=["snapshot"], name="issue_snapshot_snapshot_idx")]
+        indexes = [
+            models.Index(fields=["snapshot"], name="issue_snapshot_snapshot_idx"),
+            models.Index(fields=["issue", "id"], name="issue_snapshot_newest_idx"),
+        ]
 
 
 class IssueBlock(Link):

@@ -3,7 +3,7 @@
 JSON Lines, one self-describing record a line (``kind`` says which), written in dependency order so
 that an import never meets a Ref to an object it has not seen yet::
 
-    {"kind": "CwomExport", "format_version": 1, "contract": "0.1"}           header
+    {"kind": "CwomExport", "format_version": 2, "contract": "0.1"}           header
     {"kind": "Repo", "id": "01J...", ...}                                     the objects, in the contract's
       ... DoctrineRef, ConstraintSnapshot, Issue, ContextPacket, Run, Artifact  shape, each kind by (created_at, id)
     {"kind": "ArtifactContent", "artifact": "01J...", "stored_name": "..."}   after an artifact whose bytes
@@ -16,9 +16,13 @@ that an import never meets a Ref to an object it has not seen yet::
     {"kind": "CwomExportEnd", "counts": {...}}                                trailer: the records written, by kind;
                                                                                a file without it was cut short
 
-An Issue line carries the whole contract object, but its ``context_packets`` and ``relationships`` are
-restored from the IssueLink lines (they may name objects that come later in the file); read-only, derived
-lists (an issue's ``runs``, a run's ``outputs.artifacts``) follow from the other objects.
+An Issue line carries the whole contract object, but its ``constraints``, ``context_packets`` and
+``relationships`` are restored from the IssueLink lines (they may name objects that come later in the file,
+and the bounded lists show only their newest); read-only, derived lists (an issue's ``runs``, a run's
+``outputs.artifacts``) and every ``_total`` and ``_url`` follow from the other objects.
+
+Format version 1 (before the bounded lists) is read too: its Issue lines carry ``constraints`` whole (and no
+``constraints_total``), and its constraints have no IssueLink lines.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from .. import shapes
 from ..enums import Kind
 from ..shapes import SCHEMA_VERSION
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 HEADER = "CwomExport"
 TRAILER = "CwomExportEnd"
 ARTIFACT_CONTENT = "ArtifactContent"
@@ -57,15 +62,31 @@ OBJECT_ORDER: tuple[str, ...] = (
 )
 
 # Parts of an object line that the importer takes from elsewhere: {kind: [path, ...]}.
-DEFERRED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("context_packets", "relationships")}
-DERIVED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("runs",), Kind.RUN: ("outputs.artifacts",)}
+DEFERRED_FIELDS: dict[str, tuple[str, ...]] = {Kind.ISSUE: ("constraints", "context_packets", "relationships")}
+# What an object line holds that no import writes: each bounded list (an issue's runs, a run's artifacts)
+# with its ``_total`` and ``_url``.
+DERIVED_FIELDS: dict[str, tuple[str, ...]] = {
+    kind: tuple(".".join(path) for path in shape.bounded_paths)
+    for kind, shape in shapes.SHAPES.items()
+    if shape.bounded_paths
+}
+
+
+def deferred_fields(kind: str, record: dict[str, Any]) -> tuple[str, ...]:
+    """The fields of an object line restored from IssueLink lines: :data:`DEFERRED_FIELDS`, but for an Issue
+    line of format version 1, whose ``constraints`` are whole (it has no ``constraints_total``)."""
+    deferred = DEFERRED_FIELDS.get(kind, ())
+    if kind == Kind.ISSUE and "constraints_total" not in record:
+        return tuple(name for name in deferred if name != "constraints")
+    return deferred
 
 
 def _issue_link_tables() -> dict[str, tuple[type[models.Model], str, str, str]]:
     """The issue links written after every object, from the links the shapes declare (``shapes.LINK_TABLES``).
 
     A link is written in an IssueLink line when its target kind is not written before issues (it may
-    name an object later in the file): an issue's packets, blocks and duplicates. A table read from both
+    name an object later in the file: an issue's packets, blocks and duplicates), or when the issue's line
+    shows only its newest (a bounded list: its constraints). A table read from both
     ends is written once, under the link declared first (``blocks``, not ``blocked_by``). An object line
     leaves those links out (``DEFERRED_FIELDS``); no other kind may have one, as the format has no line
     for it.
@@ -74,7 +95,7 @@ def _issue_link_tables() -> dict[str, tuple[type[models.Model], str, str, str]]:
     for kind, shape in shapes.SHAPES.items():
         written_before = OBJECT_ORDER[: OBJECT_ORDER.index(kind)]
         for path, node in shapes.leaves(shape.nodes):
-            if not isinstance(node, shapes.LinkRefs) or node.kind in written_before:
+            if not isinstance(node, shapes.LinkRefs) or (node.kind in written_before and node.newest is None):
                 continue
             deferred = DEFERRED_FIELDS.get(kind, ()) if kind == Kind.ISSUE else ()
             if not any(path == field or path.startswith(f"{field}.") for field in deferred):

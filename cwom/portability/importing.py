@@ -48,17 +48,17 @@ from ..models.runs import OPEN_INPUT_STATUSES
 from ..validation import parse_timestamp
 from . import (
     ARTIFACT_CONTENT,
-    DEFERRED_FIELDS,
     EVENT,
-    FORMAT_VERSION,
     HEADER,
     ISSUE_LINK,
     ISSUE_LINK_RELATIONS,
     ISSUE_LINK_TABLES,
     OBJECT_ORDER,
     PARENT,
+    READABLE_VERSIONS,
     TRAILER,
     comparable,
+    deferred_fields,
     without,
 )
 
@@ -187,10 +187,10 @@ class _Frame:
         if record is None or record.get("kind") != HEADER:
             raise UnsupportedFormat(f"line 1: expected the {HEADER} header, got {got}: this is not a CWOM export.")
         version = record.get("format_version")
-        if version != FORMAT_VERSION or isinstance(version, bool):
+        if version not in READABLE_VERSIONS or isinstance(version, bool):
             raise UnsupportedFormat(
                 f"line 1: this is a CWOM export of format version {version!r}; "
-                f"this service reads format version {FORMAT_VERSION}."
+                f"this service reads format versions {', '.join(map(str, READABLE_VERSIONS))}."
             )
 
     def _frame_line(self, number: int, text: str) -> bool:
@@ -631,7 +631,7 @@ def _parse(
     """An object line as a new object and its links: ``shapes.read`` of its create body (its Refs gathered in
     ``refs`` for one look-up per chunk, its problems in ``errors``), its read-only columns kept as they are."""
     preserved: dict[str, Any] = {}
-    deferred = DEFERRED_FIELDS.get(kind, ())
+    deferred = deferred_fields(kind, record)
     # ``without``, minus its deep copy (the record is this chunk's own): deferred fields are top-level.
     line = {k: v for k, v in record.items() if k not in deferred} if all("." not in d for d in deferred) else None
     body = _split(shape.nodes, line if line is not None else without(record, deferred), preserved, "")

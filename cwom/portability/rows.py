@@ -31,12 +31,15 @@ Reader = Callable[["_Row"], Any]
 class _Row:
     """One row with its ref lists, standing in for the model instance."""
 
-    __slots__ = ("KIND", "links", "values")
+    __slots__ = ("KIND", "links", "totals", "values")
 
-    def __init__(self, kind: str, values: Sequence[Any], links: dict[str, list[tuple[Any, Any]]]):
+    def __init__(
+        self, kind: str, values: Sequence[Any], links: dict[str, list[tuple[Any, Any]]], totals: dict[str, int]
+    ):
         self.KIND = kind
         self.values = values
         self.links = links
+        self.totals = totals
 
 
 @dataclass
@@ -72,13 +75,21 @@ class RowShape:
         ]
 
     def rows(self, chunk: Sequence[Sequence[Any]]) -> list[_Row]:
-        """The chunk's rows (tuples of :attr:`columns`, pk first) with their ref lists (one query)."""
+        """The chunk's rows (tuples of :attr:`columns`, pk first) with their ref lists and the totals of the
+        bounded ones (one query)."""
         shape = shapes.SHAPES[self.kind]
-        lists = shape.ref_rows([values[0] for values in chunk], using=connection.alias)
+        ids = [values[0] for values in chunk]
+        lists, totals = shape.ref_rows(ids, using=connection.alias)
         named = [(node.related, grouped) for node, grouped in zip(shape.ref_lists, lists, strict=True)]
+        bounded = [node.related for node in shape.bounded]
         empty: list[Any] = []
         return [
-            _Row(self.kind, values, {related: grouped.get(values[0], empty) for related, grouped in named})
+            _Row(
+                self.kind,
+                values,
+                {related: grouped.get(values[0], empty) for related, grouped in named},
+                {related: totals.get((values[0], related), 0) for related in bounded},
+            )
             for values in chunk
         ]
 
@@ -154,6 +165,12 @@ def _reader(node: shapes.Node, compiled: RowShape) -> Reader:
     if isinstance(node, shapes.FKRef):
         at, kind, make_ref = compiled.position(node.column), node.kind, shapes.make_ref
         return lambda row: make_ref(kind, row.values[at])
+    if isinstance(node, shapes.Total):
+        related = node.related
+        return lambda row: row.totals[related]
+    if isinstance(node, shapes.ListURL):
+        url = node.url
+        return lambda row: url(row.values[0])
     if isinstance(node, shapes.RefList):  # before Derived: an issue's runs are both
         related, kind = node.related, node.kind
         return lambda row: [{"kind": kind, "id": target, "role": role} for target, role in row.links[related]]

@@ -25,7 +25,7 @@ from ..models import (
     Repo,
     Run,
 )
-from .nodes import REFS_ATTR, Col, FKRef, Group, LinkRefs, LinkTable, ReverseRefs, Time
+from .nodes import REFS_ATTR, Col, FKRef, Group, LinkRefs, LinkTable, ReverseRefs, Time, bounded
 from .shape import ACTOR_OR_NULL, TS, Shape
 
 
@@ -96,8 +96,16 @@ SHAPES: dict[str, Shape] = {
             "assignees": Col("assignees", v.ACTOR_LIST),
             "watchers": Col("watchers", v.ACTOR_LIST),
             "doctrine_refs": LinkRefs("doctrine_refs", "doctrine_ref_links", "doctrine_ref", enums.Kind.DOCTRINE_REF),
-            "constraints": LinkRefs("constraints", "constraint_links", "snapshot", enums.Kind.CONSTRAINT_SNAPSHOT),
-            "context_packets": LinkRefs("context_packets", "context_packet_links", "packet", enums.Kind.CONTEXT_PACKET),
+            **bounded(
+                "constraints",
+                LinkRefs("constraints", "constraint_links", "snapshot", enums.Kind.CONSTRAINT_SNAPSHOT),
+                "{root}/issues/{id}/constraints",
+            ),
+            **bounded(
+                "context_packets",
+                LinkRefs("context_packets", "context_packet_links", "packet", enums.Kind.CONTEXT_PACKET),
+                "{root}/issues/{id}/context_packets",
+            ),
             "acceptance": Group(
                 {
                     "criteria": Col("acceptance_criteria", STR_LIST),
@@ -112,7 +120,7 @@ SHAPES: dict[str, Shape] = {
                     "duplicates": LinkRefs("duplicates", "duplicate_links", "duplicate_of", enums.Kind.ISSUE),
                 }
             ),
-            "runs": ReverseRefs("runs", enums.Kind.RUN),
+            **bounded("runs", ReverseRefs("runs", enums.Kind.RUN), "{root}/runs?issue_id={id}"),
         },
     ),
     enums.Kind.CONTEXT_PACKET: Shape(
@@ -278,7 +286,9 @@ SHAPES: dict[str, Shape] = {
             ),
             "outputs": Group(
                 {
-                    "artifacts": ReverseRefs("artifacts", enums.Kind.ARTIFACT),
+                    **bounded(
+                        "artifacts", ReverseRefs("artifacts", enums.Kind.ARTIFACT), "{root}/artifacts?run_id={id}"
+                    ),
                     "result_summary": Col("result_summary", _str(200_000, nullable=True)),
                     "decision_log": Col("decision_log", {"type": "array", "items": v.STRING, "maxItems": 10_000}),
                 }
@@ -335,6 +345,11 @@ def shape_for(kind_or_model: str | type[models.Model] | models.Model) -> Shape:
 def dump(obj: Any) -> dict[str, Any]:
     """``obj`` in the contract's JSON shape (many: :func:`dump_many`, one query for all their ref lists)."""
     return shape_for(obj).dumper(obj)
+
+
+def own_state(document: dict[str, Any]) -> dict[str, Any]:
+    """A contract object without what grows with other objects' creation (see ``Shape.own_state``)."""
+    return SHAPES[document["kind"]].own_state(document)
 
 
 def dump_many(objs: Iterable[Any]) -> list[dict[str, Any]]:

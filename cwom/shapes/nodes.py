@@ -31,10 +31,16 @@ if TYPE_CHECKING:
 ID_SCHEMA = {"type": "string", "pattern": ULID_RE.pattern, "description": "ULID (26 characters, Crockford base32)"}
 SLUG_SCHEMA = {"type": "string", "pattern": v.SLUG_RE.pattern, "maxLength": 100, "description": "a repo's slug"}
 ROLE_SCHEMA = v.nullable({"type": "string", "maxLength": 64})
+MAX_LINKS = 200  # Refs in one list of a body (a create's list, a PATCH's whole list, its add or its remove)
 
 # Where an object's ref lists are kept once loaded (Shape.load_refs, refs.prime):
-# {related name: [(target id, role), ...]} in the object's __dict__.
+# {related name: [(target id, role), ...]} in the object's __dict__; the totals of its bounded lists:
+# {related name: total} under TOTALS_ATTR.
 REFS_ATTR = "_cwom_refs"
+TOTALS_ATTR = "_cwom_totals"
+# A bounded list embeds this many Refs, the newest first (see :func:`bounded`).
+NEWEST = 20
+API_ROOT = "/api/v1"
 
 
 def ref_schema(kind: str | None) -> dict[str, Any]:
@@ -197,9 +203,14 @@ class RefList(Node):
 
     kind: str
     related: str
+    newest: int | None = None  # bounded: only the newest this many (see :func:`bounded`)
 
     def out_schema(self) -> dict[str, Any]:
-        return {"type": "array", "items": ref_schema(self.kind)}
+        schema: dict[str, Any] = {"type": "array", "items": ref_schema(self.kind)}
+        if self.newest is not None:
+            schema["maxItems"] = self.newest
+            schema["description"] = f"The newest {self.newest}, newest first; all of them: the `_url` beside it."
+        return schema
 
     def arm(self, model: type[models.Model]) -> RefArm:
         """The rows of this list for owners of ``model``."""
@@ -252,13 +263,38 @@ class LinkRefs(RefList):
             target=rows.get_field(link.target).attname,  # type: ignore[union-attr]
             role="role",
             int_key="id",
+            newest=self.newest,
         )
 
     def in_schema(self) -> dict[str, Any]:
         # uniqueItems refuses the same Ref written twice alike; ``load`` also the same id written two ways.
-        return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": 200, "uniqueItems": True}
+        return {"type": "array", "items": ref_input_schema(self.kind), "maxItems": MAX_LINKS, "uniqueItems": True}
+
+    def patch_schema(self) -> dict[str, Any]:
+        """In a PATCH: the whole list (replace-all, under ``If-Match`` only; never for a bounded list), or the
+        Refs to add and to remove."""
+        edit = {
+            "type": "object",
+            "properties": {"add": self.in_schema(), "remove": self.in_schema()},
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "Refs to add (already linked with the same role: kept) and to remove (not linked: "
+            "nothing to do); removed first, so an id in both changes its role.",
+        }
+        whole = self.in_schema()
+        if self.newest is not None:
+            whole = {**whole, "description": "Only as read (it changes nothing): a bounded list takes add/remove."}
+        return {"anyOf": [whole, edit]}
 
     def load(self, value: Any, path: str, parsed: Parsed, errors: Errors, refs: RefCollector) -> None:
+        if isinstance(value, dict):  # a PATCH's {"add": [...], "remove": [...]}
+            add = self._refs(value.get("add", []), f"{path}.add", errors, refs)
+            remove = self._refs(value.get("remove", []), f"{path}.remove", errors, refs)
+            parsed.link_edits[self.name] = (add, remove)
+            return
+        parsed.links[self.name] = self._refs(value, path, errors, refs)
+
+    def _refs(self, value: list[Any], path: str, errors: Errors, refs: RefCollector) -> list[tuple[str, str | None]]:
         items: list[tuple[str, str | None]] = []
 
         def place_at(at: int) -> Callable[[str], None]:
@@ -272,7 +308,7 @@ class LinkRefs(RefList):
             items.append(refs.want(item, self.kind, f"{path}.{i}", place=place_at(i)))
         if len({object_id for object_id, _ in items}) != len(items):
             errors.add(path, "duplicate_ref", "The same object is listed twice.")
-        parsed.links[self.name] = items
+        return items
 
     def columns(self, path: str) -> dict[str, str]:
         return {self.name: path}
@@ -294,21 +330,68 @@ class Derived(Node):
 
 
 class ReverseRefs(RefList, Derived):
-    """Read-only Refs to every row pointing at this object (an issue's runs, a run's artifacts), oldest first.
+    """Read-only Refs to the rows pointing at this object (an issue's runs, a run's artifacts).
 
     Derived (no column or link table of its own); served by an index on ``(owner, created_at, id)``:
-    an index-only scan in the list's order.
+    an index-only scan in the list's order (bounded: backwards, stopping after the newest).
     """
 
     def __init__(self, related: str, kind: str) -> None:
         self.related, self.kind = related, kind
-        super().__init__(fn=self.dump, schema=self.out_schema())
+        super().__init__(fn=self.dump, schema={})  # its schema: RefList's (first in the MRO)
 
     def arm(self, model: type[models.Model]) -> RefArm:
         # Ordered by (created_at, id), oldest first.
         relation = model._meta.get_field(self.related)
         rows: type[models.Model] = relation.related_model  # type: ignore[assignment]
-        return RefArm(rows._meta.db_table, owner=relation.field.attname, target="id", time_key="created_at")  # type: ignore[union-attr]
+        return RefArm(
+            rows._meta.db_table,
+            owner=relation.field.attname,  # type: ignore[union-attr]
+            target="id",
+            time_key="created_at",
+            newest=self.newest,
+        )
+
+
+@dataclass
+class Total(Node):
+    """The number of Refs in the bounded list ``related`` (its ``<name>_total``), from ``cwom_reftotal``."""
+
+    related: str
+    read_only = True
+
+    def out_schema(self) -> dict[str, Any]:
+        return {"type": "integer", "minimum": 0, "description": "How many there are in all."}
+
+    def dumper(self) -> Callable[[Any], Any]:
+        related = self.related
+        return lambda obj: obj.__dict__[TOTALS_ATTR].get(related, 0)
+
+
+@dataclass
+class ListURL(Node):
+    """Where a bounded list is read whole (its ``<name>_url``): ``path`` with the object's id in it."""
+
+    path: str
+    read_only = True
+
+    def out_schema(self) -> dict[str, Any]:
+        return {"type": "string", "description": "The paginated list of all of them (a path under the API)."}
+
+    def url(self, object_id: str) -> str:
+        return self.path.format(root=API_ROOT, id=object_id)
+
+    def dumper(self) -> Callable[[Any], Any]:
+        return lambda obj: self.url(obj.pk)
+
+
+def bounded(name: str, node: RefList, path: str) -> dict[str, Node]:
+    """A ref list that grows with other objects' creation (an issue's runs and packets, a run's artifacts),
+    embedded bounded: the newest :data:`NEWEST` Refs, newest first, with ``<name>_total`` and ``<name>_url``
+    (``path``, e.g. ``{root}/runs?issue_id={id}``) beside it. A representation's size stays constant however
+    many there are; the whole list is one paginated request away."""
+    node.newest = NEWEST
+    return {name: node, f"{name}_total": Total(node.related), f"{name}_url": ListURL(path)}
 
 
 @dataclass

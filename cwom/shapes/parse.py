@@ -29,6 +29,10 @@ class Parsed:
     kind: str
     columns: dict[str, Any] = field(default_factory=dict)
     links: dict[str, list[tuple[str, str | None]]] = field(default_factory=dict)
+    # A PATCH's edits of link lists, {link name: (Refs to add, Refs to remove)}.
+    link_edits: dict[str, tuple[list[tuple[str, str | None]], list[tuple[str, str | None]]]] = field(
+        default_factory=dict
+    )
     extras: dict[str, Any] = field(default_factory=dict)
     # Every Ref of the body as resolved through the object index, {id: kind}: these objects exist.
     known_refs: dict[str, str] = field(default_factory=dict)
@@ -123,7 +127,8 @@ def resolve(shape: Shape, refs: RefCollector, errors: Errors, known: Mapping[str
 def _check_duplicates_again(shape: Shape, parsed: Parsed, errors: Errors) -> None:
     paths = shape.column_paths()
     reported = {path for path, code, _message in errors.items if code == "duplicate_ref"}
-    for name, items in parsed.links.items():
+    lists = [*parsed.links.items(), *((name, add) for name, (add, _remove) in parsed.link_edits.items())]
+    for name, items in lists:
         ids = [object_id for object_id, _role in items]
         if len(set(ids)) != len(ids) and paths[name] not in reported:
             errors.add(paths[name], "duplicate_ref", "The same object is listed twice.")
@@ -228,9 +233,9 @@ def kind_at(shape: Shape, path: str) -> str:
     """The kind a Ref at contract ``path`` of ``shape`` must name (``relationships.blocks.2``: Issue)."""
     node: Node = Group(shape.nodes)
     for part in path.split("."):
-        if part.isdigit():
-            continue
-        node = node.children[part]  # type: ignore[attr-defined]
+        if not isinstance(node, Group):  # inside a list: an index, or a PATCH's add/remove and an index
+            break
+        node = node.children[part]
     return node.kind  # type: ignore[attr-defined]
 
 

@@ -22,7 +22,7 @@ from ..ids import ULID_RE
 from ..models import ObjectIndex, Repo
 from ..validation import SLUG_RE
 from .kinds import shape_for
-from .nodes import REFS_ATTR, LinkRefs
+from .nodes import REFS_ATTR, TOTALS_ATTR, LinkRefs
 
 if TYPE_CHECKING:
     from .parse import Errors
@@ -46,8 +46,13 @@ def prime(obj: Any, links: Mapping[str, list[tuple[str, str | None]]]) -> None:
     for model_field in obj._meta.concrete_fields:
         setattr(obj, model_field.attname, model_field.to_python(getattr(obj, model_field.attname)))
     loaded = obj.__dict__.setdefault(REFS_ATTR, {})
-    for node in shape_for(obj).ref_lists:
-        loaded[node.related] = list(links.get(node.name, [])) if isinstance(node, LinkRefs) else []
+    shape = shape_for(obj)
+    for node in shape.ref_lists:
+        items = list(links.get(node.name, [])) if isinstance(node, LinkRefs) else []
+        loaded[node.related] = items[::-1][: node.newest] if node.newest is not None else items
+    obj.__dict__[TOTALS_ATTR] = {
+        node.related: len(links.get(node.name, [])) if isinstance(node, LinkRefs) else 0 for node in shape.bounded
+    }
 
 
 def ref_ids(obj: Any, related: str) -> list[str]:

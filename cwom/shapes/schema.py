@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from .kinds import PATCHABLE, SHAPES
-from .nodes import Group
+from .nodes import Group, LinkRefs, leaves
 
 SCHEMA_VERSION = "0.1"
 
@@ -30,6 +30,9 @@ def json_schema(kind: str, mode: str = "out") -> dict[str, Any]:
         schema["properties"]["kind"] = {"type": "string", "const": kind}
         if mode == "patch":
             schema["required"] = []
+            for path, node in leaves(nodes):
+                if isinstance(node, LinkRefs) and not node.read_only:
+                    _place(schema, path, node.patch_schema())
         title = f"{kind} ({'create' if mode == 'in' else 'update'} body)"
     suffix = "" if mode == "out" else f".{mode}"
     return {
@@ -38,3 +41,11 @@ def json_schema(kind: str, mode: str = "out") -> dict[str, Any]:
         "title": title,
         **schema,
     }
+
+
+def _place(schema: dict[str, Any], path: str, replacement: dict[str, Any]) -> None:
+    """Put ``replacement`` at the contract ``path`` of an object ``schema`` (through nested groups)."""
+    *groups, name = path.split(".")
+    for group in groups:
+        schema = schema["properties"][group]
+    schema["properties"][name] = replacement

@@ -16,7 +16,7 @@ from django.db import DEFAULT_DB_ALIAS, models
 from .. import enums
 from .. import validation as v
 from ..db import refs as ref_sql
-from .nodes import ID_SCHEMA, REFS_ATTR, Col, Derived, Group, LinkRefs, Node, RefList, Time, leaves
+from .nodes import ID_SCHEMA, REFS_ATTR, TOTALS_ATTR, Col, Derived, Group, LinkRefs, Node, RefList, Time, leaves
 
 TS = {"type": "string", "format": "date-time"}
 ACTOR_OR_NULL = v.nullable(v.ACTOR)
@@ -87,6 +87,11 @@ class Shape:
         return [node for _path, node in leaves(self.nodes) if isinstance(node, RefList)]
 
     @cached_property
+    def bounded(self) -> list[RefList]:
+        """The ref lists embedded bounded (the newest only, with their totals)."""
+        return [node for node in self.ref_lists if node.newest is not None]
+
+    @cached_property
     def links(self) -> list[LinkRefs]:
         """The kind's links (the ref lists kept in link tables), in declaration order."""
         return [node for node in self.ref_lists if isinstance(node, LinkRefs)]
@@ -108,21 +113,47 @@ class Shape:
         return queryset
 
     def load_refs(self, objs: list[Any], using: str = DEFAULT_DB_ALIAS) -> None:
-        """Every ref list of ``objs`` (rows of this kind), loaded by :meth:`ref_rows` (one query)."""
+        """Every ref list of ``objs`` (rows of this kind) and the totals of the bounded ones, loaded by
+        :meth:`ref_rows` (one query)."""
         if not objs or not self.ref_lists:
             return
-        lists = self.ref_rows([obj.pk for obj in objs], using)
+        lists, totals = self.ref_rows([obj.pk for obj in objs], using)
         for obj in objs:
             loaded = obj.__dict__.setdefault(REFS_ATTR, {})
             for node, grouped in zip(self.ref_lists, lists, strict=True):
                 loaded[node.related] = grouped.get(obj.pk, [])
+            obj.__dict__[TOTALS_ATTR] = {node.related: totals.get((obj.pk, node.related), 0) for node in self.bounded}
 
-    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> ref_sql.RefLists:
-        """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order:
-        one ``UNION ALL`` query of plain tuples (:func:`cwom.db.refs.ref_rows`)."""
+    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> tuple[ref_sql.RefLists, ref_sql.RefTotals]:
+        """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order, and
+        ``{(owner id, related): total}`` of the bounded ones: one ``UNION ALL`` query of plain tuples
+        (:func:`cwom.db.refs.ref_rows`)."""
         if not self.ref_lists:
-            return []
-        return ref_sql.ref_rows(self.ref_arms, ids, using)
+            return [], {}
+        return ref_sql.ref_rows(self.ref_arms, ids, using, totals_of=[node.related for node in self.bounded])
+
+    @cached_property
+    def bounded_paths(self) -> list[list[str]]:
+        """The contract paths of each bounded list and of its ``_total`` and ``_url``, as lists of keys."""
+        paths = []
+        for path, node in leaves(self.nodes):
+            if isinstance(node, RefList) and node.newest is not None:
+                *group, name = path.split(".")
+                paths += [[*group, f"{name}{suffix}"] for suffix in ("", "_total", "_url")]
+        return paths
+
+    def own_state(self, document: dict[str, Any]) -> dict[str, Any]:
+        """``document`` (this kind's contract object) without its bounded lists and their totals: what the object
+        itself holds, which does not change when other objects are created (what its ETag is taken over)."""
+        if not self.bounded_paths:
+            return document
+        own = dict(document)
+        for *group, name in self.bounded_paths:
+            holder = own
+            for part in group:
+                holder[part] = holder = dict(holder[part])
+            holder.pop(name, None)
+        return own
 
     def column_paths(self) -> dict[str, str]:
         found: dict[str, str] = {}

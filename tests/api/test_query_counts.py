@@ -142,5 +142,7 @@ def test_the_lineage_costs_the_same_for_1_and_50_packets_and_artifacts(writer, d
     with django_assert_num_queries(9):
         body = writer.get(f"runs/{run.pk}/lineage").json()
 
-    assert len(body["context_packets"]) == len(body["artifacts"]) == n
+    assert len(body["context_packets"]) == n
+    assert len(body["artifacts"]) == min(n, 20)  # the run's newest (issue 16)
+    assert body["run"]["outputs"]["artifacts_total"] == n
     assert body["constraint_snapshot"] is not None

@@ -223,7 +223,10 @@ def test_bodies_declare_defaults_headers_and_media_types(document):
     }
     assert "default" not in components["PatchedContextPacketRequest"]["properties"]["sealed"]  # absent: unchanged
     changes = components[components["Event"]["properties"]["changes"]["$ref"].rsplit("/", 1)[1]]
-    assert changes["additionalProperties"]["items"] and changes["additionalProperties"]["maxItems"] == 2
+    pair, edit = changes["additionalProperties"]["anyOf"]  # [before, after], or a bounded list's edit
+    assert pair["items"] and pair["maxItems"] == 2
+    edit = components[edit["$ref"].rsplit("/", 1)[1]] if "$ref" in edit else edit
+    assert edit["required"] == ["added", "removed"]
     enqueue = components["EnqueueRequest"]
     assert enqueue["additionalProperties"] is False
     (noop,) = enqueue["properties"]["executor"]["anyOf"]  # the test settings enable one executor

@@ -96,7 +96,8 @@ def test_an_unknown_slug_is_422(writer):
 
 def test_a_packet_of_another_issue_is_422(writer, make, issue):
     foreign = make.packet(make.issue())
-    body = refusal(writer.patch(f"issues/{issue.pk}", {"context_packets": [foreign.pk]}), 422, "packet_issue_mismatch")
+    change = {"context_packets": {"add": [foreign.pk]}}
+    body = refusal(writer.patch(f"issues/{issue.pk}", change), 422, "packet_issue_mismatch")
     assert body["errors"][0]["path"] == "context_packets"
 
 

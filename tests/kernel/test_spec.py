@@ -20,6 +20,7 @@ from jsonschema import Draft202012Validator
 from cwom import db_guards, shapes
 from cwom.enums import RUN_TRANSITIONS, Kind, Status
 from cwom.management.commands.cwom_jsonschema import DEFAULT_OUTPUT_DIR, render
+from cwom.models import RefTotal
 from tests import factories
 
 SPEC = Path(__file__).resolve().parents[2] / "cwom" / "spec" / "cwom_v0_1.md"
@@ -150,10 +151,12 @@ def leaf_nodes(nodes: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def storage_of(kind: str, path: str, node: Any) -> str:
+    if isinstance(node, shapes.Total):
+        return RefTotal._meta.db_table
+    if isinstance(node, (shapes.Derived, shapes.ListURL)):
+        return "derived"
     if isinstance(node, shapes.LinkRefs):
         return shapes.LINK_TABLES[(kind, node.name)][0]._meta.db_table
-    if isinstance(node, shapes.Derived):
-        return "derived"
     return node.column
 
 

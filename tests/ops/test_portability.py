@@ -427,3 +427,48 @@ def test_an_integer_beyond_64_bits_round_trips_exactly_through_a_bulk_import(db:
     import_file(write(tmp_path, text))
     assert Issue.objects.get(pk=issue.pk).meta == {"counter": big, "nested": [{"n": -big}]}
     assert export_text() == text
+
+
+def busy_issue() -> Issue:
+    """An issue with more links and runs than its representation shows (issue 16)."""
+    issue = factories.issue()
+    snapshots = [factories.snapshot() for _ in range(shapes.NEWEST + 5)]
+    writes.update(issue, {"constraints": [s.pk for s in snapshots]})
+    for _ in range(shapes.NEWEST + 3):
+        factories.packet(issue)  # each links itself to the issue
+    for _ in range(shapes.NEWEST + 1):
+        factories.run(issue, packets=[], status="planned")
+    return issue
+
+
+def test_an_issue_with_more_links_than_it_shows_round_trips_exactly(db: None, tmp_path: Path) -> None:
+    issue = busy_issue()
+    first = export_text()
+    line = next(json.loads(x) for x in first.splitlines() if json.loads(x).get("id") == issue.pk)
+    assert len(line["constraints"]) == shapes.NEWEST and line["constraints_total"] == shapes.NEWEST + 5
+    wipe_cwom_tables()
+    import_file(write(tmp_path, first))
+    assert export_text() == first
+    body = shapes.dump(Issue.objects.get(pk=issue.pk))
+    assert (body["constraints_total"], body["context_packets_total"], body["runs_total"]) == (25, 23, 21)
+
+
+def test_a_file_of_format_version_1_is_read_with_its_constraints_whole(db: None, tmp_path: Path) -> None:
+    issue = busy_issue()
+    snapshot_ids = [s for s, _role in writes.current_links(issue, "constraints")]
+    records = [json.loads(x) for x in export_text().splitlines()]
+    older = []
+    for record in records[:-1]:  # as format version 1 wrote it: constraints whole, oldest first, no totals
+        if record["kind"] == "CwomExport":
+            record["format_version"] = 1
+        if record["kind"] == "IssueLink" and record["relation"] == "constraints":
+            continue
+        if record["kind"] == "Issue":
+            record = {k: v for k, v in record.items() if not k.endswith(("_total", "_url"))}
+            if record["id"] == issue.pk:
+                record["constraints"] = [{"kind": "ConstraintSnapshot", "id": s, "role": None} for s in snapshot_ids]
+        older.append(json.dumps(record))
+    wipe_cwom_tables()
+    out, err = import_file(write(tmp_path, "\n".join(with_trailer(older)) + "\n"))
+    assert "refused" not in err, err
+    assert [s for s, _role in writes.current_links(Issue.objects.get(pk=issue.pk), "constraints")] == snapshot_ids
