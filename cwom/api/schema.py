@@ -251,7 +251,8 @@ DESCRIPTIONS = {
     "create": "The body is the contract's shape without the server-set fields; a Ref may be a bare id. "
     "`Idempotency-Key` makes retries safe. Answers 201 with `Location` and `ETag`.",
     "partial_update": "Only the fields sent change. Send `If-Match` with the ETag you read to refuse a lost "
-    "update (412).",
+    'update (412). A link list changes by `{"add": [...], "remove": [...]}`; a whole list replaces it '
+    "only under `If-Match` (428 otherwise), and never a bounded list (422 `bounded_list`).",
     "events": "Every recorded change of this object (create, update, seal, transition), oldest first.",
     "context_packets": "The issue's `context_packets`, whole, as Refs with their roles, newest first (the "
     "issue's representation shows the newest 20 and `context_packets_total`).",
@@ -507,6 +508,15 @@ ERROR_RESPONSES: dict[str, tuple[str, dict[str, Any] | list[tuple[str, dict[str,
             current_etag='"5d41402abc4b2a76b9719d911017c592"',
         ),
     ),
+    "428": (
+        "The change replaces a whole link list without If-Match (send the ETag you read, or add/remove).",
+        _problem_example(
+            428,
+            "precondition_required",
+            "Replacing relationships.blocks as a whole needs If-Match with the ETag you read; or change it with "
+            '{"add": [...], "remove": [...]}.',
+        ),
+    ),
     "414": (
         "The request line (path and query string) is too long.",
         _problem_example(414, "uri_too_long", "The request line is longer than 8190 bytes."),
@@ -606,7 +616,7 @@ TRANSPORT_ERRORS = ("400", "414", "431")
 ERRORS_BY_METHOD = {
     "get": (),
     "post": ("403", "409", "413", "415", "422"),
-    "patch": ("403", "409", "412", "413", "415", "422"),
+    "patch": ("403", "409", "412", "413", "415", "422", "428"),
     # An artifact's bytes: any media type is taken, so no 415; a digest that does not match is a 422.
     "put": ("403", "409", "413", "422"),
 }

@@ -25,9 +25,9 @@ from tests.api.conftest import problem
 pytestmark = pytest.mark.django_db
 
 
-def add_runs(issue: Issue, count: int) -> list[str]:
+def add_runs(issue: Issue, count: int, days_ago: int = 1) -> list[str]:
     """``count`` planned runs of ``issue`` in one statement (created a second apart, oldest first)."""
-    start = timezone.now() - dt.timedelta(days=1)
+    start = timezone.now() - dt.timedelta(days=days_ago)
     runs = [
         Run(
             id=new_ulid(),
@@ -212,3 +212,28 @@ def test_totals_follow_every_write_path(make):
     assert_totals_exact()
     assert RefTotal.objects.get(owner_id=issue.pk, related="runs").total == 2
     assert RefTotal.objects.get(owner_id=issue.pk, related="constraint_links").total == 1
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_the_newest_runs_of_a_busy_issue_are_read_by_an_index_that_stops_after_20(make) -> None:
+    busy, other = make.issue(), make.issue()
+    add_runs(busy, 5000, days_ago=2)
+    add_runs(other, 5000)  # newer: a scan of all runs newest first would meet these first
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE cwom_run")
+    calls: list[tuple[str, object]] = []
+
+    def spy(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        calls.append((sql, params))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(spy):
+        SHAPES["Issue"].ref_rows([busy.pk])
+    sql, params = calls[0]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {sql}", params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    runs = plan[plan.index("on cwom_run") - 60 :]
+    assert "Seq Scan on cwom_run" not in plan, plan
+    assert "Backward using run_issue_created_idx on cwom_run" in runs, plan
+    assert "rows=20 loops=1" in runs.split("\n")[0] and "Rows Removed" not in runs.split("->")[0], plan

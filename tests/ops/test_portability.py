@@ -392,15 +392,18 @@ def test_ref_lists_bind_one_array_string_per_list_on_postgresql(rich: Run) -> No
     ids = list(Issue.objects.values_list("id", flat=True))
     odd = ['a"b', "c\\d", "e,f}"]  # array-literal metacharacters are quoted, and match nothing
     with connection.execute_wrapper(spy):
-        lists = shape.ref_rows([*ids, *odd])
+        lists, totals = shape.ref_rows([*ids, *odd])
     assert len(calls) == 1
     sql, params = calls[0]
-    assert len(params) == len(shape.ref_lists) and all(isinstance(p, str) for p in params)
-    assert " IN (" not in sql
+    # One array per list, and one for the totals (with the names of the bounded lists).
+    arrays = [p for p in params if isinstance(p, str) and p.startswith("{")]
+    assert len(arrays) == len(shape.ref_lists) + 1 and len(params) == len(arrays) + len(shape.bounded)
+    assert " IN (" not in sql.replace(" AND related IN (", "")
     assert not any(owner in grouped for grouped in lists for owner in odd)
-    assert lists == shape.ref_rows(ids)
+    assert (lists, totals) == shape.ref_rows(ids)
     runs = next(n for n, node in enumerate(shape.ref_lists) if node.related == "runs")
-    assert sum(len(refs) for refs in lists[runs].values()) == Run.objects.count()
+    assert sum(len(refs) for refs in lists[runs].values()) == Run.objects.count()  # fewer than 20 each
+    assert sum(total for (_owner, related), total in totals.items() if related == "runs") == Run.objects.count()
 
 
 def test_rows_read_as_text_give_what_django_gives(demo: Run) -> None:
