@@ -15,7 +15,8 @@ queries per request (in-process, ``CaptureQueriesContext``, a warm request), the
 and every ``*_total`` of the representation, and req/s at 4 clients (closed loop) for the busiest issue's GET
 and the list at page_size=50. The targets are picked by SQL on the tables, never from a representation, so
 the script measures the same objects before and after a change of shape; ``--targets-from`` reuses the ids
-of an earlier result file (e.g. after the benchmark's create part has added runs to the database).
+of an earlier result file (e.g. after the benchmark's create part has added runs to the database), and
+``--markdown FILE...`` prints result files as one table, per scale before, after and their ratio.
 """
 
 from __future__ import annotations
@@ -185,6 +186,48 @@ def print_table(result: dict[str, Any]) -> None:
         )
 
 
+FIGURES = (
+    ("bytes", lambda row: row["bytes"]),
+    ("SQL queries", lambda row: row["queries"]),
+    ("p50 / p95 ms, HTTP", lambda row: (row["http"]["p50_ms"], row["http"]["p95_ms"])),
+    ("p50 / p95 ms, server", lambda row: (row["http"]["server"]["p50_ms"], row["http"]["server"]["p95_ms"])),
+    ("req/s, 4 clients", lambda row: row["http"].get("req_per_s_4_clients")),
+)
+
+
+def markdown(results: list[dict[str, Any]]) -> str:
+    """One table of result files: per scale (in the order given) a before column, an after column and their
+    ratio, from the first and the second file of that scale (a single file leaves after and ratio empty)."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, tuple):
+            return " / ".join(cell(v) for v in value)
+        return "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:g}"
+
+    def ratio(old: Any, new: Any) -> str:
+        if isinstance(old, tuple):
+            return " / ".join(ratio(o, n) for o, n in zip(old, new, strict=True))
+        return f"{new / old:.2f}x" if old and new is not None else "-"
+
+    scales: dict[str, list[dict[str, Any]]] = {}
+    for result in results:
+        scales.setdefault(result["scale"], []).append(result)
+    header = ["case", "figure"]
+    for scale in scales:
+        header += [f"{scale} before", f"{scale} after", "after / before"]
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    for name in results[0]["cases"]:
+        for label, pick in FIGURES:
+            cells = [name, label]
+            for before, *after in scales.values():
+                old = pick(before["cases"][name])
+                new = pick(after[0]["cases"][name]) if after else None
+                cells += [cell(old), cell(new) if after else "", ratio(old, new) if after else ""]
+            if any(c != "-" for c in cells[2::3]):
+                lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", choices=sorted(SCALES), default="10k")
@@ -195,7 +238,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=2, help="req/s repetitions (the median is reported)")
     parser.add_argument("--targets-from", type=Path, default=None, help="reuse the objects of an earlier result file")
     parser.add_argument("--label", default="", help="appended to the result file's name, e.g. before / after")
+    parser.add_argument(
+        "--markdown",
+        nargs="+",
+        type=Path,
+        metavar="RESULT",
+        help="print result files as one Markdown table (per scale: the first file is before, the second after); no run",
+    )
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown([json.loads(path.read_text()) for path in args.markdown]))
+        return 0
 
     db_name = args.db or f"cwom_bench_{args.scale}"
     db_url = database_url(db_name)
