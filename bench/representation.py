@@ -165,10 +165,20 @@ def measure_http(base: str, token: str, paths: dict[str, str], n: int, duration:
     return asyncio.run(go())
 
 
-def git_commit() -> str:
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S607
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "cwom"], cwd=ROOT, capture_output=True, text=True)  # noqa: S607
-    return head.stdout.strip() + (" (cwom/ modified)" if dirty.stdout.strip() else "")
+APP = ("cwom", "cwom_site", "execution")
+
+
+def git_commit() -> dict[str, Any]:
+    """HEAD, the last commit that changed the application's code, and whether that code has local changes."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()  # noqa: S603, S607
+
+    return {
+        "head": git("rev-parse", "HEAD"),
+        "app": git("log", "-1", "--format=%H", "--", *APP),
+        "app_modified": bool(git("status", "--porcelain", "--", *APP)),
+    }
 
 
 def print_table(result: dict[str, Any]) -> None:
