@@ -13,6 +13,7 @@ Parts (``--parts``, default all), each reported as figures or as ``{"skipped": "
   enqueue   enqueue -> done latency and runs/s through Redis with the noop executor, 1 and 2 worker processes
   rss       peak RSS of the gunicorn workers and celery worker processes during the HTTP parts
   export    cwom_export objects/s and peak RSS on this dataset; cwom_import objects/s into an empty database
+  peer      the same POST /issues and issues-list workload here and at --peer-url (any implementation of the spec)
 
 The app is served as in production: gunicorn ``cwom_site.wsgi`` with 2*cores+1 sync workers, DEBUG=0, a
 SECRET_KEY, ALLOWED_HOSTS=127.0.0.1,localhost, SECURE_SSL_REDIRECT=0, the per-principal throttle raised out
@@ -52,7 +53,7 @@ sys.path.insert(0, str(BENCH))
 
 from generate import SCALES, database_url, migrate, recreate_database  # noqa: E402
 
-PARTS = ["explain", "queries", "profile", "latency", "create", "enqueue", "rss", "export"]
+PARTS = ["explain", "queries", "profile", "latency", "create", "enqueue", "rss", "export", "peer"]
 CORES = os.cpu_count() or 2
 SECRET = "bench-only-secret-key-0123456789abcdef0123456789"  # noqa: S105 - a throwaway key for a local benchmark
 BROKER = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
@@ -1208,6 +1209,100 @@ def part_export(db_url: str, scale: str, timeout: float, import_lines: int) -> d
 
 
 # --- summary -----------------------------------------------------------------------------------------------------
+# --- part: peer (the same workload against another implementation of the spec) -----------------------------------
+def peer_headers(token: str | None, headers: list[str]) -> dict[str, str]:
+    """``--peer-token`` as a Bearer credential, plus each ``--peer-header "Name: value"``."""
+    out = {"Authorization": f"Bearer {token}"} if token else {}
+    for header in headers:
+        name, sep, value = header.partition(":")
+        if not sep or not name.strip():
+            raise SystemExit(f"--peer-header wants 'Name: value', got {header!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def part_peer(
+    ours: dict[str, Any], peer: dict[str, Any], p: dict[str, Any], duration: float, reps: int
+) -> dict[str, Any]:
+    """POST /issues and GET /issues?repo_id&status&tag&page_size=50, 4 clients each (closed loop), on two targets.
+
+    A target is ``{"base": ".../api/v1", "headers": {...}, "repo": <repo id>}``. The repetitions alternate
+    between the targets so that both see the same machine load; the list reads the issues the create loop
+    has just written (status ``planned``, tag ``peer``), so both sides return pages of the same rows.
+    """
+    import aiohttp
+
+    counter = iter(range(10**9))
+    clients = 4
+
+    def create(target: dict[str, Any]) -> tuple[str, str, Callable[[], str] | None]:
+        def body() -> str:
+            return json.dumps({**issue_body(p, next(counter)), "repo": target["repo"], "tags": ["bench", "peer"]})
+
+        return "POST", "/issues", body
+
+    def listing(target: dict[str, Any]) -> tuple[str, str, Callable[[], str] | None]:
+        query = urlencode({"repo_id": target["repo"], "status": "planned", "tag": "peer", "page_size": 50})
+        return "GET", f"/issues?{query}", None
+
+    async def measure(target: dict[str, Any], workload: Callable[..., Any], seconds: float) -> dict[str, Any]:
+        method, path, body = workload(target)
+        headers = {**target["headers"], "Content-Type": "application/json"}
+        errors: dict[int, int] = {}
+        seen: dict[str, int] = {}  # a list page's row count, to show both sides return the same page
+        async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(limit=clients)) as session:
+
+            async def action(_: int) -> bool:
+                data = body() if body else None
+                async with session.request(method, target["base"] + path, data=data) as response:
+                    content = await response.read()
+                    if body is None and response.status == 200 and "rows" not in seen:
+                        seen["rows"] = len(json.loads(content).get("results", []))
+                    if response.status not in (200, 201):
+                        errors[response.status] = errors.get(response.status, 0) + 1
+                        if sum(errors.values()) == 1:
+                            print(f"    {target['base']}{path}: HTTP {response.status} {(await response.text())[:300]}")
+                    return response.status in (200, 201)
+
+            ok, _failed, elapsed, latencies = await closed_loop(clients, seconds, action)
+        return {"per_s": ok / elapsed, "latencies": latencies, "errors": errors, **seen}
+
+    async def go() -> dict[str, Any]:
+        targets = {"this service": ours, "peer": peer}
+        out: dict[str, Any] = {}
+        for label, workload in (("POST /issues", create), ("GET /issues?repo_id&status&tag&page_size=50", listing)):
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+            for target in targets.values():
+                await measure(target, workload, min(2.0, duration / 2))  # warm-up
+            for _ in range(reps):
+                for name, target in targets.items():
+                    runs[name].append(await measure(target, workload, duration))
+            row: dict[str, Any] = {}
+            for name, measured in runs.items():
+                errors: Counter[int] = Counter()
+                for m in measured:
+                    errors.update(m["errors"])
+                row[name] = {
+                    "per_s": round(statistics.median(m["per_s"] for m in measured), 1),
+                    "per_s_reps": [round(m["per_s"], 1) for m in measured],
+                    **summary_ms([t for m in measured for t in m["latencies"]]),
+                    "errors": dict(errors),
+                }
+                if "rows" in measured[-1]:
+                    row[name]["rows_per_page"] = measured[-1]["rows"]
+            peer_rate = row["peer"]["per_s"]
+            row["ratio_this_to_peer"] = round(row["this service"]["per_s"] / peer_rate, 2) if peer_rate else None
+            out[label] = row
+            print(
+                f"  {label:48s} this service {row['this service']['per_s']:8.1f}/s  peer {peer_rate:8.1f}/s  "
+                f"ratio {row['ratio_this_to_peer']}",
+                flush=True,
+            )
+        return out
+
+    return {"clients": clients, "peer_base": peer["base"], "repo_here": ours["repo"], **asyncio.run(go())}
+
+
 def latest_results(date: str) -> dict[str, dict[str, Any]]:
     found = {}
     for scale in SCALES:
@@ -1284,7 +1379,7 @@ def write_summary(date: str) -> Path:
                 lines.append(f"- lineage, {name}: {v['queries']} queries ({v['artifacts']} artifacts)")
         elif queries:
             lines += ["", f"Query counts: {queries['skipped']}"]
-        for key in ("enqueue", "rss", "export", "profile"):
+        for key in ("enqueue", "rss", "export", "profile", "peer"):
             value = r.get(key)
             if value:
                 lines += ["", f"### {key}", "", "```", json.dumps(_trim(value), indent=1)[:3000], "```"]
@@ -1344,6 +1439,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--db", default=None, help="benchmark database (default cwom_bench_<scale>; e.g. a copy made with createdb -T)"
     )
+    peer = parser.add_argument_group("peer part (another implementation of the spec, side by side)")
+    peer.add_argument("--peer-url", help="the other service's API base, e.g. http://127.0.0.1:9000/api/v1")
+    peer.add_argument("--peer-token", help="sent there as 'Authorization: Bearer <token>'")
+    peer.add_argument("--peer-header", action="append", default=[], help="'Name: value', repeatable")
+    peer.add_argument("--peer-repo", help="the repo id (or slug) the peer's issues are created in and listed by")
     args = parser.parse_args(argv)
     parts = [x.strip() for x in args.parts.split(",") if x.strip()]
     unknown = set(parts) - set(PARTS)
@@ -1422,6 +1522,26 @@ def main(argv: list[str] | None = None) -> int:
     if "export" in parts:
         print("== cwom_export / cwom_import", flush=True)
         result["export"] = part_export(db_url, args.scale, args.export_timeout, args.import_lines)
+
+    if "peer" in parts:
+        print("== peer: the same create and list workload here and at --peer-url", flush=True)
+        if not (args.peer_url and args.peer_repo):
+            result["peer"] = skipped("no --peer-url and --peer-repo")
+        elif app.api_error:
+            result["peer"] = skipped(app.api_error)
+        else:
+            server = Server(db_url, args.workers, log_dir)
+            try:
+                server.wait_ready()
+                ours = {"base": f"{server.url}/api/v1", "headers": peer_headers(token, []), "repo": p["hot_repo"]}
+                there = {
+                    "base": args.peer_url.rstrip("/"),
+                    "headers": peer_headers(args.peer_token, args.peer_header),
+                    "repo": args.peer_repo,
+                }
+                result["peer"] = part_peer(ours, there, p, args.duration, args.reps)
+            finally:
+                server.stop()
 
     result["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
