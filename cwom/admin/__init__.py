@@ -14,14 +14,14 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
-from django.views.decorators.http import require_safe
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_safe
 
 from .. import shapes
 from ..humanize import count, duration, usd
@@ -264,7 +264,7 @@ class RunAdmin(CwomObjectAdmin):
     @admin.display(description="with another run")
     def compare_link(self, obj: Run) -> SafeString:
         url = reverse("admin:cwom_run_compare", args=[obj.pk])
-        previous = compare_page.previous_run_id(obj)
+        previous = getattr(obj, compare_page.PREVIOUS)
         if previous is None:
             return format_html(
                 'The first run of its issue: nothing before it. <a href="{}">Compare with any run…</a>', url
@@ -277,6 +277,16 @@ class RunAdmin(CwomObjectAdmin):
             previous,
             url,
         )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Run | None:
+        """The run with the previous run of its issue (for the compare link) read in the same query."""
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        queryset = self.get_queryset(request).annotate(**{compare_page.PREVIOUS: compare_page.previous_run()})
+        try:
+            return queryset.get(pk=Run._meta.pk.to_python(object_id))  # type: ignore[union-attr]
+        except (Run.DoesNotExist, ValidationError, ValueError):
+            return None
 
     def get_urls(self) -> list[Any]:
         compare = path(

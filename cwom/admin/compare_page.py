@@ -1,7 +1,7 @@
 """The admin's page comparing two runs: :func:`cwom.compare.diff_runs` laid out for a person.
 
-A run's page links to it for the previous run of its issue (:func:`previous_run_id`); the page itself takes
-``?with=<run id>`` to compare with any run. Every section is marked same / changed / added / removed;
+A run's page links to it for the previous run of its issue (:func:`previous_run`, read with the run); the
+page itself takes ``?with=<run id>`` to compare with any run. Every section is marked same / changed / added / removed;
 changed values are side by side (a, then b), a packet's text diffs are coloured line by line, and a
 section that is the same is folded away (a ``<details>`` element: no script).
 """
@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db.models import Q
+from django.db.models import OuterRef, Q, Subquery
 
 from .. import compare
 from ..ids import normalize_ulid
@@ -30,19 +30,18 @@ SECTIONS = (
     ("outcome", "Outcome"),
     ("artifacts", "Artifacts"),
 )
+# The annotation of a loaded run naming the previous run of its issue.
+PREVIOUS = "previous_run_id"
 # How a line of a unified diff is shown: its CSS class by its first character.
 _LINE_CLASSES = {"+": "cwom-add", "-": "cwom-del", "@": "cwom-hunk"}
 
 
-def previous_run_id(run: Run) -> str | None:
-    """The newest run of ``run``'s issue created before it (one indexed query), or None."""
-    earlier = Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, id__lt=run.pk)
-    return (
-        Run.objects.filter(earlier, for_issue_id=run.for_issue_id)
-        .order_by("-created_at", "-id")
-        .values_list("id", flat=True)
-        .first()
-    )
+def previous_run() -> Subquery:
+    """The id of the newest run of the same issue created before the outer run (an index range scan), or
+    NULL: annotated on the run a page loads, so the link costs no query of its own."""
+    earlier = Q(created_at__lt=OuterRef("created_at")) | Q(created_at=OuterRef("created_at"), id__lt=OuterRef("id"))
+    runs = Run.objects.filter(earlier, for_issue_id=OuterRef("for_issue_id")).order_by("-created_at", "-id")
+    return Subquery(runs.values("id")[:1])
 
 
 class NoSuchRun(Exception):
@@ -137,10 +136,11 @@ def sections(diff: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def page_context(run: Run, typed: str | None) -> tuple[int, dict[str, Any]]:
-    """The page's status and context: ``run`` (b) compared with the run typed (or else the previous one, a)."""
+    """The page's status and context: ``run`` (b, loaded annotated with :func:`previous_run`) compared with
+    the run typed (or else the previous one, a)."""
     context: dict[str, Any] = {"run": run, "typed": typed or "", "error": None, "diff": None}
     try:
-        other = other_run_id(typed) if typed else previous_run_id(run)
+        other = other_run_id(typed) if typed else getattr(run, PREVIOUS)
     except NoSuchRun as refused:
         return refused.status, {**context, "error": refused.message}
     context["other"] = other
