@@ -77,8 +77,9 @@ def _link(ref: dict[str, Any] | None, field: str | None = None) -> dict[str, Any
     """A described Ref of the diff (a packet's version, an artifact's digest) as a link for the template."""
     if ref is None:
         return None
-    text = ref.get(field) if field else ref["id"]
-    return {"url": admin_url(ref["kind"], ref["id"]), "id": ref["id"], "text": shown(text)}
+    value = ref.get(field) if field else None
+    text = ref["id"] if value is None else f"{field} {value}" if field == "version" else shown(value)
+    return {"url": admin_url(ref["kind"], ref["id"]), "id": ref["id"], "text": text}
 
 
 def _changes(changes: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
@@ -94,7 +95,7 @@ def _diff_lines(lines: list[str]) -> list[dict[str, str]]:
 def _packet(item: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": item["status"],
-        "label": item["role"] or "—",
+        "label": item["role"] or "context packet",
         "a": _link(item["a"], "version"),
         "b": _link(item["b"], "version"),
         "texts": [(name, _diff_lines(lines)) for name, lines in item.get("texts", {}).items()],

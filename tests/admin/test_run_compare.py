@@ -26,9 +26,9 @@ def compare_url(run: Run, other: Any = None) -> str:
     return url if other is None else f"{url}?with={other}"
 
 
-def two_runs(artifacts: int = 1, doctrine: int = 1) -> tuple[Run, Run]:
-    """Two runs of one issue, the second briefed otherwise (summary, instructions, assumptions), with
-    other doctrine, mode and artifacts."""
+def two_runs(artifacts: int = 1, doctrine: int = 1, new_text: str = "", snapshot: Any = None) -> tuple[Run, Run]:
+    """Two runs of one issue, the second briefed otherwise (summary, instructions + ``new_text``,
+    assumptions), with other doctrine, mode and artifacts (and ``snapshot``)."""
     issue = factories.issue()
     kept = [factories.doctrine() for _ in range(doctrine)]
     old_packet = factories.packet(
@@ -41,7 +41,7 @@ def two_runs(artifacts: int = 1, doctrine: int = 1) -> tuple[Run, Run]:
     )
     new_packet = factories.packet(
         issue,
-        summary="The monitor polls every 10 s.\nIt logs to stdout.",
+        summary="The monitor polls every 10 s.\nIt logs to stdout." + new_text,
         instructions="Keep it small.",
         assumptions=["the monitor retries"],
     )
@@ -50,7 +50,11 @@ def two_runs(artifacts: int = 1, doctrine: int = 1) -> tuple[Run, Run]:
         issue_obj=issue,
         packets=[new_packet],
         mode="hybrid",
-        inputs={"context_packets": [new_packet.pk], "doctrine_refs": [d.pk for d in kept] + [gone.pk]},
+        inputs={
+            "context_packets": [new_packet.pk],
+            "doctrine_refs": [d.pk for d in kept] + [gone.pk],
+            "constraint_snapshot": snapshot.pk if snapshot else None,
+        },
     )
     factories.artifact(first, type="report", title="Review", digest="sha256:" + "a" * 64)
     factories.artifact(second, type="report", title="Review", digest="sha256:" + "b" * 64)
@@ -99,6 +103,7 @@ def test_the_compare_page_shows_each_section_side_by_side_with_coloured_text_dif
     assert '<div class="cwom-add">+The monitor polls every 10 s.</div>' in html
     assert '<div class="cwom-ctx"> It logs to stdout.</div>' in html
     assert '<div class="cwom-add">+ the monitor retries</div>' in html  # the list gained it
+    assert "No field differs." in html  # neither run has a snapshot: the same
     assert re.search(r'<th><code>mode</code></th><td class="cwom-old">agent</td><td class="cwom-new">hybrid</td>', html)
     assert re.search(r'data-status="added">\s*<th><span class="cwom-badge cwom-added">added</span>', html)
     for run in (first, second):
@@ -112,6 +117,12 @@ def test_any_run_can_be_compared_and_a_run_with_itself_is_the_same_everywhere(vi
     assert set(re.findall(r'id="section-\w+" data-status="(\w+)"', html)) == {"same"}
     html = page(viewer_client, compare_url(first, second.pk))
     assert '<td class="cwom-old">hybrid</td><td class="cwom-new">agent</td>' in html  # a is the run given
+
+
+def test_a_snapshot_only_one_run_has_is_said_so(viewer_client: Client) -> None:
+    _first, second = two_runs(snapshot=factories.snapshot())
+    html = page(viewer_client, compare_url(second))
+    assert 'id="section-constraint_snapshot" data-status="added"' in html and "Only run b has one." in html
 
 
 @pytest.mark.parametrize(
