@@ -3,7 +3,8 @@
 Every kind, the event log, the id index and the API tokens are registered through
 :class:`~cwom.admin.readonly.ReadOnlyAdmin`. A detail page shows the object's columns, its link tables,
 its contract document (every Ref a link) and its events; a run's page shows its whole causality chain as
-a picture and a table, an issue's page its inputs and newest runs as a picture. The home page
+a picture and a table and links to its comparison with the previous run of its issue
+(:mod:`cwom.admin.compare_page`), an issue's page its inputs and newest runs as a picture. The home page
 (:mod:`cwom.admin.site`) shows the system at a glance.
 Access is Django's view permission: members of the ``cwom viewers`` group (see ``cwom.signals``) can look.
 """
