@@ -67,11 +67,11 @@ def listed(tool: Tool) -> types.Tool:
 
 
 def result(document: Any, *, error: bool = False, etag: str | None = None) -> types.CallToolResult:
-    content = [types.TextContent(text=orjson.dumps(document).decode())]
+    content: list[types.ContentBlock] = [types.TextContent(text=orjson.dumps(document).decode())]
     if etag:
         content.append(types.TextContent(text=f"etag: {etag} (pass it as if_match to an update of this object)"))
     meta = {"etag": etag} if etag else None
-    return types.CallToolResult(content=content, structured_content=document, is_error=error, meta=meta)
+    return types.CallToolResult(content=content, structured_content=document, is_error=error, _meta=meta)
 
 
 def bad_argument(name: str, message: str) -> types.CallToolResult:

@@ -73,7 +73,8 @@ def with_header_argument(tool: Tool) -> Tool:
         return tool
     argument, header = tool.header_argument
     schema = copy.deepcopy(tool.input_schema)
-    described = {**HEADER_PARAMETERS[header]["schema"], "description": HEADER_DESCRIPTIONS[argument]}
+    header_schema: dict[str, Any] = HEADER_PARAMETERS[header]["schema"]  # type: ignore[assignment]
+    described = {**header_schema, "description": HEADER_DESCRIPTIONS[argument]}
     schema["properties"] = {**schema["properties"], argument: described}
     return Tool(**{**tool.__dict__, "input_schema": schema})
 
