@@ -38,7 +38,8 @@ INSTRUCTIONS = (
     "CWOM is the system of record for agents' work: repos hold issues (intent); context packets (what is known), "
     "constraint snapshots (limits) and doctrine refs (rules) brief runs (execution attempts), which produce "
     "artifacts. Typical flow: enqueue (creates issue, sealed packet and run), get_run until it is done, "
-    "get_lineage or list_artifacts and get_artifact_content for its outputs, list_events for what changed. "
+    "get_lineage or list_artifacts and get_artifact_content for its outputs, list_events for what changed, "
+    "diff_runs for what differs between two runs. Pass idempotency_key to retry a write safely. "
     "Failed tool calls carry an RFC 9457 problem document whose `code` says what to fix."
 )
 # What an id argument may hold before it goes into a path (the API answers 404 for a malformed one).
