@@ -55,8 +55,23 @@ def _schema() -> dict[str, Any]:
     changes = {"type": "object", "additionalProperties": change}
     gained_lost = {
         "type": "object",
+        "description": "What a list gained (only in b) and lost (only in a), in their order.",
         "properties": {"added": {"type": "array", "items": {}}, "removed": {"type": "array", "items": {}}},
         "required": ["added", "removed"],
+        "additionalProperties": False,
+    }
+    texts = {
+        "type": "object",
+        "description": "Each text that differs: its unified diff lines (`---`/`+++` headers, `@@` hunks, then "
+        "lines starting with ` `, `-` or `+`).",
+        "properties": {name: {"type": "array", "items": {"type": "string"}} for name in PACKET_TEXTS},
+        "additionalProperties": False,
+    }
+    lists = {
+        "type": "object",
+        "description": "Each list that differs, by its dotted path: what it gained and lost.",
+        "properties": dict.fromkeys(PACKET_LISTS, gained_lost),
+        "additionalProperties": False,
     }
 
     def section(**properties: Any) -> dict[str, Any]:
@@ -66,8 +81,10 @@ def _schema() -> dict[str, Any]:
             "required": ["status", *properties],
         }
 
-    def items(**properties: Any) -> dict[str, Any]:
-        return section(items={"type": "array", "items": section(a=nullable, b=nullable, **properties)})
+    def items(optional: dict[str, Any] | None = None, **properties: Any) -> dict[str, Any]:
+        item = section(a=nullable, b=nullable, **properties)
+        item["properties"].update(optional or {})
+        return section(items={"type": "array", "items": item})
 
     return {
         "type": "object",
@@ -80,7 +97,8 @@ def _schema() -> dict[str, Any]:
                 "properties": {
                     "issue": section(a=shapes.ref_schema(Kind.ISSUE), b=shapes.ref_schema(Kind.ISSUE)),
                     "repo": section(a=shapes.ref_schema(Kind.REPO), b=shapes.ref_schema(Kind.REPO)),
-                    "context_packets": items(role={"type": ["string", "null"]}),
+                    # Only a changed pair carries `texts` and `lists`.
+                    "context_packets": items({"texts": texts, "lists": lists}, role={"type": ["string", "null"]}),
                     "constraint_snapshot": section(a=nullable, b=nullable, changes=changes),
                     "doctrine_refs": items(name={"type": "string"}),
                     "executor": section(changes=changes),
@@ -101,10 +119,11 @@ def _schema() -> dict[str, Any]:
         },
         "required": ["a", "b", "status", "sections"],
         "description": "What differs between two runs, section by section; a changed packet adds `texts` "
-        "(unified diff lines of summary and instructions) and `lists` (what each list gained and lost: "
+        "(unified diff lines of "
+        + " and ".join(PACKET_TEXTS)
+        + ") and `lists` (what each list gained and lost: "
         + ", ".join(PACKET_LISTS)
         + ").",
-        "$defs": {"gained_lost": gained_lost},
     }
 
 

@@ -3,7 +3,8 @@
 Every kind, the event log, the id index and the API tokens are registered through
 :class:`~cwom.admin.readonly.ReadOnlyAdmin`. A detail page shows the object's columns, its link tables,
 its contract document (every Ref a link) and its events; a run's page shows its whole causality chain as
-a picture and a table, an issue's page its inputs and newest runs as a picture. The home page
+a picture and a table and links to its comparison with the previous run of its issue
+(:mod:`cwom.admin.compare_page`), an issue's page its inputs and newest runs as a picture. The home page
 (:mod:`cwom.admin.site`) shows the system at a glance.
 Access is Django's view permission: members of the ``cwom viewers`` group (see ``cwom.signals``) can look.
 """
@@ -13,10 +14,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.http import HttpRequest
-from django.urls import reverse
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.views.decorators.http import require_safe
 
 from .. import shapes
 from ..humanize import count, duration, usd
@@ -42,7 +48,7 @@ from ..models import (
     RunContextPacket,
     RunDoctrineRef,
 )
-from . import lineage_svg
+from . import compare_page, lineage_svg
 from .readonly import ReadOnlyAdmin, ReadOnlyAdminMixin, ReadOnlyInline, RepoFilter, TagFilter
 from .rendering import (
     CONTENT_PATH,
@@ -251,7 +257,61 @@ class RunAdmin(CwomObjectAdmin):
         return "—" if obj.cost_usd is None else usd(obj.cost_usd)
 
     def extra_fieldsets(self, obj: Any) -> list[tuple[str, dict[str, Any]]]:
-        return [("Causality chain", {"fields": ("lineage_picture", "causality_chain"), "classes": WIDE})]
+        return [
+            ("Compare", {"fields": ("compare_link",)}),
+            ("Causality chain", {"fields": ("lineage_picture", "causality_chain"), "classes": WIDE}),
+        ]
+
+    @admin.display(description="with another run")
+    def compare_link(self, obj: Run) -> SafeString:
+        url = reverse("admin:cwom_run_compare", args=[obj.pk])
+        previous = getattr(obj, compare_page.PREVIOUS)
+        if previous is None:
+            return format_html(
+                'The first run of its issue: nothing before it. <a href="{}">Compare with any run…</a>', url
+            )
+        return format_html(
+            '<a href="{}?with={}" class="cwom-compare-previous">Compare with the previous run of this issue</a> '
+            '({}) · <a href="{}">with any run…</a>',
+            url,
+            previous,
+            previous,
+            url,
+        )
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Run | None:
+        """The run with the previous run of its issue (for the compare link) read in the same query."""
+        if from_field is not None:
+            return super().get_object(request, object_id, from_field)
+        queryset = self.get_queryset(request).annotate(**{compare_page.PREVIOUS: compare_page.previous_run()})
+        try:
+            return queryset.get(pk=Run._meta.pk.to_python(object_id))  # type: ignore[union-attr]
+        except (Run.DoesNotExist, ValidationError, ValueError):
+            return None
+
+    def get_urls(self) -> list[Any]:
+        compare = path(
+            "<path:object_id>/compare/", self.admin_site.admin_view(self.compare_view), name="cwom_run_compare"
+        )
+        return [compare, *super().get_urls()]
+
+    @method_decorator(require_safe)
+    def compare_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """This run (b) beside the previous run of its issue, or the run of ``?with=`` (a)."""
+        run = self.get_object(request, unquote(object_id))
+        if run is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_view_permission(request, run):
+            raise PermissionDenied
+        status, context = compare_page.page_context(run, request.GET.get("with"))
+        context.update(
+            self.admin_site.each_context(request),
+            opts=self.opts,
+            title=f"Run {run.pk}: what changed",
+            run_url=reverse("admin:cwom_run_change", args=[run.pk]),
+            compare_url=reverse("admin:cwom_run_compare", args=[run.pk]),
+        )
+        return TemplateResponse(request, "cwom/admin/run_compare.html", context, status=status)
 
     @admin.display(description="Picture")
     def lineage_picture(self, obj: Run) -> SafeString:

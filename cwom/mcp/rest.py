@@ -55,7 +55,9 @@ class Caller:
         proxied = dict(self.headers).get("HTTP_X_FORWARDED_PROTO") == "https" and settings.SECURE_PROXY_SSL_HEADER
         return f"{'https' if proxied else self.scheme}://{self.host}{path}"
 
-    def environ(self, method: str, path: str, query: str, body: bytes | None) -> dict[str, Any]:
+    def environ(
+        self, method: str, path: str, query: str, body: bytes | None, headers: dict[str, str] | None = None
+    ) -> dict[str, Any]:
         port = "443" if self.scheme == "https" else "80"
         environ: dict[str, Any] = {
             "REQUEST_METHOD": method,
@@ -81,6 +83,8 @@ class Caller:
             environ["CONTENT_TYPE"] = JSON
             environ["CONTENT_LENGTH"] = str(len(body))
         environ.update(self.headers)
+        for name, value in (headers or {}).items():
+            environ[f"HTTP_{name.upper().replace('-', '_')}"] = value
         return environ
 
 
@@ -132,11 +136,13 @@ def call(
     *,
     query: dict[str, Any] | None = None,
     body: Any = None,
+    headers: dict[str, str] | None = None,
     limit: int | None = None,
 ) -> Answer:
-    """Make one request to the API as ``caller``; ``limit`` caps the body read (the rest is not read)."""
+    """Make one request to the API as ``caller`` with these request ``headers`` (``Idempotency-Key``,
+    ``If-Match``); ``limit`` caps the body read (the rest is not read)."""
     data = orjson.dumps(body) if body is not None else None
-    environ = caller.environ(method, path, query_string(query), data)
+    environ = caller.environ(method, path, query_string(query), data, headers)
     started: dict[str, Any] = {}
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:

@@ -4,7 +4,8 @@ A call becomes one request to its endpoint, made as the caller (:mod:`cwom.mcp.r
 becomes the result:
 
 - success: the endpoint's JSON document, as structured content and as text; a list page adds
-  ``next_cursor`` (the ``cursor`` of its ``next`` link, ``null`` on the last page);
+  ``next_cursor`` (the ``cursor`` of its ``next`` link, ``null`` on the last page); an answer with an
+  ``ETag`` gives it as ``_meta.etag`` and in a second text line (what an update's ``if_match`` takes);
 - refusal: a tool error (``isError``) carrying the endpoint's problem document, whatever the status
   (400, 401, 403 ``read_only``, 404, 409, 429 ...).
 
@@ -37,7 +38,8 @@ INSTRUCTIONS = (
     "CWOM is the system of record for agents' work: repos hold issues (intent); context packets (what is known), "
     "constraint snapshots (limits) and doctrine refs (rules) brief runs (execution attempts), which produce "
     "artifacts. Typical flow: enqueue (creates issue, sealed packet and run), get_run until it is done, "
-    "get_lineage or list_artifacts and get_artifact_content for its outputs, list_events for what changed. "
+    "get_lineage or list_artifacts and get_artifact_content for its outputs, list_events for what changed, "
+    "diff_runs for what differs between two runs. Pass idempotency_key to retry a write safely. "
     "Failed tool calls carry an RFC 9457 problem document whose `code` says what to fix."
 )
 # What an id argument may hold before it goes into a path (the API answers 404 for a malformed one).
@@ -65,9 +67,12 @@ def listed(tool: Tool) -> types.Tool:
     )
 
 
-def result(document: Any, *, error: bool = False) -> types.CallToolResult:
-    text = orjson.dumps(document).decode()
-    return types.CallToolResult(content=[types.TextContent(text=text)], structured_content=document, is_error=error)
+def result(document: Any, *, error: bool = False, etag: str | None = None) -> types.CallToolResult:
+    content: list[types.ContentBlock] = [types.TextContent(text=orjson.dumps(document).decode())]
+    if etag:
+        content.append(types.TextContent(text=f"etag: {etag} (pass it as if_match to an update of this object)"))
+    meta = {"etag": etag} if etag else None
+    return types.CallToolResult(content=content, structured_content=document, is_error=error, _meta=meta)
 
 
 def bad_argument(name: str, message: str) -> types.CallToolResult:
@@ -88,7 +93,7 @@ def answered(tool: Tool, answer: rest.Answer) -> types.CallToolResult:
         next_link = document.get("next")
         cursors = parse_qs(urlsplit(next_link).query).get("cursor") if next_link else None
         document = {**document, "next_cursor": cursors[0] if cursors else None}
-    return result(document)
+    return result(document, etag=answer.headers.get("etag"))
 
 
 def artifact_content(caller: rest.Caller, tool: Tool, artifact_id: str) -> types.CallToolResult:
@@ -128,22 +133,30 @@ def call_tool(caller: rest.Caller, name: str, arguments: dict[str, Any]) -> type
     if tool is None:
         return result(problem_body(404, "unknown_tool", f"No tool is named {name!r}."), error=True)
     arguments = dict(arguments)
-    path = tool.path
-    if tool.takes_id:
-        object_id = arguments.pop("id", None)
-        if not isinstance(object_id, str) or not ID_TEXT.fullmatch(object_id):
-            return bad_argument("id", "Required: the object's id, a ULID (26 letters and digits).")
-        if tool.name == "get_artifact_content":
-            return artifact_content(caller, tool, object_id)
-        path = path.format(id=object_id)
+    segments: dict[str, str] = {}
+    for name in tool.path_arguments:
+        segments[name] = arguments.pop(name, None)
+        if not isinstance(segments[name], str) or not ID_TEXT.fullmatch(segments[name]):
+            return bad_argument(name, "Required: the object's id, a ULID (26 letters and digits).")
+    if tool.name == "get_artifact_content":
+        return artifact_content(caller, tool, segments["id"])
+    headers: dict[str, str] = {}
+    if tool.header_argument is not None and tool.header_argument[0] in arguments:
+        argument, header = tool.header_argument
+        value = arguments.pop(argument)
+        if not isinstance(value, str):
+            return bad_argument(argument, f"Must be a string: it is sent as the {header} header.")
+        headers[header] = value
     if tool.arguments == "none" and arguments:
-        return bad_argument(sorted(arguments)[0], "Unknown argument: this tool takes only `id`.")
+        takes = ", ".join(f"`{name}`" for name in tool.input_schema["properties"])
+        return bad_argument(sorted(arguments)[0], f"Unknown argument: this tool takes only {takes}.")
     answer = rest.call(
         caller,
         tool.method,
-        path,
+        tool.path.format(**segments),
         query=arguments if tool.arguments == "query" else None,
         body=arguments if tool.arguments == "body" else None,
+        headers=headers,
     )
     return answered(tool, answer)
 

@@ -4,19 +4,23 @@ Every input schema is derived from what the API itself validates with, so the tw
 create tool takes ``shapes.json_schema(kind, "in")``, an update tool ``shapes.json_schema(kind, "patch")``
 plus the object's ``id``, ``enqueue`` the enqueue endpoint's request schema, a list tool its FilterSet's
 filters (each filter's own ``openapi_schema()``) with the paging and ordering parameters the paginator and
-the ordering backend document. :mod:`cwom.mcp.server` turns a call into the request and its answer into
-the result.
+the ordering backend document, ``diff_runs`` the two run ids of its path. A tool that POSTs also takes
+``idempotency_key`` and one that PATCHes ``if_match``, sent as the ``Idempotency-Key`` and ``If-Match``
+headers (their schemas the API's own header parameters). :mod:`cwom.mcp.server` turns a call into the
+request and its answer into the result.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from cwom import shapes
 from cwom.api import filters, views
 from cwom.api.pagination import CwomCursorPagination
+from cwom.api.schema import HEADER_PARAMETERS
 from cwom.enums import Kind
 from execution.views import enqueue_request_schema
 
@@ -24,6 +28,15 @@ from .rest import API_PREFIX
 
 # get_artifact_content answers the bytes as text up to this size; past it, where to fetch them.
 TEXT_LIMIT_BYTES = 64 * 1024
+# The arguments a write tool sends as request headers (not in its body), by the method that takes them.
+HEADER_ARGUMENTS = {"POST": ("idempotency_key", "Idempotency-Key"), "PATCH": ("if_match", "If-Match")}
+HEADER_DESCRIPTIONS = {
+    "idempotency_key": "Optional. Send the same key again when you retry this call (after a timeout or a lost "
+    "answer): the retry answers the first call's object instead of doing it twice.",
+    "if_match": "Optional. The `etag` of the object as you last read it (in the result's `_meta`): the change "
+    "is refused with a 412 `precondition_failed` if someone changed the object since.",
+}
+_PATH_ARGUMENT = re.compile(r"\{(\w+)\}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,28 @@ class Tool:
     @property
     def takes_id(self) -> bool:
         return "{id}" in self.path
+
+    @property
+    def path_arguments(self) -> tuple[str, ...]:
+        """The arguments that are segments of the path (``id``, ``other_id``)."""
+        return tuple(_PATH_ARGUMENT.findall(self.path))
+
+    @property
+    def header_argument(self) -> tuple[str, str] | None:
+        """``(argument, header)`` of the write tool's optional header argument, if it takes one."""
+        return HEADER_ARGUMENTS.get(self.method) if self.writes else None
+
+
+def with_header_argument(tool: Tool) -> Tool:
+    """``tool`` with its header argument (``idempotency_key`` or ``if_match``) added to its input schema."""
+    if tool.header_argument is None:
+        return tool
+    argument, header = tool.header_argument
+    schema = copy.deepcopy(tool.input_schema)
+    header_schema: dict[str, Any] = HEADER_PARAMETERS[header]["schema"]  # type: ignore[assignment]
+    described = {**header_schema, "description": HEADER_DESCRIPTIONS[argument]}
+    schema["properties"] = {**schema["properties"], argument: described}
+    return Tool(**{**tool.__dict__, "input_schema": schema})
 
 
 def _object_schema(properties: dict[str, Any], required: list[str], title: str) -> dict[str, Any]:
@@ -90,6 +125,11 @@ def _list_schema(viewset: type[Any], title: str) -> dict[str, Any]:
 
 def _by_id(what: str) -> dict[str, Any]:
     return _object_schema({"id": _id_schema(what)}, ["id"], f"The {what}'s id")
+
+
+def _two_runs() -> dict[str, Any]:
+    properties = {"id": _id_schema("first run (a)"), "other_id": _id_schema("second run (b)")}
+    return _object_schema(properties, ["id", "other_id"], "The ids of the two runs to compare")
 
 
 def _path(kind: str, suffix: str = "") -> str:
@@ -214,6 +254,15 @@ def build() -> dict[str, Tool]:
             _path(Kind.RUN, "/{id}/lineage"),
             _by_id(Kind.RUN),
         ),
+        Tool(
+            "diff_runs",
+            "Compare two runs section by section (issue, packets with text diffs, constraints, doctrine, executor, "
+            "outcome, artifacts), each marked same, changed, added or removed. Use it to see why a retry behaved "
+            "differently.",
+            "GET",
+            _path(Kind.RUN, "/{id}/diff/{other_id}"),
+            _two_runs(),
+        ),
         _list(
             "list_issues",
             views.IssueViewSet,
@@ -251,4 +300,4 @@ def build() -> dict[str, Tool]:
             _by_id(Kind.ARTIFACT),
         ),
     ]
-    return {tool.name: tool for tool in tools}
+    return {tool.name: with_header_argument(tool) for tool in tools}

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
+import yaml
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -152,3 +155,43 @@ def test_an_unknown_or_malformed_run_is_a_404(reader: APIClient, executed: Any) 
 def test_the_diff_needs_a_token(executed: Any) -> None:
     run = executed(two_bodies()[0])
     assert APIClient().get(f"/api/v1/runs/{run.pk}/diff/{run.pk}").status_code == 401
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The OpenAPI document's ``RunDiff`` component, its references resolvable (a schema standing alone)."""
+    path = Path(tmp_path_factory.mktemp("schema")) / "openapi.yaml"
+    call_command("spectacular", "--file", str(path))
+    components = yaml.safe_load(path.read_text())["components"]
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": "#/components/schemas/RunDiff",
+        "components": components,
+    }
+
+
+def test_real_diffs_match_the_published_component(reader: APIClient, executed: Any, published: dict) -> None:
+    a_body, b_body = two_bodies()
+    a, b = executed(a_body), executed(b_body)
+    factories.artifact(b, type="code_patch", title="only in b")
+    same = diff(reader, a, a)
+    changed = diff(reader, a, b)
+    for body in (same, changed):
+        jsonschema.validate(body, published)
+    statuses = {item["status"] for item in changed["sections"]["artifacts"]["items"]}
+    assert {"added", "removed", "changed"} <= statuses
+    (packet,) = changed["sections"]["context_packets"]["items"]
+    assert set(packet) == {"status", "role", "a", "b", "texts", "lists"}
+    # The component says what a changed packet carries: a text diff is lines, a list change added/removed.
+    for wrong in (
+        {"texts": {"summary": "-old\n+new"}},
+        {"texts": {"title": []}},
+        {"lists": {"assumptions": ["x"]}},
+        {"lists": {"assumptions": {"added": []}}},
+    ):
+        broken = copy.deepcopy(changed)
+        broken["sections"]["context_packets"]["items"][0].update(wrong)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, published)
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, compare.DIFF_SCHEMA)

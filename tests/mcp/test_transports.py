@@ -16,7 +16,7 @@ import jsonschema
 import pytest
 from mcp import Client
 
-from cwom import shapes
+from cwom import compare, shapes
 from cwom.api.serializers import EVENT_SCHEMA
 from cwom.mcp.tools import build
 from tests.mcp.conftest import Connect, HttpServer, Service
@@ -59,7 +59,7 @@ def test_an_agent_drives_the_whole_chain(connect: Connect, service: Service) -> 
     async def scenario() -> None:
         async with connect(service.writer) as client:
             listed = {tool.name for tool in (await client.list_tools()).tools}
-            assert listed == READ_TOOLS | WRITE_TOOLS and len(listed) == 20
+            assert listed == READ_TOOLS | WRITE_TOOLS and len(listed) == 21
 
             repo = valid("Repo", await ok(client, "create_repo", {"name": "MCP", "slug": f"mcp-{id(client)}"}))
             issue = valid(
@@ -198,11 +198,105 @@ def test_a_read_only_token_gets_the_read_tools_and_a_403_from_write_tools(connec
     async def scenario() -> None:
         async with connect(service.reader) as client:
             assert {tool.name for tool in (await client.list_tools()).tools} == READ_TOOLS
+            assert "diff_runs" in READ_TOOLS
             problem = await refused(client, "create_repo", {"name": "Nope", "slug": "nope"})
             assert (problem["status"], problem["code"]) == (403, "read_only")
             assert problem["instance"] == "/api/v1/repos"
             page = await ok(client, "list_events", {"page_size": 1})
             assert set(page) == {"next", "previous", "results", "next_cursor"}
+
+    run(scenario)
+
+
+async def called(client: Client, name: str, arguments: dict[str, Any]) -> tuple[Any, str]:
+    """The document and the ETag (``_meta.etag``, also a line of text) of a tool call that succeeded."""
+    result = await client.call_tool(name, arguments)
+    assert not result.is_error, result.structured_content
+    etag = result.meta["etag"]
+    assert result.content[1].text.startswith(f"etag: {etag} ")
+    return result.structured_content, etag
+
+
+def test_diff_runs_compares_two_runs_for_a_read_only_token(connect: Connect, service: Service) -> None:
+    async def scenario() -> None:
+        async with connect(service.writer) as writer:
+            repo = await ok(writer, "create_repo", {"name": "Diff", "slug": f"diff-{uuid.uuid4().hex[:8]}"})
+            issue = await ok(writer, "create_issue", {"repo": repo["id"], "title": "Twice"})
+            noop = {"name": "noop"}
+            first = await ok(
+                writer, "enqueue", {"issue": issue["id"], "context": {"summary": "Old."}, "executor": noop}
+            )
+            second = await ok(
+                writer,
+                "enqueue",
+                {"issue": issue["id"], "context": {"summary": "New."}, "executor": noop, "mode": "hybrid"},
+            )
+        async with connect(service.reader) as reader:
+            a, b = first["run"]["id"], second["run"]["id"]
+            diff = await ok(reader, "diff_runs", {"id": a, "other_id": b})
+            jsonschema.validate(diff, compare.DIFF_SCHEMA)
+            assert (diff["a"]["id"], diff["b"]["id"], diff["status"]) == (a, b, "changed")
+            sections = diff["sections"]
+            assert sections["issue"]["status"] == "same"
+            assert sections["executor"]["changes"]["mode"] == {"a": "agent", "b": "hybrid"}
+            (packet,) = sections["context_packets"]["items"]
+            assert packet["texts"]["summary"][-2:] == ["-Old.", "+New."]
+            same = await ok(reader, "diff_runs", {"id": a, "other_id": a})
+            assert same["status"] == "same"
+            problem = await refused(reader, "diff_runs", {"id": a, "other_id": "01" + "0" * 24})
+            assert (problem["status"], problem["code"]) == (404, "not_found")
+            problem = await refused(reader, "diff_runs", {"id": a, "other_id": "../issues"})
+            assert (problem["status"], problem["errors"][0]["path"]) == (400, "other_id")
+
+    run(scenario)
+
+
+def test_a_repeated_call_with_the_same_idempotency_key_answers_the_same_object(
+    connect: Connect, service: Service
+) -> None:
+    async def scenario() -> None:
+        async with connect(service.writer) as client:
+            key = f"mcp-{uuid.uuid4().hex}"
+            body = {"name": "Once", "slug": f"once-{uuid.uuid4().hex[:8]}", "idempotency_key": key}
+            first = await ok(client, "create_repo", body)
+            again = await ok(client, "create_repo", body)
+            assert again == first  # replayed: no second repo, no 409 for the taken slug
+            # A key is one request of this token's: the same key with another body is refused.
+            problem = await refused(client, "create_repo", {**body, "name": "Other"})
+            assert (problem["status"], problem["code"]) == (422, "idempotency_key_reused")
+            issue = await ok(client, "create_issue", {"repo": first["id"], "title": "Once"})
+            problem = await refused(client, "create_repo", {**body, "idempotency_key": ""})
+            assert (problem["status"], problem["code"]) == (400, "invalid_idempotency_key")
+            queued = await ok(
+                client,
+                "enqueue",
+                {"issue": issue["id"], "context": {"summary": "Go."}, "idempotency_key": f"{key}-enqueue"},
+            )
+            assert (
+                await ok(
+                    client,
+                    "enqueue",
+                    {"issue": issue["id"], "context": {"summary": "Go."}, "idempotency_key": f"{key}-enqueue"},
+                )
+                == queued
+            )
+
+    run(scenario)
+
+
+def test_an_update_with_a_stale_if_match_is_the_apis_412(connect: Connect, service: Service) -> None:
+    async def scenario() -> None:
+        async with connect(service.writer) as client:
+            repo = await ok(client, "create_repo", {"name": "Tags", "slug": f"tags-{uuid.uuid4().hex[:8]}"})
+            issue, read = await called(client, "create_issue", {"repo": repo["id"], "title": "Lost update"})
+            assert (await called(client, "get_object", {"id": issue["id"]}))[1] == read
+            changed, now = await called(client, "update_issue", {"id": issue["id"], "priority": "P1", "if_match": read})
+            assert changed["priority"] == "P1" and now != read
+            problem = await refused(client, "update_issue", {"id": issue["id"], "priority": "P3", "if_match": read})
+            assert (problem["status"], problem["code"]) == (412, "precondition_failed")
+            assert (await ok(client, "get_object", {"id": issue["id"]}))["priority"] == "P1"
+            problem = await refused(client, "update_issue", {"id": issue["id"], "if_match": 5})
+            assert (problem["status"], problem["errors"][0]["path"]) == (400, "if_match")
 
     run(scenario)
 
