@@ -106,7 +106,7 @@ def profile(db: str, name: str, runs: int, cpu: bool) -> int:
         profiler.disable()
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text).strip_dirs()
-        stats.sort_stats("cumulative").print_stats(60)
+        stats.sort_stats("cumulative").print_stats(150)
         stats.sort_stats("tottime").print_stats(30)
         report = text.getvalue()
     else:

@@ -10,6 +10,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from ..db import bulk
+from ..db.prepared import Prepared
 from ..enums import (
     RUN_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -369,17 +370,25 @@ class Run(MutableCwomObject):
         self._loaded = self._column_values()
 
     def latest_issue_snapshot(self) -> ConstraintSnapshot | None:
-        """The issue's most recently captured constraint snapshot, pinned at the start when none is named."""
-        return (
-            ConstraintSnapshot.objects.filter(issues=self.for_issue_id)
-            .order_by("-captured_at", "-id")
-            .only("id", "time_available_minutes")  # what the start and the worker's time limit read
-            .first()
-        )
+        """The issue's most recently captured constraint snapshot, pinned at the start when none is named (with
+        only what the start and the worker's time limit read)."""
+        rows = LATEST_ISSUE_SNAPSHOT.rows(self.for_issue_id)
+        return ConstraintSnapshot.from_db(self._state.db, LATEST_SNAPSHOT_FIELDS, rows[0]) if rows else None
 
     def latest_issue_snapshot_id(self) -> str | None:
         snapshot = self.latest_issue_snapshot()
         return snapshot.pk if snapshot else None
+
+
+LATEST_SNAPSHOT_FIELDS = ("id", "time_available_minutes")
+# Read at every start of a run naming no snapshot: compiled once (cwom.db.prepared).
+LATEST_ISSUE_SNAPSHOT = Prepared(
+    lambda issue_id: (
+        ConstraintSnapshot.objects.filter(issues=issue_id)
+        .order_by("-captured_at", "-id")
+        .values_list(*LATEST_SNAPSHOT_FIELDS)[:1]
+    )
+)
 
 
 class RunContextPacket(Link):
