@@ -42,6 +42,8 @@ from generate import PG_ADMIN_URL, database_url  # noqa: E402
 from psycopg import sql  # noqa: E402
 from run import BROKER, RESULTS, ROOT, InProcess, app_env, rng, sample_parameters  # noqa: E402
 
+BARE_TASK = "bench.celery_bare.bare"  # bench/celery_bare.py
+
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -107,6 +109,48 @@ class CeleryWorker:
         self.log.close()
 
 
+def bare_ceiling(db_url: str, burst: int, concurrency: int, log_dir: Path) -> dict[str, Any]:
+    """Drain ``burst`` bare tasks (``bench/celery_bare.py``) sent as a run's task is sent (the same per-message
+    time limits and publish retry policy) with a worker of ``concurrency`` processes: tasks/s and worker CPU."""
+    import redis
+
+    from cwom_site.celery import app as celery_app
+    from execution import lifecycle
+
+    broker = redis.Redis.from_url(BROKER)
+    broker.delete("celery")
+    key = f"cwom-bench-bare:{os.getpid()}"
+    broker.delete(f"{key}:first", f"{key}:last")
+    soft, hard = lifecycle.limits_for_minutes(None)
+    for index in range(burst):
+        celery_app.send_task(
+            BARE_TASK,
+            args=[index, burst - 1, key],
+            soft_time_limit=soft,
+            time_limit=hard,
+            retry=True,
+            retry_policy=lifecycle.PUBLISH_RETRY_POLICY,
+        )
+    worker = CeleryWorker(ROOT, db_url, concurrency, log_dir / "worker-burst-bare.log", "bench.celery_bare")
+    try:
+        worker.wait_ready()
+        deadline = time.time() + 300
+        while broker.get(f"{key}:last") is None and time.time() < deadline:
+            time.sleep(0.05)
+        cpu = worker.cpu_used()
+    finally:
+        worker.stop()
+    first, last = (float(broker.get(f"{key}:{stamp}") or "nan") for stamp in ("first", "last"))
+    broker.delete(f"{key}:first", f"{key}:last", "celery")
+    return {
+        "tasks": burst,
+        "seconds": round(last - first, 2),
+        "tasks_per_s": round(burst / (last - first), 1),
+        "tasks_per_s_per_process": round(burst / (last - first) / concurrency, 1),
+        "worker_cpu_ms_per_task": round(cpu * 1000 / burst, 2),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--source", default="cwom_bench_100k", help="database to copy")
@@ -145,8 +189,7 @@ def measure(db: str, args: argparse.Namespace, codes: dict[str, Path]) -> int:
 
     from django.db import connection
 
-    from cwom_site.celery import app as celery_app
-    from execution import enqueue, lifecycle
+    from execution import enqueue
 
     def enqueue_burst() -> list[str]:
         ids = []
@@ -192,39 +235,6 @@ def measure(db: str, args: argparse.Namespace, codes: dict[str, Path]) -> int:
             "worker_cpu_ms_per_run": round(cpu * 1000 / max(done, 1), 2),
         }
 
-    def drain_bare() -> dict[str, Any]:
-        broker.delete("celery")
-        key = f"cwom-bench-bare:{os.getpid()}"
-        broker.delete(f"{key}:first", f"{key}:last")
-        soft, hard = lifecycle.limits_for_minutes(None)
-        for index in range(args.burst):
-            celery_app.send_task(
-                "bench.celery_bare.bare",
-                args=[index, args.burst - 1, key],
-                soft_time_limit=soft,
-                time_limit=hard,
-                retry=True,
-                retry_policy=lifecycle.PUBLISH_RETRY_POLICY,
-            )
-        worker = CeleryWorker(ROOT, db_url, args.concurrency, log_dir / "worker-burst-bare.log", "bench.celery_bare")
-        try:
-            worker.wait_ready()
-            deadline = time.time() + 300
-            while broker.get(f"{key}:last") is None and time.time() < deadline:
-                time.sleep(0.05)
-            cpu = worker.cpu_used()
-        finally:
-            worker.stop()
-        first, last = (float(broker.get(f"{key}:{stamp}") or "nan") for stamp in ("first", "last"))
-        broker.delete(f"{key}:first", f"{key}:last")
-        return {
-            "tasks": args.burst,
-            "seconds": round(last - first, 2),
-            "tasks_per_s": round(args.burst / (last - first), 1),
-            "tasks_per_s_per_process": round(args.burst / (last - first) / args.concurrency, 1),
-            "worker_cpu_ms_per_task": round(cpu * 1000 / args.burst, 2),
-        }
-
     result: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "source": args.source,
@@ -241,7 +251,7 @@ def measure(db: str, args: argparse.Namespace, codes: dict[str, Path]) -> int:
             figures[name] = drain_runs(code, name)
             print(f"round {round_ + 1}, {name}: {figures[name]}", flush=True)
         if args.bare:
-            figures["bare"] = drain_bare()
+            figures["bare"] = bare_ceiling(db_url, args.burst, args.concurrency, log_dir)
             print(f"round {round_ + 1}, bare task: {figures['bare']}", flush=True)
         result["rounds"].append(figures)
     broker.delete("celery")
