@@ -1056,18 +1056,26 @@ def part_enqueue(
             sampler.watch("celery worker process", worker.proc.pid)
             burst_result = asyncio.run(drain(queued, concurrency))
             out[f"{concurrency} worker process(es)"] = {**asyncio.run(go(concurrency)), "burst": burst_result}
-            r = out[f"{concurrency} worker process(es)"]
-            print(
-                f"  {concurrency} worker(s): enqueue->done p50 {r['enqueue_to_done']['p50_ms']} ms, "
-                f"p95 {r['enqueue_to_done']['p95_ms']} ms; burst {r['burst']['runs_per_s']} runs/s",
-                flush=True,
-            )
         except Exception as error:  # noqa: BLE001 - report and go on with the other parts
             out[f"{concurrency} worker process(es)"] = {"error": f"{type(error).__name__}: {error}"[:500]}
             print(f"  error: {error}", flush=True)
         finally:
             sampler.unwatch("celery worker process")
             worker.stop()
+        r = out[f"{concurrency} worker process(es)"]
+        if "error" in r:
+            continue
+        # Celery's own ceiling: a task that does nothing, the same burst, settings, broker and processes.
+        from worker_burst import bare_ceiling
+
+        r["bare_task"] = bare_ceiling(db_url, burst, concurrency, log_dir)
+        r["burst"]["share_of_bare"] = round(r["burst"]["runs_per_s"] / r["bare_task"]["tasks_per_s"], 3)
+        print(
+            f"  {concurrency} worker(s): enqueue->done p50 {r['enqueue_to_done']['p50_ms']} ms, "
+            f"p95 {r['enqueue_to_done']['p95_ms']} ms; burst {r['burst']['runs_per_s']} runs/s "
+            f"({r['burst']['share_of_bare']:.0%} of a bare task's {r['bare_task']['tasks_per_s']}/s)",
+            flush=True,
+        )
     flush_bench_broker()
     return out
 

@@ -24,6 +24,7 @@ from django.db.models import F, Value
 from django.utils import timezone
 
 from cwom import lineage, shapes, writes
+from cwom.db.prepared import Prepared
 from cwom.enums import RUN_TRANSITIONS, TERMINAL_STATUSES, Kind, ManagedBy, Status
 from cwom.models import (
     ConstraintSnapshot,
@@ -264,30 +265,48 @@ class LazyBundle(Mapping[str, Any]):
         return len(self.KEYS)
 
 
-def run_inputs(run_id: str) -> RunInputs:
-    """The ids ``run_id`` names and its issue's title, in two small queries (no object is dumped): the
-    run's packets with the run's own columns on each row, then the doctrine refs."""
-    columns = ("for_issue_id", "for_issue__title", "constraint_snapshot_id")
-    rows = list(
+# The reads of run_inputs, compiled once per process (see cwom.db.prepared).
+RUN_PACKETS = Prepared(
+    lambda run_id: (
         RunContextPacket.objects.filter(run_id=run_id)
         .order_by("id")
-        .values_list("packet_id", "packet__version", *(f"run__{column}" for column in columns))
+        .values_list(
+            "packet_id", "packet__version", "run__for_issue_id", "run__for_issue__title", "run__constraint_snapshot_id"
+        )
     )
-    # A run with no packet yet (not ready) has its columns read alone.
-    run_row = rows[0][2:] if rows else Run.objects.filter(pk=run_id).values_list(*columns).get()
-    issue_id, issue_title, snapshot_id = run_row
-    packets = [(packet_id, version) for packet_id, version, *_run in rows]
-    # The run's own doctrine refs, then those of its packets in the run's packet order, in one query.
-    position = {packet_id: index for index, (packet_id, _version) in enumerate(packets, start=1)}
-    own = (
+)
+RUN_COLUMNS = Prepared(
+    lambda run_id: Run.objects.filter(pk=run_id).values_list(
+        "for_issue_id", "for_issue__title", "constraint_snapshot_id"
+    )
+)
+# The run's own doctrine refs (packet ''), then those of its packets, in one query.
+RUN_DOCTRINE = Prepared(
+    lambda run_id: (
         RunDoctrineRef.objects.filter(run_id=run_id)
         .annotate(packet=Value(""))
         .values_list("packet", "id", "doctrine_ref_id")
+        .union(
+            PacketDoctrineRef.objects.filter(
+                packet_id__in=RunContextPacket.objects.filter(run_id=run_id).values("packet_id")
+            ).values_list("packet_id", "id", "doctrine_ref_id"),
+            all=True,
+        )
     )
-    of_packets = PacketDoctrineRef.objects.filter(packet_id__in=list(position)).values_list(
-        "packet_id", "id", "doctrine_ref_id"
-    )
-    doctrine = sorted(own.union(of_packets, all=True), key=lambda row: (position.get(row[0], 0), row[1]))
+)
+
+
+def run_inputs(run_id: str) -> RunInputs:
+    """The ids ``run_id`` names and its issue's title, in two small queries (no object is dumped): the
+    run's packets with the run's own columns on each row, then the doctrine refs."""
+    rows = RUN_PACKETS.rows(run_id)
+    # A run with no packet yet (not ready) has its columns read alone.
+    (run_row,) = [row[2:] for row in rows[:1]] or RUN_COLUMNS.rows(run_id)
+    issue_id, issue_title, snapshot_id = run_row
+    packets = [(packet_id, version) for packet_id, version, *_run in rows]
+    # The run's own doctrine refs first, then its packets' in the run's packet order.
+    position = {packet_id: index for index, (packet_id, _version) in enumerate(packets, start=1)}
+    doctrine = sorted(RUN_DOCTRINE.rows(run_id), key=lambda row: (position.get(row[0], 0), row[1]))
     return RunInputs(
         issue_id=issue_id,
         issue_title=issue_title,
@@ -386,11 +405,17 @@ def _end_run(run: Run, status: str, outcome: Outcome) -> None:
         writes.transition(run, status, locked=True, **extra)
 
 
+RUN_EVENTS = Prepared(
+    lambda run_id: (
+        Event.objects.filter(object_id=run_id).order_by("id").values_list("at", "action", "changes", "principal")
+    )
+)
+
+
 def trace_document(run: Run, execution: RunExecution, steps: list[dict[str, Any]]) -> dict[str, Any]:
     """The run's timeline: its recorded state changes merged with the worker's steps, by time."""
     timeline: list[dict[str, Any]] = []
-    events = Event.objects.filter(object_id=run.pk).order_by("id").values_list("at", "action", "changes", "principal")
-    for at, action, changes, principal in events:
+    for at, action, changes, principal in RUN_EVENTS.rows(run.pk):
         entry: dict[str, Any] = {"at": iso(at), "source": "event", "action": action}
         if "status" in changes:
             entry["from"], entry["to"] = changes["status"]

@@ -6,7 +6,9 @@
 - :func:`write`: new rows of several models (instances, or :class:`Values` of some columns), in one round
   trip when they are few, else by COPY;
 - :func:`load` and :func:`load_values`: many new rows, by COPY on PostgreSQL (a multi-row INSERT elsewhere);
-- :func:`update`: some columns of many rows to their instances' values, in one statement.
+- :func:`update`: some columns of many rows to their instances' values, in one statement;
+- :func:`update_then_insert`: a compare-and-set UPDATE and, only if it changed a row, a new row (its event), in one
+  statement.
 
 Rows are written as they are: no ``save()``, no signals, no validation; the database's constraints and
 triggers check every row, as for any other INSERT or UPDATE. Values are prepared by :mod:`cwom.db.values`.
@@ -19,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.models.sql import UpdateQuery
 
 from .values import Columns, columns
 
@@ -229,3 +232,36 @@ def update(objs: Sequence[models.Model], attnames: Sequence[str], using: str = D
     params = [list(column) for column in zip(*(cols.prepared(row) for row in rows), strict=True)]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
+
+
+def update_then_insert(queryset: models.QuerySet[Any], values: dict[str, Any], row: models.Model) -> bool:
+    """UPDATE the rows of ``queryset`` to ``values`` (plain values) and, only if that changed a row, INSERT ``row``
+    (a new row of another model: the change's event); returns whether a row changed. One statement on PostgreSQL
+    (a data-modifying CTE: the row is inserted when the UPDATE returned one), two elsewhere. ``row``'s auto key
+    is read back."""
+    using = queryset.db
+    connection = connections[using]
+    model = type(row)
+    if connection.vendor != "postgresql" or not _plain(model, connection):
+        changed = queryset.update(**values) > 0
+        if changed:
+            insert([row], using)
+        return changed
+    query = queryset.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    query.annotations = {}
+    update_sql, update_params = query.get_compiler(using).as_sql()
+    cols = columns(model, connection)
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(name) for name in cols.names)
+    placeholders = ", ".join(["%s"] * len(cols.fields))
+    returning = _returning(model, connection) or " RETURNING 1"
+    table = quote(model._meta.db_table)
+    insert_sql = f"INSERT INTO {table} ({names}) SELECT {placeholders}"  # noqa: S608 - our own names
+    sql = f"WITH cwom_changed AS ({update_sql} RETURNING 1) {insert_sql} WHERE EXISTS (SELECT FROM cwom_changed)"
+    with connection.cursor() as cursor:
+        cursor.execute(sql + returning, [*update_params, *cols.of(row)])
+        keys = cursor.fetchall()
+    if keys:
+        _saved([row], using, keys if model._meta.auto_field is not None else None)
+    return bool(keys)

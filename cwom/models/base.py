@@ -131,8 +131,9 @@ class Event(models.Model):
 event_built = Signal()
 
 
-def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
-    """The (unsaved) event for a change of ``obj``, by the current principal."""
+def new_event(obj: CwomObject, action: str, changes: dict[str, Any], *, announce: bool = True) -> Event:
+    """The (unsaved) event for a change of ``obj``, by the current principal; ``announce``: send
+    ``event_built`` now (else the writer calls :func:`announce_event` once the event is written)."""
     actor = audit.current_actor()
     if actor is None and action == EventAction.CREATE:
         actor = obj.created_by
@@ -148,9 +149,15 @@ def new_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:
         principal=audit.current_principal(),
         actor=actor,
     )
+    if announce:
+        announce_event(event)
+    return event
+
+
+def announce_event(event: Event) -> None:
+    """Send ``event_built`` for ``event`` (inside the writing transaction)."""
     if event_built.receivers:
         event_built.send(Event, event=event)
-    return event
 
 
 def record_event(obj: CwomObject, action: str, changes: dict[str, Any]) -> Event:

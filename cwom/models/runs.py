@@ -9,6 +9,8 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
+from ..db import bulk
+from ..db.prepared import Prepared
 from ..enums import (
     RUN_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -23,7 +25,7 @@ from ..enums import (
 )
 from ..fields import JSONField, JSONListField
 from ..validation import ShapeValidator
-from .base import CwomObject, Link, MutableCwomObject, record_event
+from .base import CwomObject, Link, MutableCwomObject, announce_event, new_event
 from .briefing import ConstraintSnapshot, ContextPacket, DoctrineRef
 from .work import Issue, Repo, choices_check
 
@@ -347,14 +349,17 @@ class Run(MutableCwomObject):
             for name, value in loaded_before.items():
                 setattr(self, name, value)
             raise
+        changes = {name: (loaded_before[name], value) for name, value in values.items() if name != "updated_at"}
+        event = new_event(self, EventAction.TRANSITION, changes, announce=False)
         # No savepoint of its own: a lost compare-and-set writes nothing, and a database error fails
         # the caller's transaction anyway.
         with transaction.atomic(savepoint=False):
-            # Compare-and-set on the status, and on the start so a stale copy cannot restart the clock.
-            won = Run.objects.filter(pk=self.pk, status=current, started_at=stored_start).update(**values) == 1
+            # Compare-and-set on the status, and on the start so a stale copy cannot restart the clock; the event
+            # is written by the same statement, only if the run moved.
+            moving = Run.objects.filter(pk=self.pk, status=current, started_at=stored_start)
+            won = bulk.update_then_insert(moving, values, event)
             if won:
-                changes = {name: (loaded_before[name], value) for name, value in values.items() if name != "updated_at"}
-                record_event(self, EventAction.TRANSITION, changes)
+                announce_event(event)
         if not won:
             actual = Run.objects.filter(pk=self.pk).values_list("status", flat=True).first()
             for name, value in loaded_before.items():
@@ -365,17 +370,25 @@ class Run(MutableCwomObject):
         self._loaded = self._column_values()
 
     def latest_issue_snapshot(self) -> ConstraintSnapshot | None:
-        """The issue's most recently captured constraint snapshot, pinned at the start when none is named."""
-        return (
-            ConstraintSnapshot.objects.filter(issues=self.for_issue_id)
-            .order_by("-captured_at", "-id")
-            .only("id", "time_available_minutes")  # what the start and the worker's time limit read
-            .first()
-        )
+        """The issue's most recently captured constraint snapshot, pinned at the start when none is named (with
+        only what the start and the worker's time limit read)."""
+        rows = LATEST_ISSUE_SNAPSHOT.rows(self.for_issue_id)
+        return ConstraintSnapshot.from_db(self._state.db, LATEST_SNAPSHOT_FIELDS, rows[0]) if rows else None
 
     def latest_issue_snapshot_id(self) -> str | None:
         snapshot = self.latest_issue_snapshot()
         return snapshot.pk if snapshot else None
+
+
+LATEST_SNAPSHOT_FIELDS = ("id", "time_available_minutes")
+# Read at every start of a run naming no snapshot: compiled once (cwom.db.prepared).
+LATEST_ISSUE_SNAPSHOT = Prepared(
+    lambda issue_id: (
+        ConstraintSnapshot.objects.filter(issues=issue_id)
+        .order_by("-captured_at", "-id")
+        .values_list(*LATEST_SNAPSHOT_FIELDS)[:1]
+    )
+)
 
 
 class RunContextPacket(Link):
