@@ -594,7 +594,7 @@ class Dataset:
                     f"{'%.1f' % (rnd.random() * 600) if started else NULL}\t"
                     f"{'Patched and tested.' if done else NULL}\t{decision_log if done else '[]'}\t"
                     f"{failure_category}\t{failure_message}\t{snapshot}\t{self.issue_ids[i]}\t"
-                    f"{self.repo_ids[self.issue_repo[i]]}\n"
+                    f"{self.repo_ids[self.issue_repo[i]]}\tclient\n"
                 )
 
         self.loader.copy(
@@ -602,7 +602,7 @@ class Dataset:
             "id created_at created_by tags meta updated_at status mode executor_actor executor_runtime "
             "executor_toolchain plan_steps plan_risk_notes started_at ended_at duration_s cost_usd cost_tokens "
             "cost_compute_s result_summary decision_log failure_category failure_message constraint_snapshot_id "
-            "for_issue_id repo_id".split(),
+            "for_issue_id repo_id managed_by".split(),
             run_rows(),
         )
         self.loader.copy("cwom_runcontextpacket", ["role", "packet_id", "run_id"], iter(run_packets))
