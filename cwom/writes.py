@@ -206,8 +206,15 @@ def _link_rows(key: tuple[str, str], rows: list[tuple[str, str, str | None]]) ->
 
 # --- create -----------------------------------------------------------------------------------------
 def create(kind: str, data: Any) -> CwomObject:
-    """Create one object of ``kind`` from a contract-shaped body; returns it ready for ``dump``."""
+    """Create one object of ``kind`` from a contract-shaped body; returns it ready for ``dump``.
+
+    Its writes are one transaction (:func:`write_new`; an object without links: one statement, atomic alone,
+    so no BEGIN and COMMIT round trips). A packet's version is drawn under a lock on its issue, held until the
+    packet is written: that create is one transaction from the start.
+    """
     parsed = shapes.parse(kind, data, "in")
+    if kind != Kind.CONTEXT_PACKET:
+        return create_parsed(parsed)
     with transaction.atomic():
         return create_parsed(parsed)
 
@@ -313,20 +320,21 @@ def write_new(
     if not any(tables.values()) and not any(finals):
         model.insert_new(objs, events)
         return
-    model.insert_new(objs)
-    bulk.write([_link_rows(key, rows) for key, rows in tables.items()])
-    then: dict[tuple[str, ...], list[CwomObject]] = defaultdict(list)
-    for obj, final in zip(objs, finals, strict=True):
-        for name, value in final.items():
-            setattr(obj, name, value)
-        if final:
-            then[tuple(final)].append(obj)
-    for columns, moved in then.items():
-        bulk.update(moved, columns)
-    for obj in objs:
-        obj._loaded = obj._column_values()
-    if events:
-        bulk.write([events])
+    with transaction.atomic(savepoint=False):  # the caller's transaction, or one of its own
+        model.insert_new(objs)
+        bulk.write([_link_rows(key, rows) for key, rows in tables.items()])
+        then: dict[tuple[str, ...], list[CwomObject]] = defaultdict(list)
+        for obj, final in zip(objs, finals, strict=True):
+            for name, value in final.items():
+                setattr(obj, name, value)
+            if final:
+                then[tuple(final)].append(obj)
+        for columns, moved in then.items():
+            bulk.update(moved, columns)
+        for obj in objs:
+            obj._loaded = obj._column_values()
+        if events:
+            bulk.write([events])
 
 
 # --- update -----------------------------------------------------------------------------------------

@@ -238,6 +238,7 @@ REST_FRAMEWORK = {
     # No OPTIONS metadata: the API is described by its OpenAPI schema (OPTIONS answers 405).
     "DEFAULT_METADATA_CLASS": None,
     "DEFAULT_PARSER_CLASSES": ["cwom.api.parsers.CwomJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "cwom.api.negotiation.CwomContentNegotiation",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

@@ -33,6 +33,7 @@ from cwom.enums import Kind, ManagedBy, RunMode, Status
 from cwom.models import (
     ConstraintSnapshot,
     ContextPacket,
+    CwomObject,
     Issue,
     Run,
 )
@@ -157,9 +158,20 @@ def validate(body: Any) -> tuple[str, dict[str, Any], str]:
     return _executor(body)
 
 
-def _issue(value: Any, created_by: dict[str, Any] | None) -> tuple[Issue, bool]:
-    if _is_ref(value):
-        (issue_id,) = shapes.resolve_refs([(value, Kind.ISSUE, "issue")])
+def _refs(body: dict[str, Any]) -> dict[str, str]:
+    """Every Ref of the body outside the new objects' own fields (``issue``, ``constraints``, ``doctrine_refs``)
+    resolved in one look-up by the one resolver: {path: id}. Raises ValidationError keyed by those paths."""
+    wanted = [(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}") for i, ref in enumerate(body.get("doctrine_refs") or [])]
+    if _is_ref(body["issue"]):
+        wanted.append((body["issue"], Kind.ISSUE, "issue"))
+    if body.get("constraints") is not None and _is_ref(body["constraints"]):
+        wanted.append((body["constraints"], Kind.CONSTRAINT_SNAPSHOT, "constraints"))
+    ids = shapes.resolve_refs(wanted) if wanted else []
+    return {path: object_id for (_value, _kind, path), object_id in zip(wanted, ids, strict=True)}
+
+
+def _issue(value: Any, issue_id: str | None, created_by: dict[str, Any] | None) -> tuple[Issue, bool]:
+    if issue_id is not None:
         # Locked: enqueues against one issue are serialized so two cannot take the same next version.
         return Issue.objects.select_for_update().get(pk=issue_id), False
     try:
@@ -170,6 +182,12 @@ def _issue(value: Any, created_by: dict[str, Any] | None) -> tuple[Issue, bool]:
     return created, True  # type: ignore[return-value]
 
 
+def _known(*objs: CwomObject | None) -> dict[str, str]:
+    """{id: kind} of the objects this enqueue holds (found or created in its transaction): Refs to them in the
+    new objects' bodies are not looked up again."""
+    return {obj.pk: obj.KIND for obj in objs if obj is not None}
+
+
 def _with_creator(fields: dict[str, Any], created_by: dict[str, Any] | None) -> dict[str, Any]:
     """``fields`` of a new object, ``created_by`` the caller's actor when they declare none."""
     if created_by is None or "created_by" in fields:
@@ -177,15 +195,16 @@ def _with_creator(fields: dict[str, Any], created_by: dict[str, Any] | None) -> 
     return {**fields, "created_by": created_by}
 
 
-def _snapshot(value: Any, issue: Issue, created_by: dict[str, Any] | None) -> ConstraintSnapshot | None:
+def _snapshot(
+    value: Any, snapshot_id: str | None, issue: Issue, created_by: dict[str, Any] | None
+) -> ConstraintSnapshot | None:
     if value is None:
         return None
-    if _is_ref(value):
-        (snapshot_id,) = shapes.resolve_refs([(value, Kind.CONSTRAINT_SNAPSHOT, "constraints")])
+    if snapshot_id is not None:
         snapshot = ConstraintSnapshot.objects.get(pk=snapshot_id)
     else:
         try:
-            parsed = shapes.parse(Kind.CONSTRAINT_SNAPSHOT, _with_creator(value, created_by))
+            parsed = shapes.parse(Kind.CONSTRAINT_SNAPSHOT, _with_creator(value, created_by), known=_known(issue))
             snapshot = writes.create_parsed(parsed)  # type: ignore[assignment]
         except ValidationError as error:
             raise _prefixed("constraints", writes.contract_error(Kind.CONSTRAINT_SNAPSHOT, error)) from None
@@ -204,7 +223,7 @@ def _packet(
     if snapshot is not None and "constraint_snapshot" not in body:
         body["constraint_snapshot"] = snapshot.pk
     try:
-        parsed = shapes.parse(Kind.CONTEXT_PACKET, body)
+        parsed = shapes.parse(Kind.CONTEXT_PACKET, body, known=_known(issue, snapshot))
         # An issue created in this transaction has no packet yet: its first one is version 1.
         parsed.columns["version"] = "1" if issue_created else ContextPacket.next_version(issue.pk)
         packet: ContextPacket = writes.create_parsed(parsed)  # type: ignore[assignment]
@@ -222,14 +241,13 @@ def enqueue(body: Any, created_by: dict[str, Any] | None = None) -> EnqueueResul
     """
     name, config, chosen_by = validate(body)
     with transaction.atomic():
-        issue, issue_created = _issue(body["issue"], created_by)
-        snapshot = _snapshot(body.get("constraints"), issue, created_by)
-        packet = _packet(body["context"], issue, issue_created, snapshot, created_by)
-        doctrine_ids = shapes.resolve_refs(
-            [(ref, Kind.DOCTRINE_REF, f"doctrine_refs.{i}") for i, ref in enumerate(body.get("doctrine_refs") or [])]
-        )
+        refs = _refs(body)
+        doctrine_ids = [object_id for path, object_id in refs.items() if path.startswith("doctrine_refs.")]
         if len(set(doctrine_ids)) != len(doctrine_ids):
             raise _error("doctrine_refs", "The same doctrine ref is listed twice.", "duplicate_ref")
+        issue, issue_created = _issue(body["issue"], refs.get("issue"), created_by)
+        snapshot = _snapshot(body.get("constraints"), refs.get("constraints"), issue, created_by)
+        packet = _packet(body["context"], issue, issue_created, snapshot, created_by)
         run_body = {
             "created_by": created_by,
             "for_issue": issue.pk,
@@ -247,9 +265,11 @@ def enqueue(body: Any, created_by: dict[str, Any] | None = None) -> EnqueueResul
             },
         }
         try:
-            parsed_run = shapes.parse(Kind.RUN, run_body)
+            known = {**_known(issue, snapshot, packet), **dict.fromkeys(doctrine_ids, Kind.DOCTRINE_REF)}
+            parsed_run = shapes.parse(Kind.RUN, run_body, known=known)
             parsed_run.columns["managed_by"] = ManagedBy.SERVICE  # read-only in bodies: the service's own
-            run: Run = writes.create_parsed(parsed_run)  # type: ignore[assignment]
+            # The issue (locked) and the packet are the rows the run's rules read: not read again.
+            (run,) = writes.create_many(Kind.RUN, [parsed_run], held=[issue, packet])
         except ValidationError as error:
             raise _prefixed("run", writes.contract_error(Kind.RUN, error)) from None
         execution = lifecycle.start(run, name, config, snapshot)

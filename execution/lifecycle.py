@@ -59,12 +59,15 @@ PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 
 def time_limits(run: Run) -> tuple[float, float]:
     """(soft, hard) seconds for ``run``: its snapshot's ``time.available_minutes`` (else the default),
     never above ``max_run_seconds``; the hard limit adds the grace."""
-    snapshot_id = run.constraint_snapshot_id or run.latest_issue_snapshot_id()
-    minutes = None
-    if snapshot_id:
+    if run.constraint_snapshot_id:
         minutes = (
-            ConstraintSnapshot.objects.filter(pk=snapshot_id).values_list("time_available_minutes", flat=True).first()
+            ConstraintSnapshot.objects.filter(pk=run.constraint_snapshot_id)
+            .values_list("time_available_minutes", flat=True)
+            .first()
         )
+    else:
+        latest = run.latest_issue_snapshot()  # read with its time_available_minutes
+        minutes = latest.time_available_minutes if latest is not None else None
     return limits_for_minutes(minutes)
 
 

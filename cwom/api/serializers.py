@@ -2,8 +2,8 @@
 :mod:`cwom.writes`. Nothing here re-describes a field.
 
 - :class:`KindSerializer` (one subclass per kind, from :func:`serializer_for`): ``to_representation``
-  is ``shapes.dump``; ``create``/``update`` call ``writes.create``/``writes.update``, which validate
-  through the model layer and return the object ready for ``dump``. A page of objects
+  is ``shapes.dump``; ``update`` calls ``writes.update``, which validates through the model layer and
+  returns the object ready for ``dump`` (a create goes from the view to ``writes.create`` directly). A page of objects
   (:class:`KindListSerializer`) has its ref lists loaded for all its rows in one query first.
 - :class:`EventSerializer`: an event of the history feed (the API's own small shape, ``EVENT_SCHEMA``).
 """
@@ -51,9 +51,6 @@ class KindSerializer(serializers.BaseSerializer):
                 {"non_field_errors": [serializers.ErrorDetail("The body must be a JSON object.", code="invalid_shape")]}
             )
         return data
-
-    def create(self, validated_data: Any) -> Any:
-        return writes.create(self.kind, validated_data)
 
     def update(self, instance: Any, validated_data: Any) -> Any:
         return writes.update(instance, validated_data, if_match=self.context.get("if_match", False))

@@ -12,6 +12,7 @@
 
 Rows are written as they are: no ``save()``, no signals, no validation; the database's constraints and
 triggers check every row, as for any other INSERT or UPDATE. Values are prepared by :mod:`cwom.db.values`.
+A write of several statements is one transaction (the caller's, or its own); one statement is atomic alone.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models.sql import UpdateQuery
 
 from .values import Columns, columns
@@ -112,8 +113,9 @@ def insert_together(objs: Sequence[models.Model | Sequence[models.Model]], using
         or any(model._meta.auto_field is not None for model in models_[:-1])  # auto keys: the last item only
         or sum(len(group) * len(cols.fields) for group, cols in zip(groups, plans, strict=True)) > MAX_PARAMS
     ):
-        for group in groups:
-            insert(group, using)
+        with transaction.atomic(using=using, savepoint=False):
+            for group in groups:
+                insert(group, using)
         return
     statements, params = [], []
     for group, cols in zip(groups, plans, strict=True):
@@ -154,11 +156,12 @@ def write(groups: Sequence[Sequence[models.Model] | Values], using: str = DEFAUL
     if sum(len(group) for group in groups) <= FEW:
         insert_together([group.instances() if isinstance(group, Values) else group for group in groups], using)
         return
-    for group in groups:
-        if isinstance(group, Values):
-            load_values(group.model, group.attnames, group.rows, using)
-        else:
-            load(group, using)
+    with transaction.atomic(using=using, savepoint=False):
+        for group in groups:
+            if isinstance(group, Values):
+                load_values(group.model, group.attnames, group.rows, using)
+            else:
+                load(group, using)
 
 
 def load(objs: Sequence[models.Model], using: str = DEFAULT_DB_ALIAS) -> None:

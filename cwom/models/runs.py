@@ -176,6 +176,11 @@ class Run(MutableCwomObject):
             found.update({("retried", pk): rows.get(pk) for pk in retried})
         return found
 
+    @classmethod
+    def lookups_from(cls, rows: Iterable[models.Model]) -> dict[Any, Any]:
+        """An issue the caller holds answers for its runs' repo."""
+        return {("issue_repo", row.pk): row.repo_id for row in rows if isinstance(row, Issue)}
+
     def fill_defaults(self) -> None:
         """A run's repo defaults to its issue's repo."""
         if self.repo_id is None and self.for_issue_id is not None:

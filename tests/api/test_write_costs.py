@@ -156,3 +156,32 @@ def test_the_rate_limit_keeps_a_small_window_and_never_lets_more_through(
         clock[0] += 0.25
     state = cache.get("throttle_principal_token:writer-agent")
     assert len(state) <= PrincipalRateThrottle.BUCKETS + 1  # not one entry per request
+
+
+def test_an_issue_is_written_without_a_transaction_or_savepoint_of_its_own(writer: Api) -> None:
+    # Its one write is atomic alone (on PostgreSQL one statement; elsewhere the INSERTs share the caller's
+    # transaction, here the test's): nothing but the look-up and the write goes to the database.
+    repo = make.repo()
+    writer.get("repos")
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = writer.post("issues", {"repo": repo.pk, "title": "No savepoint", "assignees": [AGENT]})
+
+    assert response.status_code == 201, response.content
+    assert [q["sql"].split()[0].upper() for q in ctx.captured_queries] == ["SELECT", *NEW_OBJECT]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_served_issue_create_sends_no_begin_or_commit(writer: Api, is_postgres: bool) -> None:
+    if not is_postgres:
+        pytest.skip("an autocommit test database needs PostgreSQL (SQLite's cannot be flushed: events are guarded)")
+    repo = make.repo()
+    writer.get("repos")
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = writer.post("issues", {"repo": repo.pk, "title": "Autocommit", "assignees": [AGENT]})
+
+    assert response.status_code == 201, response.content
+    # the object index (repo ref); index row, issue and event in one statement, atomic alone
+    assert [q["sql"].split()[0].upper() for q in ctx.captured_queries] == ["SELECT", "WITH"]
+    assert Event.objects.filter(object_id=response.json()["id"], action="create").count() == 1

@@ -18,7 +18,7 @@ from execution.content import create_many
 from execution.enqueue import enqueue
 from execution.executors.base import ArtifactSpec, ExecutionResult, Executor
 from tests import factories
-from tests.execution.helpers import artifacts_by_type, assert_digest_matches, enqueue_body
+from tests.execution.helpers import artifacts_by_type, assert_digest_matches, client_with, enqueue_body
 
 pytestmark = pytest.mark.django_db
 
@@ -221,3 +221,41 @@ def test_a_worker_keeps_its_database_connection_between_tasks(monkeypatch):
     Task.request.is_eager = True  # an eager task runs inside its caller's transaction: left alone
     celery_module.close_old_connections(task=Task())
     assert calls == ["closed old"]
+
+
+def test_an_enqueue_for_an_existing_issue_is_a_fixed_list_of_statements(dispatched):
+    """POST /enqueue (existing issue, no constraints): its Refs resolved once, the rows it holds (the locked issue,
+    the new packet) not read again. Statements besides the transaction's own, in order."""
+    issue = factories.issue()
+    client = client_with(can_write=True)
+    client.get("/api/v1/repos")  # the token read and cached
+
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.post(
+            "/api/v1/enqueue",
+            {"issue": issue.pk, "context": {"summary": "s"}, "executor": {"name": "noop"}},
+            format="json",
+        )
+
+    assert response.status_code == 202, response.content
+    new_object = ["WITH"] if connection.vendor == "postgresql" else ["INSERT", "INSERT"]
+    assert [
+        verb
+        for verb in (q["sql"].split()[0].upper() for q in ctx.captured_queries)
+        if verb != "SAVEPOINT" and verb != "RELEASE"
+    ] == [
+        "SELECT",  # the body's Refs, one look-up
+        "SELECT",  # the issue, locked
+        "SELECT",  # the packet's next version
+        "SELECT",  # the packet's (issue, version) is free
+        *new_object,  # packet: index row and row
+        "INSERT",  # the issue's packet link
+        "UPDATE",  # sealed (links are written while a draft)
+        "INSERT",  # its create event
+        "SELECT",  # the run's packets (sealed, of the issue)
+        *new_object,  # run: index row and row
+        "INSERT",  # its packet link
+        "INSERT",  # its create event
+        "INSERT",  # its execution
+        "SELECT",  # the issue's latest snapshot, for the time limits
+    ]
