@@ -29,6 +29,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,10 @@ def measure_in_process(app: InProcess, token: str, paths: dict[str, str]) -> dic
     return out
 
 
+def always(path: str) -> Callable[[], str]:
+    return lambda: path
+
+
 def measure_http(base: str, token: str, paths: dict[str, str], n: int, duration: float, reps: int, log: Path) -> dict:
     import aiohttp
 
@@ -138,9 +143,7 @@ def measure_http(base: str, token: str, paths: dict[str, str], n: int, duration:
         out: dict[str, Any] = {}
         async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as session:
             for index, (name, path) in enumerate(paths.items()):
-                times, statuses = await sequential_latency(
-                    session, base, lambda p=path: p, n, warmup=5, tag=f"r{index}"
-                )
+                times, statuses = await sequential_latency(session, base, always(path), n, warmup=5, tag=f"r{index}")
                 await asyncio.sleep(0.2)  # let gunicorn flush its access log
                 server = [t for key, t in server_times(log).items() if key.rsplit("-", 1)[0] == f"r{index}"]
                 out[name] = {**summary_ms(times), "server": summary_ms(server), "statuses": statuses}

@@ -1338,7 +1338,6 @@ def part_export(db_url: str, scale: str, timeout: float, import_lines: int) -> d
     return out
 
 
-# --- summary -----------------------------------------------------------------------------------------------------
 # --- part: peer (the same workload against another implementation of the spec) -----------------------------------
 def peer_headers(token: str | None, headers: list[str]) -> dict[str, str]:
     """``--peer-token`` as a Bearer credential, plus each ``--peer-header "Name: value"``."""
@@ -1433,6 +1432,7 @@ def part_peer(
     return {"clients": clients, "peer_base": peer["base"], "repo_here": ours["repo"], **asyncio.run(go())}
 
 
+# --- summary -----------------------------------------------------------------------------------------------------
 def latest_results(date: str) -> dict[str, dict[str, Any]]:
     found = {}
     for scale in SCALES:
