@@ -150,7 +150,7 @@ def no_header(lines: list[str]) -> Built:
 
 
 def other_version(lines: list[str]) -> Built:
-    header = json.loads(lines[0]) | {"format_version": 2}
+    header = json.loads(lines[0]) | {"format_version": 99}
     return Built(text([json.dumps(header), *lines[1:]]), [])
 
 
