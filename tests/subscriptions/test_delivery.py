@@ -363,3 +363,22 @@ def test_the_deliveries_list_costs_the_same_queries_for_1_and_20_rows(
     assert len(writer.get(f"subscriptions/{subscription.pk}/deliveries").json()["results"]) == 20
     # 1. the subscription; 2. one page of deliveries joined with their events.
     assert count() == one == 2
+
+
+_EVENTS_2000 = (
+    "EXPLAIN (ANALYZE, COSTS OFF) INSERT INTO cwom_event (object_id, object_kind, action, changes, principal, at) "
+    "SELECT 'x', 'Issue', 'create', '{}', 'system', now() FROM generate_series(1, 2000)"
+)
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_a_statement_of_events_runs_the_outbox_once_not_per_row(db: None, receiver: Receiver) -> None:
+    """Issue 18: the outbox is one statement-level trigger (migration 0004), so a statement of 2,000 events
+    pays for it once; with no active subscription it queues nothing and reads nothing more."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_EVENTS_2000)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        transaction.set_rollback(True)
+    outbox = plan.split("Trigger execution_outbox:")[1].split("\n")[0]
+    assert outbox.endswith(" calls=1"), plan
+    assert not Delivery.objects.exists()
