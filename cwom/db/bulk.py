@@ -250,7 +250,7 @@ def update_then_insert(queryset: models.QuerySet[Any], values: dict[str, Any], r
         if changed:
             insert([row], using)
         return changed
-    query = queryset.query.chain(UpdateQuery)
+    query: UpdateQuery = queryset.query.chain(UpdateQuery)  # type: ignore[assignment]
     query.add_update_values(values)
     query.annotations = {}
     update_sql, update_params = query.get_compiler(using).as_sql()

@@ -21,10 +21,9 @@ from django.db.models import QuerySet
 @dataclass(frozen=True)
 class _Plan:
     sql: str
-    params: tuple[Any, ...]  # fixed values, or the index of a parameter (in ``slots``)
-    slots: tuple[int | None, ...]
-    converters: dict[int, Any]
-    compiler: Any
+    params: tuple[Any, ...]  # the compiled parameters: fixed values, or markers ...
+    slots: tuple[int | None, ...]  # ... replaced by the value of the parameter at this index
+    converters: dict[int, tuple[list[Any], Any]]  # the compiler's: column -> (functions, expression)
 
 
 class Prepared:
@@ -50,17 +49,23 @@ class Prepared:
             if {slot for slot in slots if slot is not None} != set(range(count)):
                 raise ValueError("Each parameter of a prepared read must reach its SQL as it is.")
             fields = [column[0] for column in compiler.select[0 : compiler.col_count]]
-            plan = self._plans[vendor] = _Plan(sql, tuple(params), slots, compiler.get_converters(fields), compiler)
+            plan = self._plans[vendor] = _Plan(sql, tuple(params), slots, compiler.get_converters(fields))
         return plan
 
     def rows(self, *values: Any, using: str = DEFAULT_DB_ALIAS) -> list[tuple[Any, ...]]:
         plan = self._plan(len(values), using)
         params = [value if slot is None else values[slot] for value, slot in zip(plan.params, plan.slots, strict=True)]
-        with connections[using].cursor() as cursor:
+        connection = connections[using]
+        with connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
             rows = cursor.fetchall()
-        if plan.converters:
-            # The compiler only reads its connection's ops for the converters: the current one is as good.
-            plan.compiler.connection = connections[using]
-            rows = list(plan.compiler.apply_converters(rows, plan.converters))
-        return [tuple(row) for row in rows]
+        if not plan.converters:
+            return [tuple(row) for row in rows]
+        converted = []
+        for row in rows:  # as SQLCompiler.apply_converters does
+            cells = list(row)
+            for position, (functions, expression) in plan.converters.items():
+                for function in functions:
+                    cells[position] = function(cells[position], expression, connection)
+            converted.append(tuple(cells))
+        return converted
