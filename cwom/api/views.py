@@ -291,7 +291,7 @@ class KindViewSet(CwomRequestMixin, mixins.ListModelMixin, viewsets.GenericViewS
         one (``<name>_url``) shows only the newest of."""
         model, owner, target = shapes.LINK_TABLES[(self.kind, name)]
         rows = model._default_manager.filter(**{owner: self.existing_id()}).only("id", f"{target}_id", "role")
-        page = self.paginate_queryset(rows) or []
+        page: list[Any] = self.paginate_queryset(rows) or []
         kind, column = LINK_LIST_ACTIONS[name], f"{target}_id"
         return self.get_paginated_response([shapes.make_ref(kind, getattr(row, column), row.role) for row in page])
 
