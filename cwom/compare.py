@@ -11,8 +11,8 @@ Each section is marked ``same``, ``changed``, ``added`` (only in b) or ``removed
 - ``outcome``: status, failure, telemetry, cost, result summary;
 - ``artifacts``: by type and title: the same digest, another digest, only in a, only in b.
 
-Two bundles are read (a fixed number of queries each, whatever their sizes); everything else is computed
-on the two documents.
+Two bundles and both runs' artifacts (all of them: a bundle holds the newest 20) are read, a fixed number of
+queries whatever their sizes; everything else is computed on the two documents.
 """
 
 from __future__ import annotations
@@ -130,6 +130,11 @@ def _schema() -> dict[str, Any]:
 def diff_runs(a_id: str, b_id: str) -> dict[str, Any]:
     """The difference between runs ``a_id`` and ``b_id``. Raises Run.DoesNotExist for an unknown id."""
     a, b = lineage.run_bundle(a_id), lineage.run_bundle(b_id)
+    # Every artifact of both runs (a bundle holds a run's newest 20 only): one query.
+    artifacts: dict[str, list[dict[str, Any]]] = {a_id: [], b_id: []}
+    rows = shapes.SHAPES[Kind.ARTIFACT].queryset().filter(produced_by_id__in=[a_id, b_id]).order_by("created_at", "id")
+    for artifact in shapes.dump_many(rows):
+        artifacts[artifact["produced_by"]["id"]].append(artifact)
     sections = {
         "issue": _same_object(a["issue"], b["issue"]),
         "repo": _same_object(a["repo"], b["repo"]),
@@ -138,7 +143,7 @@ def diff_runs(a_id: str, b_id: str) -> dict[str, Any]:
         "doctrine_refs": _doctrine_refs(a["doctrine_refs"], b["doctrine_refs"]),
         "executor": _fields(a["run"], b["run"], EXECUTOR_FIELDS),
         "outcome": _fields(a["run"], b["run"], OUTCOME_FIELDS),
-        "artifacts": _artifacts(a["artifacts"], b["artifacts"]),
+        "artifacts": _artifacts(artifacts[a_id], artifacts[b_id]),
     }
     return {
         "a": shapes.make_ref(Kind.RUN, a_id),
