@@ -23,7 +23,7 @@ from tests import factories
 from tests.admin.test_run_compare import two_runs
 from tests.ops.conftest import PASSWORD
 from tests.ops.helpers import wipe_cwom_tables
-from tests.ops.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, CLIPPED_JS, SCREENSHOTS, WIDTHS
+from tests.ops.test_admin_browser import CHROMIUM, CLIPPED_JS, SCREENSHOTS, WIDTHS, signed_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -58,42 +58,28 @@ def runs(transactional_db: None, storage: Any) -> Iterator[tuple[Run, Run]]:
 def test_the_compare_page_is_whole_and_readable_at_1024_and_1400_px(
     runs: tuple[Run, Run], width: int, live_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     first, second = runs
     run_url = reverse("admin:cwom_run_change", args=[second.pk])
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": width, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next={run_url}")
-            page.fill("#id_username", "maria")
-            page.fill("#id_password", PASSWORD)
-            page.click("input[type=submit]")
-            page.wait_for_url(f"**{run_url}")
+    with signed_in_page(live_server, width, monkeypatch, run_url) as page:
+        page.get_by_role("link", name="Compare with the previous run of this issue").click()
+        page.wait_for_url(f"**/compare/?with={first.pk}")
+        page.screenshot(path=str(SCREENSHOTS / f"compare-{width}.png"), full_page=True)
 
-            page.get_by_role("link", name="Compare with the previous run of this issue").click()
-            page.wait_for_url(f"**/compare/?with={first.pk}")
-            page.screenshot(path=str(SCREENSHOTS / f"compare-{width}.png"), full_page=True)
+        assert page.evaluate(CLIPPED_JS, "#cwom-compare") == []
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        opened = page.evaluate(OPEN_JS)
+        assert opened["section-context_packets"] and opened["section-executor"] and opened["section-artifacts"]
+        assert not opened["section-issue"] and not opened["section-repo"]
+        added, removed, context = page.evaluate(BACKGROUNDS_JS)
+        assert len({added, removed, context}) == 3, (added, removed, context)
 
-            assert page.evaluate(CLIPPED_JS, "#cwom-compare") == []
-            assert page.evaluate("document.documentElement.scrollWidth") <= width
-            opened = page.evaluate(OPEN_JS)
-            assert opened["section-context_packets"] and opened["section-executor"] and opened["section-artifacts"]
-            assert not opened["section-issue"] and not opened["section-repo"]
-            added, removed, context = page.evaluate(BACKGROUNDS_JS)
-            assert len({added, removed, context}) == 3, (added, removed, context)
+        # A folded section opens with a click, and is whole too.
+        page.locator("#section-issue > summary").click()
+        assert page.evaluate(OPEN_JS)["section-issue"]
+        assert page.evaluate(CLIPPED_JS, "#cwom-compare") == []
 
-            # A folded section opens with a click, and is whole too.
-            page.locator("#section-issue > summary").click()
-            assert page.evaluate(OPEN_JS)["section-issue"]
-            assert page.evaluate(CLIPPED_JS, "#cwom-compare") == []
-
-            # A mistyped id answers a message on the same page, not an error page.
-            page.fill("#cwom-with", "not-a-run")
-            page.click(".cwom-compare-form input[type=submit]")
-            page.wait_for_url("**/compare/?with=not-a-run")
-            assert "is not a run id" in page.locator(".errornote").inner_text()
-        finally:
-            browser.close()
+        # A mistyped id answers a message on the same page, not an error page.
+        page.fill("#cwom-with", "not-a-run")
+        page.click(".cwom-compare-form input[type=submit]")
+        page.wait_for_url("**/compare/?with=not-a-run")
+        assert "is not a run id" in page.locator(".errornote").inner_text()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -195,10 +196,10 @@ def pages(chain: Run) -> dict[str, tuple[str, list[tuple[str, str]]]]:
     }
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_pictures_and_pages_are_whole_at_1024_and_1400_px_and_every_box_links_to_its_object(
-    pages: dict[str, tuple[str, list[tuple[str, str]]]], width: int, live_server: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@contextmanager
+def signed_in_page(live_server: Any, width: int, monkeypatch: pytest.MonkeyPatch, next_path: str) -> Iterator[Any]:
+    """A headless Chromium page ``width`` px wide, signed in to the admin as the viewer ``maria``, at
+    ``next_path``; screenshots go to :data:`SCREENSHOTS`. Skips where playwright is not installed."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -206,41 +207,45 @@ def test_pictures_and_pages_are_whole_at_1024_and_1400_px_and_every_box_links_to
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": width, "height": 900})
-            page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+            page.goto(f"{live_server.url}/admin/login/?next={next_path}")
             page.fill("#id_username", "maria")
             page.fill("#id_password", PASSWORD)
             page.click("input[type=submit]")
-            page.wait_for_url("**/admin/")
-            for name, (path, expected) in pages.items():
-                page.goto(f"{live_server.url}{path}")
-                page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-
-                assert page.evaluate(CLIPPED_JS, REGIONS) == [], name
-                # Wide content scrolls inside its box: the page itself never gets wider than the window.
-                assert page.evaluate("document.documentElement.scrollWidth") <= width, name
-                nodes = page.evaluate(NODES_JS)
-                assert sorted((n["kind"], n["id"]) for n in nodes) == sorted(expected), name
-                assert_links_open(page, live_server.url, [n["href"] for n in nodes])
-                if name == "home":
-                    assert page.locator("#cwom-glance").count() == 1
-                    assert page.get_by_text("Recent actions").count() == 0
-                    bars = page.locator("svg.cwom-chart a").evaluate_all(
-                        "bars => bars.map(a => a.getAttribute('href'))"
-                    )
-                    assert len(bars) == 14
-                    assert_links_open(page, live_server.url, bars)
-                    numbers = page.locator("#cwom-glance td a").evaluate_all(
-                        "as => as.map(a => a.getAttribute('href'))"
-                    )
-                    assert numbers
-                    assert_links_open(page, live_server.url, numbers)
-
-            # A box in the picture is a link a person can click.
-            page.goto(f"{live_server.url}{pages['run'][0]}")
-            page.locator('svg.cwom-lineage a.lineage-node[data-kind="Issue"]').click()
-            page.wait_for_url(f"**{pages['issue'][0]}")
+            page.wait_for_url(f"**{next_path}")
+            yield page
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_pictures_and_pages_are_whole_at_1024_and_1400_px_and_every_box_links_to_its_object(
+    pages: dict[str, tuple[str, list[tuple[str, str]]]], width: int, live_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with signed_in_page(live_server, width, monkeypatch, "/admin/") as page:
+        for name, (path, expected) in pages.items():
+            page.goto(f"{live_server.url}{path}")
+            page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+
+            assert page.evaluate(CLIPPED_JS, REGIONS) == [], name
+            # Wide content scrolls inside its box: the page itself never gets wider than the window.
+            assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+            nodes = page.evaluate(NODES_JS)
+            assert sorted((n["kind"], n["id"]) for n in nodes) == sorted(expected), name
+            assert_links_open(page, live_server.url, [n["href"] for n in nodes])
+            if name == "home":
+                assert page.locator("#cwom-glance").count() == 1
+                assert page.get_by_text("Recent actions").count() == 0
+                bars = page.locator("svg.cwom-chart a").evaluate_all("bars => bars.map(a => a.getAttribute('href'))")
+                assert len(bars) == 14
+                assert_links_open(page, live_server.url, bars)
+                numbers = page.locator("#cwom-glance td a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+                assert numbers
+                assert_links_open(page, live_server.url, numbers)
+
+        # A box in the picture is a link a person can click.
+        page.goto(f"{live_server.url}{pages['run'][0]}")
+        page.locator('svg.cwom-lineage a.lineage-node[data-kind="Issue"]').click()
+        page.wait_for_url(f"**{pages['issue'][0]}")
 
 
 def assert_links_open(page: Any, base: str, hrefs: list[str]) -> None:
