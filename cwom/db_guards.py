@@ -737,6 +737,10 @@ def install_0011(apps: Any, schema_editor: Any) -> None:
             schema_editor.execute(statement, params=None)
     for statement in ref_total_backfill():
         schema_editor.execute(statement, params=None)
+    if vendor == "postgresql":
+        # Statistics now, not at autovacuum's leisure: without them a page's totals were read by a sequential
+        # scan (88 ms for 500 issues at 1M, 13 ms with them).
+        schema_editor.execute("ANALYZE cwom_reftotal;", params=None)
 
 
 def uninstall_0011(apps: Any, schema_editor: Any) -> None:
