@@ -89,6 +89,7 @@ class _RollBack(Exception):
 
 # What a record that is not good raises: the chunk is then applied line by line, and a line says why.
 NOT_GOOD = (LineError, ValidationError, DatabaseError)
+EVENT_ACTIONS = frozenset(EventAction.values)  # the enum's property builds its list at every call
 
 
 @dataclass
@@ -526,7 +527,7 @@ class _Chunk:
                 continue
             here[key].append((event.changes, event.actor, event.object_kind))
             new.append(event)
-        Event.objects.bulk_create(new)
+        bulk.load(new)  # COPY on PostgreSQL
         self.created[EVENT] += len(new)
 
 
@@ -585,7 +586,7 @@ def _checked_event(record: dict[str, Any]) -> Event:
     if not isinstance(about, dict) or about.get("kind") not in OBJECT_ORDER or not isinstance(about.get("id"), str):
         raise LineError("object: a Ref to the object the event is about")
     action, changes, principal, actor = (record.get(k) for k in ("action", "changes", "principal", "actor"))
-    if action not in EventAction.values:
+    if action not in EVENT_ACTIONS:
         raise LineError(f"action: one of {', '.join(EventAction.values)}")
     if not isinstance(changes, dict):
         raise LineError("changes: a JSON object")
@@ -594,15 +595,8 @@ def _checked_event(record: dict[str, Any]) -> Event:
     if actor is not None and not isinstance(actor, dict):
         raise LineError("actor: an Actor or null")
     at = _moment(record.get("at"), "at")
-    return Event(
-        object_id=about["id"],
-        object_kind=about["kind"],
-        action=action,
-        changes=changes,
-        principal=principal,
-        actor=actor,
-        at=at,
-    )
+    values = {"object_id": about["id"], "object_kind": about["kind"], "action": action, "changes": changes}
+    return _new(Event, {**values, "principal": principal, "actor": actor, "at": at})
 
 
 def _group_kind(record: dict[str, Any]) -> str:
