@@ -329,8 +329,9 @@ def test_a_form_of_the_given_filters_filters_and_fails_as_the_full_form(kind: st
         if name in filterset_class.base_filters:
             data.setlist(name, value if isinstance(value, list) else [value])
 
-    class EveryFilter(filterset_class):
-        form = django_filters.FilterSet.form  # django-filter's own: a field for every filter
+    class EveryFilter(filterset_class):  # django-filter's own: every filter copied, a field for each
+        __init__ = django_filters.FilterSet.__init__
+        form = django_filters.FilterSet.form
 
     full, given = EveryFilter(data), filterset_class(data)
 
