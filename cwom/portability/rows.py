@@ -79,7 +79,7 @@ class RowShape:
         bounded ones (one query)."""
         shape = shapes.SHAPES[self.kind]
         ids = [values[0] for values in chunk]
-        lists, totals = shape.ref_rows(ids, using=connection.alias)
+        lists, totals = shape.ref_rows(ids, using=connection.alias, once=True)
         named = [(node.related, grouped) for node, grouped in zip(shape.ref_lists, lists, strict=True)]
         bounded = [node.related for node in shape.bounded]
         empty: list[Any] = []

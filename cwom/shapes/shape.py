@@ -124,13 +124,16 @@ class Shape:
                 loaded[node.related] = grouped.get(obj.pk, [])
             obj.__dict__[TOTALS_ATTR] = {node.related: totals.get((obj.pk, node.related), 0) for node in self.bounded}
 
-    def ref_rows(self, ids: list[Any], using: str = DEFAULT_DB_ALIAS) -> tuple[ref_sql.RefLists, ref_sql.RefTotals]:
+    def ref_rows(
+        self, ids: list[Any], using: str = DEFAULT_DB_ALIAS, *, once: bool = False
+    ) -> tuple[ref_sql.RefLists, ref_sql.RefTotals]:
         """For each of :attr:`ref_lists`, ``{owner id: [(target id, role), ...]}`` in the list's order, and
         ``{(owner id, related): total}`` of the bounded ones: one ``UNION ALL`` query of plain tuples
-        (:func:`cwom.db.refs.ref_rows`)."""
+        (:func:`cwom.db.refs.ref_rows`; ``once``: the ids bound once, for many ids)."""
         if not self.ref_lists:
             return [], {}
-        return ref_sql.ref_rows(self.ref_arms, ids, using, totals_of=[node.related for node in self.bounded])
+        totals_of = [node.related for node in self.bounded]
+        return ref_sql.ref_rows(self.ref_arms, ids, using, totals_of=totals_of, once=once)
 
     @cached_property
     def bounded_paths(self) -> list[list[str]]:

@@ -406,6 +406,26 @@ def test_ref_lists_bind_one_array_string_per_list_on_postgresql(rich: Run) -> No
     assert sum(total for (_owner, related), total in totals.items() if related == "runs") == Run.objects.count()
 
 
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+def test_ref_lists_of_a_chunk_bind_the_ids_once_and_read_the_same_rows(rich: Run) -> None:
+    calls: list[tuple[str, Any]] = []
+
+    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        calls.append((sql, params))
+        return execute(sql, params, many, context)
+
+    for kind in (Issue.KIND, Run.KIND):
+        shape = shapes.SHAPES[kind]
+        ids = [*shape.model._default_manager.values_list("id", flat=True), 'a"b', "c\\d"]
+        calls.clear()
+        with connection.execute_wrapper(spy):
+            once = shape.ref_rows(ids, once=True)
+        assert len(calls) == 1
+        sql, params = calls[0]
+        assert sql.startswith("WITH owners AS") and [p for p in params if str(p).startswith("{")] == params[:1]
+        assert once == shape.ref_rows(ids)
+
+
 def test_rows_read_as_text_give_what_django_gives(demo: Run) -> None:
     # Timestamps with and without a fraction, integers beyond 64 bits, tiny floats and odd text in JSON.
     issue = Issue.objects.order_by("created_at").first()
