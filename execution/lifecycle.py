@@ -233,21 +233,21 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
         run = execution.run
         if run.status != Status.READY:
             return None
-        try:
-            writes.transition(run, Status.RUNNING, locked=True)
-        except (RunConflictError, RunTransitionError):
-            return None
         attempt = execution.attempt + 1
-        won = RunExecution.objects.filter(run_id=run_id, attempt=execution.attempt).update(
-            attempt=attempt,
-            claimed_by=worker[:255],
-            claimed_at=now,
-            heartbeat_at=now,
-            task_id=task_id[:255] or execution.task_id,
-            updated_at=now,
-        )
-        if won != 1:  # pragma: no cover - the row is locked above; kept as the compare-and-set guard
-            transaction.set_rollback(True)
+        # The attempt is written by the move's statement, only if the run moved (its row is locked above; the
+        # compare-and-set on the attempt stays).
+        taken = RunExecution.objects.filter(run_id=run_id, attempt=execution.attempt)
+        taken_values = {
+            "attempt": attempt,
+            "claimed_by": worker[:255],
+            "claimed_at": now,
+            "heartbeat_at": now,
+            "task_id": task_id[:255] or execution.task_id,
+            "updated_at": now,
+        }
+        try:
+            writes.transition(run, Status.RUNNING, locked=True, together=[(taken, taken_values)])
+        except (RunConflictError, RunTransitionError):
             return None
     # The snapshot the run names (read with it) or the one the start pinned (kept by the transition).
     snapshot = run.constraint_snapshot

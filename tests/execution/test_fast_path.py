@@ -127,17 +127,20 @@ def statement(sql: str) -> str:
 
 # One noop run as its worker executes it: the claim, the executor (a heartbeat: the test settings beat at every
 # checkpoint; the run's ids: no bundle), the finish. A transition and its event are one statement on
-# PostgreSQL (two elsewhere); so are the artifacts with their index rows and events (three elsewhere).
-CLAIM = ["SELECT execution_runexecution", "TRANSITION", "UPDATE execution_runexecution"]
+# PostgreSQL (two elsewhere), the claim's with its attempt (three elsewhere); so are the artifacts with their index
+# rows and events (three elsewhere).
+CLAIM = ["SELECT execution_runexecution", "CLAIMED"]
 WORK = ["UPDATE execution_runexecution", "SELECT cwom_runcontextpacket", "SELECT cwom_rundoctrineref"]
 FINISH = ["SELECT execution_runexecution", "TRANSITION", "SELECT cwom_event", "ARTIFACTS"]
 SPELLED = {
     "postgresql": {
         "TRANSITION": ["UPDATE cwom_run + INSERT cwom_event"],
+        "CLAIMED": ["UPDATE cwom_run + UPDATE execution_runexecution + INSERT cwom_event"],
         "ARTIFACTS": ["INSERT cwom_objectindex + INSERT cwom_artifact + INSERT cwom_event"],
     },
     "sqlite": {
         "TRANSITION": ["UPDATE cwom_run", "INSERT cwom_event"],
+        "CLAIMED": ["UPDATE cwom_run", "UPDATE execution_runexecution", "INSERT cwom_event"],
         "ARTIFACTS": ["INSERT cwom_objectindex", "INSERT cwom_artifact", "INSERT cwom_event"],
     },
 }
@@ -166,7 +169,7 @@ def test_a_noop_run_is_a_fixed_list_of_statements(dispatched):
         [q["sql"] for q in captured] for captured in (claim_queries, work_queries, finish_queries)
     )
     # The claim: one locking read (with the snapshot the run names: its time limit), the move to running with its
-    # event, the attempt (the packets were checked when the run became ready).
+    # event and the attempt (the packets were checked when the run became ready).
     assert [statement(sql) for sql in claim_sql if not is_transaction_control(sql)] == expected(CLAIM), claim_sql
     assert [statement(sql) for sql in work_sql] == expected(WORK), work_sql
     # The finish: one locking read of the execution and the run, the terminal move with its event, the run's events

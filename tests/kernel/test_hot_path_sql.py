@@ -33,6 +33,23 @@ def test_update_then_insert_writes_the_row_only_when_the_update_changed_one() ->
     assert Event.objects.filter(object_id=run.pk, action="transition").count() == 1
 
 
+def test_update_then_insert_updates_the_rows_together_only_when_the_update_changed_one() -> None:
+    run, other = factories.run(status="ready"), factories.run(status="ready")
+    together = [(Run.objects.filter(pk=other.pk), {"meta": {"with": run.pk}})]
+    event = new_event(run, "transition", {"meta": ({}, {"x": 1})}, announce=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert bulk.update_then_insert(
+            Run.objects.filter(pk=run.pk, status="ready"), {"meta": {"x": 1}}, event, together
+        )
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
+    assert Run.objects.get(pk=other.pk).meta == {"with": run.pk} and event.pk is not None
+    # Nothing matches: neither the row nor the others are written.
+    together = [(Run.objects.filter(pk=other.pk), {"meta": {}})]
+    lost = new_event(run, "transition", {"meta": ({"x": 1}, {"x": 2})}, announce=False)
+    assert not bulk.update_then_insert(Run.objects.filter(pk=run.pk, status="running"), {"meta": {}}, lost, together)
+    assert Run.objects.get(pk=other.pk).meta == {"with": run.pk} and lost.pk is None
+
+
 def test_a_lost_transition_writes_no_event_and_announces_none(monkeypatch: Any) -> None:
     run = factories.run(status="ready")
     stale = Run.objects.get(pk=run.pk)
