@@ -471,8 +471,9 @@ def store_log_and_trace(
     trace = json.dumps(trace_document(run, execution, steps), indent=2).encode()
     content.create_many(
         run,
-        [
-            *(results or []),
+        results or [],
+        saved,
+        own=[
             ArtifactSpec(
                 type="log",
                 title=f"Run log (attempt {execution.attempt})",
@@ -486,7 +487,6 @@ def store_log_and_trace(
                 media_type="application/json",
             ),
         ],
-        saved,
     )
 
 

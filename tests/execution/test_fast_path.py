@@ -116,6 +116,24 @@ def test_bulk_artifacts_validate_each_body_like_a_create(execution_settings):
     assert not Artifact.objects.filter(produced_by_id=run.pk).exists()
 
 
+def test_the_worker_s_own_artifacts_are_validated_by_the_model_layer(execution_settings):
+    """The log and the trace are not parsed as a client's body, and still checked like any artifact."""
+    from django.core.exceptions import ValidationError
+
+    from cwom import shapes
+
+    run = factories.started_run()
+    with pytest.raises(ValidationError) as caught:
+        create_many(run, [], [], own=[ArtifactSpec(type="log", content=b"x", media_type="text/" + "x" * 300)])
+    assert "media_type" in caught.value.message_dict
+    assert not Artifact.objects.filter(produced_by_id=run.pk).exists()
+    (log,) = create_many(run, [], [], own=[ArtifactSpec(type="log", title="Log", content=b"x")])
+    parsed = shapes.parse("Artifact", {"produced_by": run.pk, "type": "log", "title": "Log"})
+    assert {name: getattr(log, name) for name in parsed.columns} == parsed.columns
+    with pytest.raises(ValueError, match="names only objects it holds"):
+        shapes.parse_own("Artifact", {"produced_by": run.pk, "type": "log"}, known={})
+
+
 def statement(sql: str) -> str:
     """A statement as ``VERB table`` (a data-modifying CTE: its statements, in order, joined by ``+``)."""
     words = re.findall(r'(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s+(?:.*?\bFROM\s+)?"(\w+)"', sql)
