@@ -64,7 +64,9 @@ class Prepared:
 
     def objects(self, *values: Any, using: str = DEFAULT_DB_ALIAS) -> list[Any]:
         """The instances of a model queryset for these values, built as its ``ModelIterable`` builds them
-        (``Model.from_db``, then each ``select_related`` instance set on its owner)."""
+        (``Model.from_db``, then each ``select_related`` instance set on its owner). A locking read
+        (``select_for_update``) runs inside the caller's transaction, as the ORM requires (which it checks when
+        the read is compiled, not at each run)."""
         plan = self._plan(len(values), using)
         if plan.klass_info is None:
             raise TypeError("objects() reads a model queryset; a values_list read has rows().")
