@@ -465,11 +465,13 @@ def transition(
     failure_message: str | None = None,
     *,
     locked: bool = False,
+    together: Sequence[tuple[models.QuerySet[Any], dict[str, Any]]] = (),
     **extra: Any,
 ) -> Run:
     """Move ``run`` through its state machine (compare-and-set), raising contract-keyed errors.
 
-    ``locked``: ``run`` was read under a row lock in the current transaction (see Run.transition_to)."""
+    ``locked``: ``run`` was read under a row lock in the current transaction; ``together``: other rows' updates
+    written with the move (see Run.transition_to)."""
     try:
         run.transition_to(
             status,
@@ -477,6 +479,7 @@ def transition(
             failure_message=failure_message,
             extra=extra or None,
             locked=locked,
+            together=together,
         )
     except ValidationError as error:
         raise contract_error(Kind.RUN, error) from None

@@ -121,15 +121,19 @@ def create_with_content(
     return artifact
 
 
-def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> list[Artifact]:
-    """Record the artifacts ``items`` of ``run`` through :func:`cwom.writes.create_many` (their index rows,
-    rows and create events in one statement on PostgreSQL, three elsewhere), storing the bytes of each once
-    they are found valid; call inside the caller's transaction, holding ``run`` locked (it answers the
-    artifacts' run rules: no query). Stored names are appended to ``saved`` first.
+def create_many(
+    run: Run, items: Sequence[ArtifactSpec], saved: list[str], own: Sequence[ArtifactSpec] = ()
+) -> list[Artifact]:
+    """Record the artifacts ``items`` of ``run``, then ``own`` (the worker's own: its log, its trace), through
+    :func:`cwom.writes.create_many` (their index rows, rows and create events in one statement on PostgreSQL, three
+    elsewhere), storing the bytes of each once they are found valid; call inside the caller's transaction, holding
+    ``run`` locked (it answers the artifacts' run rules: no query). Stored names are appended to ``saved`` first.
 
-    The worker's bulk form of :func:`create_with_content` (and of a link artifact): each body is parsed as a
-    create body of the contract and validated by the model layer.
+    The worker's bulk form of :func:`create_with_content` (and of a link artifact): each body of ``items`` (an
+    executor's) is parsed as a create body of the contract, each of ``own`` loaded by the shape as the worker wrote
+    it (``shapes.parse_own``); every artifact is validated by the model layer.
     """
+    items = [*items, *own]
     if not items:
         return []
     bodies: list[dict[str, Any]] = []
@@ -149,7 +153,10 @@ def create_many(run: Run, items: Sequence[ArtifactSpec], saved: list[str]) -> li
             fields = {"uri": item.uri, "digest": item.digest, "media_type": item.media_type, "preview": item.preview}
             body.update({k: v for k, v in fields.items() if v is not None})
         bodies.append(body)
-    parsed = [shapes.parse(Kind.ARTIFACT, body, known={run.pk: Kind.RUN}) for body in bodies]
+    known = {run.pk: Kind.RUN}
+    executors = len(items) - len(own)
+    parsed = [shapes.parse(Kind.ARTIFACT, body, known=known) for body in bodies[:executors]]
+    parsed += [shapes.parse_own(Kind.ARTIFACT, body, known) for body in bodies[executors:]]
 
     def store(artifacts: list[Artifact]) -> None:
         for artifact, item in zip(artifacts, items, strict=True):

@@ -189,6 +189,23 @@ def dispatch_on_commit(run_id: str, limits: tuple[float, float] | None = None) -
 
 
 # --- claim ----------------------------------------------------------------------------------------
+def _locking_read(*related: str) -> Prepared:
+    """The execution row of a run and the run (``execution.run``, with ``related`` of it), both locked, in one
+    statement compiled once per process (see cwom.db.prepared)."""
+    return Prepared(
+        lambda run_id: (
+            RunExecution.objects.select_for_update(of=("self", "run"))
+            .select_related("run", *related)
+            .filter(run_id=run_id)
+        )
+    )
+
+
+# The claim's (with the snapshot the run names: its time limit) and the finish's.
+CLAIMED_EXECUTION = _locking_read("run__constraint_snapshot")
+LOCKED_EXECUTION = _locking_read()
+
+
 @dataclass
 class Claim:
     """A won claim: the attempt this worker holds and what it needs to run it."""
@@ -209,32 +226,28 @@ def claim(run_id: str, worker: str, task_id: str = "") -> Claim | None:
         # The execution row and the run locked in one statement, with the snapshot the run names (its
         # time limit); a run naming none is pinned to its issue's latest snapshot by the transition.
         # (RunExecution is 1:1 with its run; a run's snapshot never changes once it has started.)
-        execution = (
-            RunExecution.objects.select_for_update(of=("self", "run"))
-            .select_related("run", "run__constraint_snapshot")
-            .filter(run_id=run_id)
-            .first()
-        )
-        if execution is None:
+        found = CLAIMED_EXECUTION.objects(run_id)
+        if not found:
             return None
+        execution = found[0]
         run = execution.run
         if run.status != Status.READY:
             return None
-        try:
-            writes.transition(run, Status.RUNNING, locked=True)
-        except (RunConflictError, RunTransitionError):
-            return None
         attempt = execution.attempt + 1
-        won = RunExecution.objects.filter(run_id=run_id, attempt=execution.attempt).update(
-            attempt=attempt,
-            claimed_by=worker[:255],
-            claimed_at=now,
-            heartbeat_at=now,
-            task_id=task_id[:255] or execution.task_id,
-            updated_at=now,
-        )
-        if won != 1:  # pragma: no cover - the row is locked above; kept as the compare-and-set guard
-            transaction.set_rollback(True)
+        # The attempt is written by the move's statement, only if the run moved (its row is locked above; the
+        # compare-and-set on the attempt stays).
+        taken = RunExecution.objects.filter(run_id=run_id, attempt=execution.attempt)
+        taken_values = {
+            "attempt": attempt,
+            "claimed_by": worker[:255],
+            "claimed_at": now,
+            "heartbeat_at": now,
+            "task_id": task_id[:255] or execution.task_id,
+            "updated_at": now,
+        }
+        try:
+            writes.transition(run, Status.RUNNING, locked=True, together=[(taken, taken_values)])
+        except (RunConflictError, RunTransitionError):
             return None
     # The snapshot the run names (read with it) or the one the start pinned (kept by the transition).
     snapshot = run.constraint_snapshot
@@ -377,7 +390,10 @@ def finish(claim_: Claim, outcome: Outcome) -> str:
 
 def _lock_execution(run_id: str) -> RunExecution:
     """The run's execution row and the run itself (``execution.run``), both locked, in one statement."""
-    return RunExecution.objects.select_for_update(of=("self", "run")).select_related("run").get(run_id=run_id)
+    found = LOCKED_EXECUTION.objects(run_id)
+    if not found:
+        raise RunExecution.DoesNotExist(f"Run {run_id} has no execution.")
+    return found[0]
 
 
 def _end_run(run: Run, status: str, outcome: Outcome) -> None:
@@ -455,8 +471,9 @@ def store_log_and_trace(
     trace = json.dumps(trace_document(run, execution, steps), indent=2).encode()
     content.create_many(
         run,
-        [
-            *(results or []),
+        results or [],
+        saved,
+        own=[
             ArtifactSpec(
                 type="log",
                 title=f"Run log (attempt {execution.attempt})",
@@ -470,7 +487,6 @@ def store_log_and_trace(
                 media_type="application/json",
             ),
         ],
-        saved,
     )
 
 

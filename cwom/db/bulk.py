@@ -7,8 +7,8 @@
   trip when they are few, else by COPY;
 - :func:`load` and :func:`load_values`: many new rows, by COPY on PostgreSQL (a multi-row INSERT elsewhere);
 - :func:`update`: some columns of many rows to their instances' values, in one statement;
-- :func:`update_then_insert`: a compare-and-set UPDATE and, only if it changed a row, a new row (its event), in one
-  statement.
+- :func:`update_then_insert`: a compare-and-set UPDATE and, only if it changed a row, a new row (its event) and
+  updates of other rows that change with it, in one statement.
 
 Rows are written as they are: no ``save()``, no signals, no validation; the database's constraints and
 triggers check every row, as for any other INSERT or UPDATE. Values are prepared by :mod:`cwom.db.values`.
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
-from django.db.models.sql import UpdateQuery
+from django.db.models.sql import AND, UpdateQuery
+from django.db.models.sql.where import ExtraWhere
 
 from .values import Columns, columns
 
@@ -30,6 +31,8 @@ from .values import Columns, columns
 MAX_PARAMS = 65_535
 # Rows that :func:`write` sends in one statement; more go by COPY (a COPY costs a round trip per table).
 FEW = 64
+# In :func:`update_then_insert`'s statement: its first UPDATE changed a row.
+CHANGED = "EXISTS (SELECT FROM cwom_changed)"
 
 
 def _plain(model: type[models.Model], connection: Any) -> bool:
@@ -237,23 +240,41 @@ def update(objs: Sequence[models.Model], attnames: Sequence[str], using: str = D
         cursor.execute(sql, params)
 
 
-def update_then_insert(queryset: models.QuerySet[Any], values: dict[str, Any], row: models.Model) -> bool:
+def _update_sql(
+    queryset: models.QuerySet[Any], values: dict[str, Any], using: str, only_if: str = ""
+) -> tuple[str, tuple[Any, ...]]:
+    """The UPDATE of ``queryset``'s rows to ``values``, and its parameters; ``only_if``: an SQL condition more."""
+    query: UpdateQuery = queryset.query.chain(UpdateQuery)  # type: ignore[assignment]
+    query.add_update_values(values)
+    query.annotations = {}
+    if only_if:
+        query.where.add(ExtraWhere([only_if], []), AND)
+    return query.get_compiler(using).as_sql()
+
+
+def update_then_insert(
+    queryset: models.QuerySet[Any],
+    values: dict[str, Any],
+    row: models.Model,
+    together: Sequence[tuple[models.QuerySet[Any], dict[str, Any]]] = (),
+) -> bool:
     """UPDATE the rows of ``queryset`` to ``values`` (plain values) and, only if that changed a row, INSERT ``row``
-    (a new row of another model: the change's event); returns whether a row changed. One statement on PostgreSQL
-    (a data-modifying CTE: the row is inserted when the UPDATE returned one), two elsewhere. ``row``'s auto key
-    is read back."""
+    (a new row of another model: the change's event) and UPDATE the rows of each ``(queryset, values)`` of
+    ``together`` (other tables' rows that change with it); returns whether a row changed. One statement on
+    PostgreSQL (data-modifying CTEs: the row is inserted and the others updated when the first UPDATE returned a
+    row), one per write elsewhere. ``row``'s auto key is read back."""
     using = queryset.db
     connection = connections[using]
     model = type(row)
     if connection.vendor != "postgresql" or not _plain(model, connection):
         changed = queryset.update(**values) > 0
         if changed:
+            for other, other_values in together:
+                other.update(**other_values)
             insert([row], using)
         return changed
-    query: UpdateQuery = queryset.query.chain(UpdateQuery)  # type: ignore[assignment]
-    query.add_update_values(values)
-    query.annotations = {}
-    update_sql, update_params = query.get_compiler(using).as_sql()
+    update_sql, update_params = _update_sql(queryset, values, using)
+    others = [_update_sql(other, other_values, using, CHANGED) for other, other_values in together]
     cols = columns(model, connection)
     quote = connection.ops.quote_name
     names = ", ".join(quote(name) for name in cols.names)
@@ -261,9 +282,12 @@ def update_then_insert(queryset: models.QuerySet[Any], values: dict[str, Any], r
     returning = _returning(model, connection) or " RETURNING 1"
     table = quote(model._meta.db_table)
     insert_sql = f"INSERT INTO {table} ({names}) SELECT {placeholders}"  # noqa: S608 - our own names
-    sql = f"WITH cwom_changed AS ({update_sql} RETURNING 1) {insert_sql} WHERE EXISTS (SELECT FROM cwom_changed)"
+    ctes = "".join(f", cwom_together_{i} AS ({sql})" for i, (sql, _params) in enumerate(others))
+    sql = f"WITH cwom_changed AS ({update_sql} RETURNING 1){ctes} {insert_sql} WHERE {CHANGED}"
     with connection.cursor() as cursor:
-        cursor.execute(sql + returning, [*update_params, *cols.of(row)])
+        cursor.execute(
+            sql + returning, [*update_params, *(p for _sql, params in others for p in params), *cols.of(row)]
+        )
         keys = cursor.fetchall()
     if keys:
         _saved([row], using, keys if model._meta.auto_field is not None else None)

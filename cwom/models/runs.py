@@ -299,11 +299,14 @@ class Run(MutableCwomObject):
         failure_message: str | None = None,
         extra: dict[str, Any] | None = None,
         locked: bool = False,
+        together: Sequence[tuple[models.QuerySet[Any], dict[str, Any]]] = (),
     ) -> None:
         """Move the run to ``status`` if the table allows it, compare-and-set against the current status.
 
         ``extra`` carries other columns written in the same update (result summary, cost, ...). ``locked``:
         the caller read this copy under a row lock in the current transaction, so it is the stored row.
+        ``together``: the caller's updates of other tables' rows (``(queryset, values)``), written with the move
+        only if the run moved (one statement on PostgreSQL: see ``bulk.update_then_insert``).
         Raises RunTransitionError for an illegal move, RunConflictError when another writer moved the
         run first, ValidationError when the target status's rules are not met.
         """
@@ -362,7 +365,7 @@ class Run(MutableCwomObject):
             # Compare-and-set on the status, and on the start so a stale copy cannot restart the clock; the event
             # is written by the same statement, only if the run moved.
             moving = Run.objects.filter(pk=self.pk, status=current, started_at=stored_start)
-            won = bulk.update_then_insert(moving, values, event)
+            won = bulk.update_then_insert(moving, values, event, together)
             if won:
                 announce_event(event)
         if not won:

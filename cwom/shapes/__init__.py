@@ -66,7 +66,7 @@ from .nodes import (
     ref_input_schema,
     ref_schema,
 )
-from .parse import Errors, Parsed, drop_echoed, error_path, kind_at, parse, read, resolve, resolve_refs
+from .parse import Errors, Parsed, drop_echoed, error_path, kind_at, parse, parse_own, read, resolve, resolve_refs
 from .refs import RefCollector, fetch, prime, ref_ids
 from .schema import SCHEMA_VERSION, json_schema
 from .shape import ACTOR_OR_NULL, META, TAGS, TS, Shape
@@ -117,6 +117,7 @@ __all__ = [
     "make_ref",
     "own_state",
     "parse",
+    "parse_own",
     "prime",
     "ref_ids",
     "ref_input_schema",

@@ -90,6 +90,22 @@ def parse(
     return parsed
 
 
+def parse_own(kind: str, data: dict[str, Any], known: Mapping[str, str]) -> Parsed:
+    """A create body the service wrote itself (the worker's log and trace of a run) in model terms, as
+    :func:`parse` gives them, without the checks of a client's body (its JSON Schema, echoed fields): the shape's
+    nodes load it, and the model layer validates the object as any other. Each Ref must be one of ``known``
+    ({id: kind}): nothing is looked up."""
+    errors = Errors()
+    refs = RefCollector()
+    parsed = Parsed(kind)
+    SHAPES[kind].body_group.load(data, "", parsed, errors, refs)
+    if any(object_id not in known for object_id, _kind, _path in refs.wanted):
+        raise ValueError("A body the service writes names only objects it holds.")
+    parsed.known_refs = resolve(SHAPES[kind], refs, errors, known)
+    errors.raise_if_any()
+    return parsed
+
+
 def read(
     kind: str,
     data: Any,

@@ -116,6 +116,24 @@ def test_bulk_artifacts_validate_each_body_like_a_create(execution_settings):
     assert not Artifact.objects.filter(produced_by_id=run.pk).exists()
 
 
+def test_the_worker_s_own_artifacts_are_validated_by_the_model_layer(execution_settings):
+    """The log and the trace are not parsed as a client's body, and still checked like any artifact."""
+    from django.core.exceptions import ValidationError
+
+    from cwom import shapes
+
+    run = factories.started_run()
+    with pytest.raises(ValidationError) as caught:
+        create_many(run, [], [], own=[ArtifactSpec(type="log", content=b"x", media_type="text/" + "x" * 300)])
+    assert "media_type" in caught.value.message_dict
+    assert not Artifact.objects.filter(produced_by_id=run.pk).exists()
+    (log,) = create_many(run, [], [], own=[ArtifactSpec(type="log", title="Log", content=b"x")])
+    parsed = shapes.parse("Artifact", {"produced_by": run.pk, "type": "log", "title": "Log"})
+    assert {name: getattr(log, name) for name in parsed.columns} == parsed.columns
+    with pytest.raises(ValueError, match="names only objects it holds"):
+        shapes.parse_own("Artifact", {"produced_by": run.pk, "type": "log"}, known={})
+
+
 def statement(sql: str) -> str:
     """A statement as ``VERB table`` (a data-modifying CTE: its statements, in order, joined by ``+``)."""
     words = re.findall(r'(SELECT|INSERT INTO|UPDATE|DELETE FROM)\s+(?:.*?\bFROM\s+)?"(\w+)"', sql)
@@ -127,17 +145,20 @@ def statement(sql: str) -> str:
 
 # One noop run as its worker executes it: the claim, the executor (a heartbeat: the test settings beat at every
 # checkpoint; the run's ids: no bundle), the finish. A transition and its event are one statement on
-# PostgreSQL (two elsewhere); so are the artifacts with their index rows and events (three elsewhere).
-CLAIM = ["SELECT execution_runexecution", "TRANSITION", "UPDATE execution_runexecution"]
+# PostgreSQL (two elsewhere), the claim's with its attempt (three elsewhere); so are the artifacts with their index
+# rows and events (three elsewhere).
+CLAIM = ["SELECT execution_runexecution", "CLAIMED"]
 WORK = ["UPDATE execution_runexecution", "SELECT cwom_runcontextpacket", "SELECT cwom_rundoctrineref"]
 FINISH = ["SELECT execution_runexecution", "TRANSITION", "SELECT cwom_event", "ARTIFACTS"]
 SPELLED = {
     "postgresql": {
         "TRANSITION": ["UPDATE cwom_run + INSERT cwom_event"],
+        "CLAIMED": ["UPDATE cwom_run + UPDATE execution_runexecution + INSERT cwom_event"],
         "ARTIFACTS": ["INSERT cwom_objectindex + INSERT cwom_artifact + INSERT cwom_event"],
     },
     "sqlite": {
         "TRANSITION": ["UPDATE cwom_run", "INSERT cwom_event"],
+        "CLAIMED": ["UPDATE cwom_run", "UPDATE execution_runexecution", "INSERT cwom_event"],
         "ARTIFACTS": ["INSERT cwom_objectindex", "INSERT cwom_artifact", "INSERT cwom_event"],
     },
 }
@@ -166,7 +187,7 @@ def test_a_noop_run_is_a_fixed_list_of_statements(dispatched):
         [q["sql"] for q in captured] for captured in (claim_queries, work_queries, finish_queries)
     )
     # The claim: one locking read (with the snapshot the run names: its time limit), the move to running with its
-    # event, the attempt (the packets were checked when the run became ready).
+    # event and the attempt (the packets were checked when the run became ready).
     assert [statement(sql) for sql in claim_sql if not is_transaction_control(sql)] == expected(CLAIM), claim_sql
     assert [statement(sql) for sql in work_sql] == expected(WORK), work_sql
     # The finish: one locking read of the execution and the run, the terminal move with its event, the run's events
