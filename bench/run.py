@@ -1568,7 +1568,7 @@ def write_summary(date: str, tag: str = "") -> Path:
                 lines.append(f"- lineage, {name}: {v['queries']} queries ({v['artifacts']} artifacts)")
         elif queries:
             lines += ["", f"Query counts: {queries['skipped']}"]
-        for key in ("enqueue", "rss", "export", "profile", "peer"):
+        for key in ("lists", "c_clients", "enqueue", "rss", "export", "profile", "peer"):
             value = r.get(key)
             if value:
                 lines += ["", f"### {key}", "", "```", json.dumps(_trim(value), indent=1)[:3000], "```"]
