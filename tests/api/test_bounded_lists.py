@@ -21,6 +21,7 @@ from cwom.models import Event, Issue, RefTotal, Run
 from cwom.shapes import NEWEST, SHAPES
 from tests import factories
 from tests.api.conftest import problem
+from tests.statements import sent_statements
 
 pytestmark = pytest.mark.django_db
 
@@ -221,13 +222,7 @@ def test_the_newest_runs_of_a_busy_issue_are_read_by_an_index_that_stops_after_2
     add_runs(other, 5000)  # newer: a scan of all runs newest first would meet these first
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE cwom_run")
-    calls: list[tuple[str, object]] = []
-
-    def spy(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
-        calls.append((sql, params))
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(spy):
+    with sent_statements() as calls:
         SHAPES["Issue"].ref_rows([busy.pk])
     sql, params = calls[0]
     with connection.cursor() as cursor:

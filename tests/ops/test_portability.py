@@ -23,6 +23,7 @@ from cwom.portability.exporting import _row_shape
 from cwom.portability.importing import Importer
 from tests import factories
 from tests.ops.helpers import export_text, wipe_cwom_tables, with_trailer
+from tests.statements import sent_statements
 
 
 @pytest.fixture
@@ -382,16 +383,10 @@ def test_an_artifact_content_line_before_its_artifact_is_refused_as_line_by_line
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 def test_ref_lists_bind_one_array_string_per_list_on_postgresql(rich: Run) -> None:
-    calls: list[tuple[str, Any]] = []
-
-    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        calls.append((sql, params))
-        return execute(sql, params, many, context)
-
     shape = shapes.SHAPES[Issue.KIND]
     ids = list(Issue.objects.values_list("id", flat=True))
     odd = ['a"b', "c\\d", "e,f}"]  # array-literal metacharacters are quoted, and match nothing
-    with connection.execute_wrapper(spy):
+    with sent_statements() as calls:
         lists, totals = shape.ref_rows([*ids, *odd])
     assert len(calls) == 1
     sql, params = calls[0]
@@ -408,17 +403,10 @@ def test_ref_lists_bind_one_array_string_per_list_on_postgresql(rich: Run) -> No
 
 @pytest.mark.skipif("connection.vendor != 'postgresql'")
 def test_ref_lists_of_a_chunk_bind_the_ids_once_and_read_the_same_rows(rich: Run) -> None:
-    calls: list[tuple[str, Any]] = []
-
-    def spy(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        calls.append((sql, params))
-        return execute(sql, params, many, context)
-
     for kind in (Issue.KIND, Run.KIND):
         shape = shapes.SHAPES[kind]
         ids = [*shape.model._default_manager.values_list("id", flat=True), 'a"b', "c\\d"]
-        calls.clear()
-        with connection.execute_wrapper(spy):
+        with sent_statements() as calls:
             once = shape.ref_rows(ids, once=True)
         assert len(calls) == 1
         sql, params = calls[0]
